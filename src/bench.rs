@@ -1,0 +1,186 @@
+//! `nanoreward bench`: training-step, forward and sampling speed and peak memory for the two
+//! reference configs, on random tokens (the same workload as ../shared/bench/torch_microbench.py).
+
+use crate::metrics::peak_rss_bytes;
+use crate::model::{GPT, GPTConfig};
+use crate::optim::{self, AdamW, AdamWConfig};
+use crate::sampling::{self, SampleOptions};
+use burn::tensor::Device;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::time::Instant;
+
+/// A benchmark configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchConfig {
+    pub name: &'static str,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub block_size: usize,
+    pub batch_size: usize,
+    pub dropout: f64,
+}
+
+/// Config A: nanoGPT's CPU quick start (4L/4H/128, block 64, batch 12).
+pub const CONFIG_A: BenchConfig = BenchConfig {
+    name: "A",
+    n_layer: 4,
+    n_head: 4,
+    n_embd: 128,
+    block_size: 64,
+    batch_size: 12,
+    dropout: 0.0,
+};
+
+/// Config B: train_shakespeare_char's baby GPT (6L/6H/384, block 256, batch 64, dropout 0.2).
+pub const CONFIG_B: BenchConfig = BenchConfig {
+    name: "B",
+    n_layer: 6,
+    n_head: 6,
+    n_embd: 384,
+    block_size: 256,
+    batch_size: 64,
+    dropout: 0.2,
+};
+
+/// Measured figures of one configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub config: String,
+    pub threads: usize,
+    pub train_step_ms_median: f64,
+    /// Split of the step: forward + loss under autodiff, backward, clipping + AdamW.
+    pub step_forward_ms: f64,
+    pub step_backward_ms: f64,
+    pub step_optimizer_ms: f64,
+    pub forward_ms_median: f64,
+    pub train_tokens_per_s: f64,
+    pub sample_new_tokens_per_s: Option<f64>,
+    pub peak_rss_mib: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn model_config(c: &BenchConfig) -> GPTConfig {
+    GPTConfig {
+        block_size: c.block_size,
+        vocab_size: 65,
+        n_layer: c.n_layer,
+        n_head: c.n_head,
+        n_embd: c.n_embd,
+        dropout: c.dropout,
+        bias: false,
+        ..Default::default()
+    }
+}
+
+/// Times `iters` training steps and forwards (after `warmup` untimed ones) and, when
+/// `sample` is set, batched KV-cache sampling of 32 prompts × 16 tokens → +64 tokens.
+pub fn run(
+    c: &BenchConfig,
+    device: &Device,
+    warmup: usize,
+    iters: usize,
+    sample: bool,
+    threads: usize,
+) -> crate::Result<BenchResult> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    device.seed(0);
+    let base = GPT::new(&model_config(c), device)?;
+    let mut model = base.into_trainable(|_| true);
+    let mut opt = AdamW::new(AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    });
+    let n = c.batch_size * c.block_size;
+    let batch = |rng: &mut ChaCha8Rng| -> (Vec<i64>, Vec<i64>) {
+        let x = (0..n).map(|_| rng.random_range(0..65)).collect();
+        let y = (0..n).map(|_| rng.random_range(0..65)).collect();
+        (x, y)
+    };
+    let (mut steps, mut parts) = (Vec::new(), [Vec::new(), Vec::new(), Vec::new()]);
+    for i in 0..warmup + iters {
+        let (x, y) = batch(&mut rng);
+        let t0 = Instant::now();
+        let loss = model.loss(
+            model.tokens(&x, c.batch_size),
+            model.tokens(&y, c.batch_size),
+            true,
+        );
+        // The Flex backend runs eagerly, so these split times are the work of each phase.
+        let t1 = Instant::now();
+        let g = loss.backward();
+        let mut grads = optim::collect_grads(&model, &g);
+        let t2 = Instant::now();
+        optim::clip_grad_norm(&mut grads, 1.0);
+        opt.step(&mut model, grads, 1e-3);
+        // Reading the loss waits for the step's work, as PyTorch's loss.item() does.
+        let _ = loss.inner().into_scalar::<f32>();
+        if i >= warmup {
+            let t3 = Instant::now();
+            steps.push((t3 - t0).as_secs_f64() * 1e3);
+            parts[0].push((t1 - t0).as_secs_f64() * 1e3);
+            parts[1].push((t2 - t1).as_secs_f64() * 1e3);
+            parts[2].push((t3 - t2).as_secs_f64() * 1e3);
+        }
+    }
+    let inference = model.inference();
+    let mut fwd = Vec::new();
+    for i in 0..warmup + iters {
+        let (x, _) = batch(&mut rng);
+        let t0 = Instant::now();
+        let logits = inference.forward(inference.tokens(&x, c.batch_size), false);
+        let _ = logits.sum().into_scalar::<f32>();
+        if i >= warmup {
+            fwd.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let sample_rate = if sample {
+        let prompts: Vec<Vec<u32>> = (0..32)
+            .map(|_| (0..16).map(|_| rng.random_range(0..65)).collect())
+            .collect();
+        let opts = SampleOptions {
+            temperature: 1.0,
+            top_k: None,
+        };
+        // One untimed run warms the allocator and caches.
+        sampling::generate(&inference, &prompts, 64, &opts, &mut rng, |_| {})?;
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            sampling::generate(&inference, &prompts, 64, &opts, &mut rng, |_| {})?;
+            rates.push((32 * 64) as f64 / t0.elapsed().as_secs_f64());
+        }
+        Some(median(rates))
+    } else {
+        None
+    };
+    let step = median(steps);
+    Ok(BenchResult {
+        config: c.name.to_string(),
+        threads,
+        train_step_ms_median: step,
+        step_forward_ms: median(parts[0].clone()),
+        step_backward_ms: median(parts[1].clone()),
+        step_optimizer_ms: median(parts[2].clone()),
+        forward_ms_median: median(fwd),
+        train_tokens_per_s: n as f64 / (step / 1e3),
+        sample_new_tokens_per_s: sample_rate,
+        peak_rss_mib: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+    })
+}

@@ -1,0 +1,198 @@
+//! Job configuration: a TOML file plus nanoGPT-style `--key=value` overrides, validated against
+//! the known keys (an unknown key is an error with a did-you-mean).
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+use toml::{Table, Value};
+
+/// Levenshtein distance, for did-you-mean suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The closest known key, when one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a str> {
+    known
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k.as_str())
+}
+
+/// Parses an override value in the type of the key's default.
+fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
+    let bad = |what: &str| Error::Config(format!("--{key}={raw}: expected {what}"));
+    Ok(match default {
+        Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| bad("an integer"))?),
+        Value::Float(_) => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
+        Value::Boolean(_) => Value::Boolean(match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => return Err(bad("true or false")),
+        }),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+/// Splits command-line overrides (`--key=value` or `--key value`, kebab or snake case) into
+/// (snake_key, value) pairs.
+pub fn parse_overrides(args: &[String]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        let Some(body) = a.strip_prefix("--") else {
+            return Err(Error::Config(format!(
+                "unexpected argument '{a}': overrides are written --key=value"
+            )));
+        };
+        let (k, v) = match body.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => {
+                let v = args.get(i + 1).ok_or_else(|| {
+                    Error::Config(format!("--{body} needs a value: write --{body}=VALUE"))
+                })?;
+                i += 1;
+                (body.to_string(), v.clone())
+            }
+        };
+        out.push((k.replace('-', "_"), v));
+        i += 1;
+    }
+    Ok(out)
+}
+
+/// Builds a `T` from its defaults, then the TOML `file`, then `overrides` (in that order).
+/// `aliases` maps extra accepted keys (e.g. nanoGPT keys we ignore) to `None`, or to the real key.
+pub fn load<T: Serialize + DeserializeOwned + Default>(
+    file: Option<&Path>,
+    overrides: &[(String, String)],
+    aliases: &[(&str, Option<&str>)],
+) -> Result<T> {
+    let defaults = Table::try_from(T::default())
+        .map_err(|e| Error::Config(format!("internal: cannot tabulate defaults: {e}")))?;
+    let mut table = defaults.clone();
+    let known: Vec<String> = defaults.keys().cloned().collect();
+    let resolve = |key: &str, origin: &str| -> Result<Option<String>> {
+        if defaults.contains_key(key) {
+            return Ok(Some(key.to_string()));
+        }
+        if let Some((_, target)) = aliases.iter().find(|(a, _)| *a == key) {
+            return Ok(target.map(str::to_string));
+        }
+        let hint = did_you_mean(key, known.iter())
+            .map(|k| format!(" (did you mean '{k}'?)"))
+            .unwrap_or_default();
+        Err(Error::Config(format!(
+            "unknown key '{key}' in {origin}{hint}"
+        )))
+    };
+    if let Some(path) = file {
+        let text = fsutil::read_text(path)?;
+        let parsed: Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e.span().map_or(String::new(), |s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" at line {line}, column {col}")
+            });
+            Error::format(
+                path,
+                format!(
+                    "invalid TOML{at}: {}",
+                    e.message().trim().replace('\n', "; ")
+                ),
+            )
+        })?;
+        for (k, v) in parsed {
+            if let Some(key) = resolve(&k, &path.display().to_string())? {
+                table.insert(key, v);
+            }
+        }
+    }
+    for (k, raw) in overrides {
+        if let Some(key) = resolve(k, "the command line")? {
+            let v = parse_value(&key, raw, &defaults[&key])?;
+            table.insert(key, v);
+        }
+    }
+    T::deserialize(table).map_err(|e| Error::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct C {
+        max_iters: usize,
+        learning_rate: f64,
+        out_dir: String,
+        bias: bool,
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "max_iters = 10\nout_dir = 'a'\nlearning_rate = 1e-3\n").unwrap();
+        let ov = parse_overrides(&[
+            "--max-iters=20".into(),
+            "--bias".into(),
+            "true".into(),
+            "--compile=False".into(),
+        ])
+        .unwrap();
+        let c: C = load(Some(&p), &ov, &[("compile", None)]).unwrap();
+        assert_eq!(
+            c,
+            C {
+                max_iters: 20,
+                learning_rate: 1e-3,
+                out_dir: "a".into(),
+                bias: true
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_key_suggests() {
+        let ov = parse_overrides(&["--max_iter=3".into()]).unwrap();
+        let e = load::<C>(None, &ov, &[]).unwrap_err().to_string();
+        assert!(e.contains("did you mean 'max_iters'"), "{e}");
+        let ov = parse_overrides(&["--max_iters=abc".into()]).unwrap();
+        assert!(
+            load::<C>(None, &ov, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("integer")
+        );
+    }
+
+    #[test]
+    fn invalid_toml_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "max_iters = = 3").unwrap();
+        assert!(
+            load::<C>(Some(&p), &[], &[])
+                .unwrap_err()
+                .to_string()
+                .contains("invalid TOML")
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Atomic file and directory writes: everything is written under a temporary name in the same
+//! directory and renamed into place once complete, so an interrupted run never leaves a
+//! half-written file under its final name.
+
+use crate::error::{Error, Result};
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The temporary sibling used while `path` is being written.
+pub fn tmp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".to_string());
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+/// Creates `dir` and its parents, with an error that names it.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))
+}
+
+/// Writes a file atomically: `fill` writes the contents into a buffered writer on a temporary
+/// file, which is flushed, synced and renamed to `path` only if `fill` succeeds.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        create_dir_all(parent)?;
+    }
+    let tmp = tmp_path(path);
+    let result = (|| -> std::io::Result<()> {
+        let file = fs::File::create(&tmp)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        fill(&mut w)?;
+        let file = w.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io("cannot write", path, e));
+    }
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io("cannot rename into place", path, e)
+    })
+}
+
+/// Writes bytes atomically.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes))
+}
+
+/// Writes a directory atomically: `fill` populates a temporary sibling directory, which then
+/// replaces `dir` (an existing `dir` is moved aside first and removed after the swap).
+pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    create_dir_all(parent)?;
+    let tmp = tmp_path(dir);
+    if tmp.exists() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    create_dir_all(&tmp)?;
+    if let Err(e) = fill(&tmp) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    let old = dir.with_file_name(format!(
+        ".{}.old.{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let had_old = dir.exists();
+    if had_old {
+        fs::rename(dir, &old).map_err(|e| Error::io("cannot move aside", dir, e))?;
+    }
+    if let Err(e) = fs::rename(&tmp, dir) {
+        if had_old {
+            let _ = fs::rename(&old, dir);
+        }
+        return Err(Error::io("cannot rename into place", dir, e));
+    }
+    if had_old {
+        let _ = fs::remove_dir_all(&old);
+    }
+    Ok(())
+}
+
+/// Reads a whole file with an error that names it.
+pub fn read(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Reads a whole UTF-8 text file; non-UTF-8 input is a clear error with the byte offset.
+pub fn read_text(path: &Path) -> Result<String> {
+    let bytes = read(path)?;
+    String::from_utf8(bytes).map_err(|e| {
+        Error::format(
+            path,
+            format!(
+                "not valid UTF-8 text (first bad byte at offset {}); convert it to UTF-8 first",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_fill_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bin");
+        let r = write_atomic(&p, |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("injected failure"))
+        });
+        assert!(r.is_err());
+        assert!(!p.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn dir_replace_is_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("ckpt");
+        write_dir_atomic(&d, |t| write_bytes_atomic(&t.join("a"), b"1")).unwrap();
+        write_dir_atomic(&d, |t| write_bytes_atomic(&t.join("b"), b"2")).unwrap();
+        assert!(!d.join("a").exists());
+        assert_eq!(fs::read(d.join("b")).unwrap(), b"2");
+        let failed = write_dir_atomic(&d, |_| Err(Error::Other("boom".into())));
+        assert!(failed.is_err());
+        assert_eq!(fs::read(d.join("b")).unwrap(), b"2");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

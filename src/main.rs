@@ -1,0 +1,359 @@
+//! The `nanoreward` command line: a thin layer over the library.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use nanoreward::{bench, checkpoint, config, data, device, sampling, train};
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "nanoreward", version, about = "Self-supervised reward models for language models: nanoGPT-compatible training, sampling and benchmarks.", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Tokenize a text corpus into train.bin / val.bin (+ meta.pkl), like nanoGPT's prepare.py.
+    Prepare(PrepareArgs),
+    /// Train a GPT (nanoGPT's train.py): `nanoreward train CONFIG.toml --key=value ...`.
+    Train(TrainArgs),
+    /// Sample text from a checkpoint (batched, KV cache).
+    Sample(SampleArgs),
+    /// Measure training-step, forward and sampling speed and peak memory.
+    Bench(BenchArgs),
+    /// End to end on small settings: prepare Tiny Shakespeare, train the quick-start model, sample.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct PrepareArgs {
+    /// Text file to tokenize (UTF-8).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Download a named corpus when --input is not given (only `tinyshakespeare`).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Output folder (default data/shakespeare_char for char, data/shakespeare for bpe).
+    #[arg(long = "out-dir", alias = "out_dir")]
+    out_dir: Option<PathBuf>,
+    /// Tokenization: char (writes meta.pkl) or bpe (GPT-2).
+    #[arg(long, value_enum, default_value = "char")]
+    tokenization: data::TokenizationKind,
+    /// Share of the characters that go to train.bin.
+    #[arg(long = "train-split", alias = "train_split", default_value_t = 0.9)]
+    train_split: f64,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// TOML config file (see configs/); keys are nanoGPT's train.py names.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Show the effective configuration and exit.
+    #[arg(long = "print-config", alias = "print_config")]
+    print_config: bool,
+    /// A config file as first word, then overrides such as --max_iters=100 (or --max-iters 100).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONFIG | --key=value"
+    )]
+    rest: Vec<String>,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Checkpoint directory, or a training out_dir holding ckpt/.
+    #[arg(long, alias = "out_dir", alias = "out-dir", default_value = "out")]
+    checkpoint: PathBuf,
+    /// Prompt text, or FILE:path to read it from a file.
+    #[arg(long, default_value = "\n")]
+    start: String,
+    #[arg(long = "num-samples", alias = "num_samples", default_value_t = 10)]
+    num_samples: usize,
+    #[arg(
+        long = "max-new-tokens",
+        alias = "max_new_tokens",
+        default_value_t = 500
+    )]
+    max_new_tokens: usize,
+    /// Softmax temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Keep only the k most likely tokens.
+    #[arg(long = "top-k", alias = "top_k", default_value_t = 200)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Which configs: A, B or all.
+    #[arg(long, default_value = "all")]
+    config: String,
+    /// Timed iterations per measurement (config B uses a third of them).
+    #[arg(long, default_value_t = 15)]
+    iters: usize,
+    /// CPU threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print JSON lines only.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Tiny Shakespeare input.txt (default: ../shared/data/tinyshakespeare/input.txt, else download).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Where everything goes.
+    #[arg(long = "out-dir", alias = "out_dir", default_value = "out/demo")]
+    out_dir: PathBuf,
+    /// Training iterations of the quick-start model (2000 reproduces nanoGPT's CPU quick start).
+    #[arg(long = "max-iters", alias = "max_iters", default_value_t = 2000)]
+    max_iters: usize,
+}
+
+fn resolve_checkpoint(p: &Path) -> PathBuf {
+    let inner = train::checkpoint_dir(p);
+    if !p.join(checkpoint::CONFIG).exists() && inner.join(checkpoint::CONFIG).exists() {
+        inner
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn cmd_prepare(a: PrepareArgs) -> Result<()> {
+    let input = match (&a.input, &a.dataset) {
+        (Some(p), _) => p.clone(),
+        (None, Some(name)) => nanoreward::download::fetch_dataset(name, Path::new("data"))?,
+        (None, None) => bail!("give --input FILE (a UTF-8 text file) or --dataset tinyshakespeare"),
+    };
+    let out = a.out_dir.clone().unwrap_or_else(|| match a.tokenization {
+        data::TokenizationKind::Char => PathBuf::from("data/shakespeare_char"),
+        data::TokenizationKind::Bpe => PathBuf::from("data/shakespeare"),
+    });
+    let r = data::prepare(&input, &out, a.tokenization, a.train_split)?;
+    println!("length of dataset in characters: {}", r.chars);
+    println!("vocab size: {} ({})", r.vocab_size, r.tokenizer.method());
+    println!("train has {} tokens", r.train_tokens);
+    println!("val has {} tokens", r.val_tokens);
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
+    let mut rest = a.rest.as_slice();
+    let mut file = a.config.clone();
+    if let Some(first) = rest.first()
+        && !first.starts_with("--")
+    {
+        if file.is_some() {
+            bail!("two config files given: --config and '{first}'");
+        }
+        file = Some(PathBuf::from(first));
+        rest = &rest[1..];
+    }
+    let overrides = config::parse_overrides(rest)?;
+    let cfg: train::TrainConfig = config::load(file.as_deref(), &overrides, train::IGNORED_KEYS)?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    let cfg = train_config(&a)?;
+    if a.print_config {
+        println!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
+    let out = train::run(&cfg, true)?;
+    println!(
+        "done: {} iterations in {:.1} s, best val loss {:.4}; checkpoint {}",
+        out.iter,
+        out.seconds,
+        out.best_val_loss,
+        out.checkpoint.display()
+    );
+    Ok(())
+}
+
+fn cmd_sample(a: SampleArgs) -> Result<()> {
+    let dir = resolve_checkpoint(&a.checkpoint);
+    let dev = device::select(&a.device)?;
+    let model = checkpoint::load_model(&dir, &dev)?;
+    let tok = checkpoint::load_tokenizer(&dir)?;
+    let start = match a.start.strip_prefix("FILE:") {
+        Some(p) => nanoreward::fsutil::read_text(Path::new(p))?,
+        None => a.start.clone(),
+    };
+    let ids = tok
+        .encode(&start)
+        .context("cannot encode --start with the checkpoint's tokenizer")?;
+    if ids.is_empty() {
+        bail!("--start is empty: give at least one token of prompt");
+    }
+    if a.num_samples == 0 {
+        bail!("--num-samples must be at least 1");
+    }
+    let opts = sampling::SampleOptions {
+        temperature: a.temperature,
+        top_k: Some(a.top_k),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    let prompts = vec![ids; a.num_samples];
+    let t0 = std::time::Instant::now();
+    let out = sampling::generate(&model, &prompts, a.max_new_tokens, &opts, &mut rng, |_| {})?;
+    for s in &out {
+        println!("{}", tok.decode(s));
+        println!("---------------");
+    }
+    eprintln!(
+        "{} samples × {} new tokens in {:.2} s ({:.0} tokens/s)",
+        a.num_samples,
+        a.max_new_tokens,
+        t0.elapsed().as_secs_f64(),
+        (a.num_samples * a.max_new_tokens) as f64 / t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn cmd_bench(a: BenchArgs) -> Result<()> {
+    device::set_threads(a.threads);
+    let dev = device::select(&a.device)?;
+    let configs: Vec<bench::BenchConfig> = match a.config.to_ascii_uppercase().as_str() {
+        "A" => vec![bench::CONFIG_A],
+        "B" => vec![bench::CONFIG_B],
+        "ALL" => vec![bench::CONFIG_A, bench::CONFIG_B],
+        other => bail!("unknown bench config '{other}': use A, B or all"),
+    };
+    let threads = if a.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        a.threads
+    };
+    for c in configs {
+        let iters = if c.name == "B" {
+            (a.iters / 3).max(2)
+        } else {
+            a.iters.max(1)
+        };
+        let r = bench::run(&c, &dev, 2.min(iters), iters, c.name == "A", threads)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "config {}: train step {:.1} ms (median of {iters}; fwd {:.1} + bwd {:.1} + opt {:.1}), forward {:.1} ms, {:.0} train tok/s{}, peak RSS {:.0} MiB, {} threads",
+                r.config,
+                r.train_step_ms_median,
+                r.step_forward_ms,
+                r.step_backward_ms,
+                r.step_optimizer_ms,
+                r.forward_ms_median,
+                r.train_tokens_per_s,
+                r.sample_new_tokens_per_s
+                    .map(|s| format!(", sampling {s:.0} new tok/s"))
+                    .unwrap_or_default(),
+                r.peak_rss_mib,
+                r.threads
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cmd_demo(a: DemoArgs) -> Result<()> {
+    let input = match a.input {
+        Some(p) => p,
+        None => {
+            let shared = PathBuf::from("../shared/data/tinyshakespeare/input.txt");
+            if shared.exists() {
+                shared
+            } else {
+                nanoreward::download::fetch_dataset("tinyshakespeare", Path::new("data"))?
+            }
+        }
+    };
+    let data_dir = a.out_dir.join("data");
+    println!("== prepare {} -> {}", input.display(), data_dir.display());
+    let r = data::prepare(&input, &data_dir, data::TokenizationKind::Char, 0.9)?;
+    println!(
+        "vocab {}, train {} tokens, val {} tokens",
+        r.vocab_size, r.train_tokens, r.val_tokens
+    );
+    let overrides = vec![
+        ("data_dir".to_string(), data_dir.display().to_string()),
+        (
+            "out_dir".to_string(),
+            a.out_dir.join("base").display().to_string(),
+        ),
+        ("max_iters".to_string(), a.max_iters.to_string()),
+        ("lr_decay_iters".to_string(), a.max_iters.to_string()),
+        (
+            "eval_interval".to_string(),
+            (a.max_iters / 8).max(1).to_string(),
+        ),
+    ];
+    let cfg: train::TrainConfig = config::load(
+        Some(Path::new("configs/cpu_quickstart.toml")),
+        &overrides,
+        train::IGNORED_KEYS,
+    )
+    .context("the demo reads configs/cpu_quickstart.toml: run it from the repository root")?;
+    println!(
+        "== train the quick-start model ({} iterations)",
+        cfg.max_iters
+    );
+    let out = train::run(&cfg, true)?;
+    println!(
+        "trained in {:.1} s; best val loss {:.4}",
+        out.seconds, out.best_val_loss
+    );
+    println!("== sample");
+    let dev = device::select("auto")?;
+    let model = checkpoint::load_model(&out.checkpoint, &dev)?;
+    let tok = checkpoint::load_tokenizer(&out.checkpoint)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1337);
+    let opts = sampling::SampleOptions {
+        temperature: 0.8,
+        top_k: Some(200),
+    };
+    let prompt = tok.encode("\n")?;
+    let s = sampling::generate(&model, &[prompt], 300, &opts, &mut rng, |_| {})?;
+    println!("{}", tok.decode(&s[0]));
+    println!("== report");
+    println!(
+        "val loss curve: {}",
+        a.out_dir.join("base/loss_curve.svg").display()
+    );
+    for (it, tl, vl) in &out.evals {
+        println!("  iter {it:>5}: train {tl:.4}  val {vl:.4}");
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Prepare(a) => cmd_prepare(a),
+        Command::Train(a) => cmd_train(a),
+        Command::Sample(a) => cmd_sample(a),
+        Command::Bench(a) => cmd_bench(a),
+        Command::Demo(a) => cmd_demo(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));
+        std::process::exit(1);
+    }
+}

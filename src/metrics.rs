@@ -1,0 +1,177 @@
+//! Metrics: JSON-lines logs, SVG curve plots and peak memory.
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use plotters::prelude::*;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// An append-only JSON-lines log.
+pub struct JsonlLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl JsonlLog {
+    /// Opens `path` for appending. With `keep_before = Some((key, n))`, lines whose numeric
+    /// `key` is ≥ n are dropped first (a resumed run rewrites the part it repeats).
+    pub fn open(path: &Path, keep_before: Option<(&str, u64)>) -> Result<Self> {
+        if let (Some((key, n)), true) = (keep_before, path.exists()) {
+            let text = fsutil::read_text(path)?;
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<serde_json::Value>(l)
+                        .ok()
+                        .and_then(|v| v.get(key).and_then(|x| x.as_u64()))
+                        .is_some_and(|i| i < n)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            fsutil::write_bytes_atomic(path, kept.as_bytes())?;
+        } else if keep_before.is_none() && path.exists() {
+            fsutil::write_bytes_atomic(path, b"")?;
+        }
+        if let Some(parent) = path.parent() {
+            fsutil::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io("cannot open log", path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    /// Appends one record as a line.
+    pub fn write(&mut self, record: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{record}").map_err(|e| Error::io("cannot write log", &self.path, e))
+    }
+}
+
+/// Reads the records of a JSON-lines file (malformed lines are skipped).
+pub fn read_jsonl(path: &Path) -> Result<Vec<serde_json::Value>> {
+    Ok(fsutil::read_text(path)?
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// One named line of a plot.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Draws line series into an SVG file (written atomically).
+pub fn plot_svg(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<()> {
+    let pts = series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        if x.is_finite() && y.is_finite() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    if x0 > x1 {
+        return Err(Error::Other(format!(
+            "nothing to plot for {}",
+            path.display()
+        )));
+    }
+    if x1 - x0 < 1e-12 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let mut svg = String::new();
+    let draw = |svg: &mut String| -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let root = SVGBackend::with_string(svg, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()?;
+        for (i, s) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(s.name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    draw(&mut svg).map_err(|e| Error::Other(format!("cannot draw {}: {e}", path.display())))?;
+    fsutil::write_bytes_atomic(path, svg.as_bytes())
+}
+
+/// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resumed_log_drops_repeated_iterations() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.jsonl");
+        let mut log = JsonlLog::open(&p, None).unwrap();
+        for i in 0..5u64 {
+            log.write(&serde_json::json!({"iter": i})).unwrap();
+        }
+        drop(log);
+        let mut log = JsonlLog::open(&p, Some(("iter", 3))).unwrap();
+        log.write(&serde_json::json!({"iter": 3, "again": true}))
+            .unwrap();
+        let recs = read_jsonl(&p).unwrap();
+        let iters: Vec<u64> = recs.iter().map(|r| r["iter"].as_u64().unwrap()).collect();
+        assert_eq!(iters, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn svg_plot_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.svg");
+        let s = Series {
+            name: "loss".into(),
+            points: vec![(0.0, 4.0), (1.0, 3.0), (2.0, 2.5)],
+        };
+        plot_svg(&p, "t", "iter", "loss", &[s]).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("<svg") && text.contains("loss"));
+    }
+}

@@ -1,0 +1,588 @@
+//! The GPT: nanoGPT's architecture (wte + wpe, pre-LayerNorm blocks with causal self-attention
+//! and a GELU MLP, ln_f, lm_head tied to wte) and its reward mode (trunk + `reward_head`).
+//!
+//! Parameters are plain burn tensors held in named fields whose names map 1:1 onto nanoGPT's
+//! `state_dict` keys (see [`GPT::named_params`]). Linear weights are held `[in, out]` (burn's
+//! layout); checkpoints store them `[out, in]` like PyTorch. Keeping the parameters as plain
+//! tensors lets the training loop, the optimizer and checkpoints treat the model generically
+//! while this file stays the one place that knows the architecture.
+
+use crate::error::{Error, Result};
+use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
+use burn::tensor::module::{attention, embedding, layer_norm, linear};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+/// Whether the model predicts next tokens or scores sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Language model: logits over the vocabulary through the tied lm_head.
+    #[default]
+    Generator,
+    /// Reward model: [P(natural), P(synthetic)] per sequence through `reward_head`.
+    Reward,
+}
+
+/// How the reward head turns the trunk's states into one vector per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// The last position, which sees the whole sequence through causal attention.
+    #[default]
+    Last,
+    /// The mean over positions.
+    Mean,
+}
+
+/// Model hyper-parameters; field names and defaults are nanoGPT's `GPTConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GPTConfig {
+    pub block_size: usize,
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub dropout: f64,
+    pub bias: bool,
+    pub mode: Mode,
+    pub reward_head_hidden_dim: usize,
+    pub pooling: Pooling,
+}
+
+impl Default for GPTConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 1024,
+            vocab_size: 50304,
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            dropout: 0.0,
+            bias: true,
+            mode: Mode::Generator,
+            reward_head_hidden_dim: 256,
+            pooling: Pooling::Last,
+        }
+    }
+}
+
+impl GPTConfig {
+    /// Checks the shape constraints; every violation is a clear error.
+    pub fn validate(&self) -> Result<()> {
+        let pos = [
+            ("block_size", self.block_size),
+            ("vocab_size", self.vocab_size),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+        ];
+        for (name, v) in pos {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        if self.n_embd % self.n_head != 0 {
+            return Err(Error::Config(format!(
+                "n_embd ({}) must be divisible by n_head ({})",
+                self.n_embd, self.n_head
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        if self.mode == Mode::Reward && self.reward_head_hidden_dim == 0 {
+            return Err(Error::Config(
+                "reward_head_hidden_dim must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A linear layer; `weight` is `[in, out]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor<2>,
+    pub bias: Option<Tensor<1>>,
+}
+
+impl Linear {
+    fn new(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) -> Self {
+        Self {
+            weight: Tensor::random([d_in, d_out], Distribution::Normal(0.0, std), device),
+            bias: bias.then(|| Tensor::zeros([d_out], device)),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.clone(), self.bias.clone())
+    }
+}
+
+/// LayerNorm over the last dimension (eps 1e-5, like PyTorch).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Tensor<1>,
+    pub bias: Option<Tensor<1>>,
+}
+
+impl LayerNorm {
+    fn new(dim: usize, bias: bool, device: &Device) -> Self {
+        Self {
+            weight: Tensor::ones([dim], device),
+            bias: bias.then(|| Tensor::zeros([dim], device)),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.weight.clone(), self.bias.clone(), 1e-5)
+    }
+}
+
+/// Causal self-attention with a fused q/k/v projection.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub c_attn: Linear,
+    pub c_proj: Linear,
+}
+
+/// The two-layer GELU MLP.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub c_fc: Linear,
+    pub c_proj: Linear,
+}
+
+/// One pre-LayerNorm transformer block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+/// The reward head: n_embd → hidden → ReLU → 2 (softmax applied in the forward pass).
+#[derive(Debug, Clone)]
+pub struct RewardHead {
+    pub fc: Linear,
+    pub out: Linear,
+}
+
+/// Causal attention written out (scores, mask, softmax, weighted sum) for the cases burn's fused
+/// `attention` does not cover: dropout on the attention weights, and several queries after
+/// `past` cached positions (query i sits at absolute position past + i and sees keys ≤ past + i).
+pub fn explicit_causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    past: usize,
+    on_weights: impl FnOnce(Tensor<4>) -> Tensor<4>,
+) -> Tensor<4> {
+    let [_, _, t, hd] = q.dims();
+    let keys = k.dims()[2];
+    let scale = 1.0 / (hd as f64).sqrt();
+    let att = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    // tril_mask marks (true) the entries above the shifted diagonal: keys after the query.
+    let mask = Tensor::<2, Bool>::tril_mask([t, keys], past as i64, &att.device()).unsqueeze::<4>();
+    let att = softmax(att.mask_fill(mask, f32::NEG_INFINITY), 3);
+    on_weights(att).matmul(v)
+}
+
+/// Keys and values of earlier positions, one pair per layer, each `[B, n_head, T, head_dim]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor<4>, Tensor<4>)>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first forward.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A parameter handed out by [`GPT::named_params`]: vectors and matrices.
+#[derive(Debug, Clone)]
+pub enum Param {
+    Vector(Tensor<1>),
+    Matrix(Tensor<2>),
+}
+
+impl Param {
+    /// The shape as stored in the model.
+    pub fn dims(&self) -> Vec<usize> {
+        match self {
+            Param::Vector(t) => t.dims().to_vec(),
+            Param::Matrix(t) => t.dims().to_vec(),
+        }
+    }
+
+    /// The parameter flattened to one dimension.
+    pub fn flat(&self) -> Tensor<1> {
+        match self {
+            Param::Vector(t) => t.clone(),
+            Param::Matrix(t) => t.clone().flatten(0, 1),
+        }
+    }
+}
+
+enum Slot<'a> {
+    V(&'a mut Tensor<1>),
+    M(&'a mut Tensor<2>),
+}
+
+/// nanoGPT's GPT.
+#[derive(Debug, Clone)]
+pub struct GPT {
+    pub config: GPTConfig,
+    /// Token embeddings `[vocab_size, n_embd]`; also the (tied) lm_head.
+    pub wte: Tensor<2>,
+    /// Position embeddings `[block_size, n_embd]`.
+    pub wpe: Tensor<2>,
+    pub h: Vec<Block>,
+    pub ln_f: LayerNorm,
+    pub reward_head: Option<RewardHead>,
+}
+
+impl GPT {
+    /// A freshly initialised model with nanoGPT's scheme: N(0, 0.02) weights and embeddings,
+    /// N(0, 0.02/sqrt(2·n_layer)) for every c_proj, zero biases, unit LayerNorm weights.
+    /// Call `device.seed(..)` first for a reproducible initialisation.
+    pub fn new(config: &GPTConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        let c = config;
+        let std = 0.02;
+        let proj_std = 0.02 / ((2 * c.n_layer) as f64).sqrt();
+        let normal =
+            |shape: [usize; 2]| Tensor::random(shape, Distribution::Normal(0.0, std), device);
+        let h = (0..c.n_layer)
+            .map(|_| Block {
+                ln_1: LayerNorm::new(c.n_embd, c.bias, device),
+                attn: Attention {
+                    c_attn: Linear::new(c.n_embd, 3 * c.n_embd, c.bias, std, device),
+                    c_proj: Linear::new(c.n_embd, c.n_embd, c.bias, proj_std, device),
+                },
+                ln_2: LayerNorm::new(c.n_embd, c.bias, device),
+                mlp: Mlp {
+                    c_fc: Linear::new(c.n_embd, 4 * c.n_embd, c.bias, std, device),
+                    c_proj: Linear::new(4 * c.n_embd, c.n_embd, c.bias, proj_std, device),
+                },
+            })
+            .collect();
+        let mut model = Self {
+            config: c.clone(),
+            wte: normal([c.vocab_size, c.n_embd]),
+            wpe: normal([c.block_size, c.n_embd]),
+            h,
+            ln_f: LayerNorm::new(c.n_embd, c.bias, device),
+            reward_head: None,
+        };
+        if c.mode == Mode::Reward {
+            model.reward_head = Some(Self::new_reward_head(c, device));
+        }
+        Ok(model)
+    }
+
+    /// A fresh reward head (N(0, 0.02) weights, zero biases).
+    pub fn new_reward_head(c: &GPTConfig, device: &Device) -> RewardHead {
+        RewardHead {
+            fc: Linear::new(c.n_embd, c.reward_head_hidden_dim, true, 0.02, device),
+            out: Linear::new(c.reward_head_hidden_dim, 2, true, 0.02, device),
+        }
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.wte.device()
+    }
+
+    fn slots(&mut self) -> Vec<(String, Slot<'_>)> {
+        fn lin<'a>(out: &mut Vec<(String, Slot<'a>)>, p: &str, l: &'a mut Linear) {
+            out.push((format!("{p}.weight"), Slot::M(&mut l.weight)));
+            if let Some(b) = l.bias.as_mut() {
+                out.push((format!("{p}.bias"), Slot::V(b)));
+            }
+        }
+        fn ln<'a>(out: &mut Vec<(String, Slot<'a>)>, p: &str, l: &'a mut LayerNorm) {
+            out.push((format!("{p}.weight"), Slot::V(&mut l.weight)));
+            if let Some(b) = l.bias.as_mut() {
+                out.push((format!("{p}.bias"), Slot::V(b)));
+            }
+        }
+        let mut out = vec![
+            ("transformer.wte.weight".to_string(), Slot::M(&mut self.wte)),
+            ("transformer.wpe.weight".to_string(), Slot::M(&mut self.wpe)),
+        ];
+        for (i, b) in self.h.iter_mut().enumerate() {
+            let p = format!("transformer.h.{i}");
+            ln(&mut out, &format!("{p}.ln_1"), &mut b.ln_1);
+            lin(&mut out, &format!("{p}.attn.c_attn"), &mut b.attn.c_attn);
+            lin(&mut out, &format!("{p}.attn.c_proj"), &mut b.attn.c_proj);
+            ln(&mut out, &format!("{p}.ln_2"), &mut b.ln_2);
+            lin(&mut out, &format!("{p}.mlp.c_fc"), &mut b.mlp.c_fc);
+            lin(&mut out, &format!("{p}.mlp.c_proj"), &mut b.mlp.c_proj);
+        }
+        ln(&mut out, "transformer.ln_f", &mut self.ln_f);
+        if let Some(head) = self.reward_head.as_mut() {
+            lin(&mut out, "reward_head.0", &mut head.fc);
+            lin(&mut out, "reward_head.2", &mut head.out);
+        }
+        out
+    }
+
+    /// Every parameter with its nanoGPT `state_dict` name, in a fixed order. Names ending in
+    /// `.weight` of a `Matrix` other than the embeddings are Linear weights (held `[in, out]`).
+    pub fn named_params(&self) -> Vec<(String, Param)> {
+        let mut copy = self.clone();
+        copy.slots()
+            .into_iter()
+            .map(|(n, s)| {
+                let p = match s {
+                    Slot::V(t) => Param::Vector(t.clone()),
+                    Slot::M(t) => Param::Matrix(t.clone()),
+                };
+                (n, p)
+            })
+            .collect()
+    }
+
+    /// Replaces every parameter by `f(name, current)`; `f` must keep each shape and kind.
+    pub fn map_params(&mut self, mut f: impl FnMut(&str, Param) -> Result<Param>) -> Result<()> {
+        for (name, slot) in self.slots() {
+            match slot {
+                Slot::V(t) => match f(&name, Param::Vector(t.clone()))? {
+                    Param::Vector(n) if n.dims() == t.dims() => *t = n,
+                    _ => return Err(Error::Mismatch(format!("{name}: shape or kind changed"))),
+                },
+                Slot::M(t) => match f(&name, Param::Matrix(t.clone()))? {
+                    Param::Matrix(n) if n.dims() == t.dims() => *t = n,
+                    _ => return Err(Error::Mismatch(format!("{name}: shape or kind changed"))),
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Total number of parameters (wpe included, unlike nanoGPT's printout).
+    pub fn num_params(&self) -> usize {
+        self.named_params()
+            .iter()
+            .map(|(_, p)| p.dims().iter().product::<usize>())
+            .sum()
+    }
+
+    /// Moves every parameter to `device` (use `device.autodiff()` to train).
+    pub fn to_device(mut self, device: &Device) -> Self {
+        // Moving tensors cannot change shapes, so map_params cannot fail here.
+        let _ = self.map_params(|_, p| {
+            Ok(match p {
+                Param::Vector(t) => Param::Vector(t.to_device(device)),
+                Param::Matrix(t) => Param::Matrix(t.to_device(device)),
+            })
+        });
+        self
+    }
+
+    /// The training copy: every parameter an autodiff leaf; those for which `trainable(name)`
+    /// holds require gradients, the others are constants (a frozen trunk).
+    pub fn into_trainable(mut self, trainable: impl Fn(&str) -> bool) -> Self {
+        // Enabling autodiff keeps shapes, so map_params cannot fail here.
+        let _ = self.map_params(|name, p| {
+            let on = trainable(name);
+            Ok(match p {
+                Param::Vector(t) => {
+                    let t = t.autodiff();
+                    Param::Vector(if on { t.require_grad() } else { t })
+                }
+                Param::Matrix(t) => {
+                    let t = t.autodiff();
+                    Param::Matrix(if on { t.require_grad() } else { t })
+                }
+            })
+        });
+        self
+    }
+
+    /// The inference copy: parameters without autodiff (cheap: tensors are shared handles).
+    pub fn inference(&self) -> Self {
+        let mut m = self.clone();
+        let _ = m.map_params(|_, p| {
+            Ok(match p {
+                Param::Vector(t) => Param::Vector(t.inner()),
+                Param::Matrix(t) => Param::Matrix(t.inner()),
+            })
+        });
+        m
+    }
+
+    /// Token ids `[B, T]` (row-major) as an int tensor on the model's device.
+    pub fn tokens(&self, ids: &[i64], batch: usize) -> Tensor<2, Int> {
+        let t = ids.len() / batch.max(1);
+        Tensor::from_data(TensorData::new(ids.to_vec(), [batch, t]), &self.device())
+    }
+
+    fn dropout<const D: usize>(&self, x: Tensor<D>, train: bool) -> Tensor<D> {
+        let p = self.config.dropout;
+        if !train || p == 0.0 {
+            return x;
+        }
+        let mask = x.random_like(Distribution::Bernoulli(1.0 - p));
+        x * mask.div_scalar(1.0 - p)
+    }
+
+    /// Self-attention of `x` `[B, T, C]` whose first position has absolute index `pos0`. With a
+    /// cache slot, earlier keys/values are used and the new ones appended.
+    fn attend(
+        &self,
+        block: &Block,
+        x: Tensor<3>,
+        cache: Option<&mut (Tensor<4>, Tensor<4>)>,
+        train: bool,
+    ) -> Tensor<3> {
+        let [b, t, c] = x.dims();
+        let nh = self.config.n_head;
+        let hd = c / nh;
+        let qkv = block.attn.c_attn.forward(x);
+        let heads = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * c, c)
+                .reshape([b, t, nh, hd])
+                .swap_dims(1, 2)
+        };
+        let (q, mut k, mut v) = (heads(0), heads(1), heads(2));
+        let past = match cache {
+            Some(slot) => {
+                let past = slot.0.dims()[2];
+                if past > 0 {
+                    k = Tensor::cat(vec![slot.0.clone(), k], 2);
+                    v = Tensor::cat(vec![slot.1.clone(), v], 2);
+                }
+                *slot = (k.clone(), v.clone());
+                past
+            }
+            None => 0,
+        };
+        let y = if train && self.config.dropout > 0.0 {
+            // Explicit attention so the attention weights can be dropped out, as in nanoGPT.
+            explicit_causal_attention(q, k, v, past, |att| self.dropout(att, train))
+        } else if past == 0 || t == 1 {
+            // Prefill or training (causal), or one new token that may see every cached key.
+            let opts = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: past == 0 && t > 1,
+            };
+            attention(q, k, v, None, None, opts)
+        } else {
+            // Several new tokens after a cache: query i (absolute past + i) sees keys ≤ past + i.
+            explicit_causal_attention(q, k, v, past, |att| att)
+        };
+        let y = y.swap_dims(1, 2).reshape([b, t, c]);
+        self.dropout(block.attn.c_proj.forward(y), train)
+    }
+
+    /// The trunk: embeddings, blocks and ln_f. `pos0` is the absolute position of the first
+    /// token (non-zero only with a filled cache).
+    fn trunk(
+        &self,
+        idx: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+        train: bool,
+    ) -> Tensor<3> {
+        let [_, t] = idx.dims();
+        let pos0 = cache.as_ref().map_or(0, |c| c.len);
+        let tok = embedding(self.wte.clone(), idx);
+        let pos = self.wpe.clone().narrow(0, pos0, t).unsqueeze::<3>();
+        let mut x = self.dropout(tok + pos, train);
+        if let Some(c) = cache.as_deref_mut()
+            && c.layers.is_empty()
+        {
+            let dev = self.device();
+            let empty = || Tensor::<4>::zeros([0, 0, 0, 0], &dev);
+            c.layers = (0..self.h.len()).map(|_| (empty(), empty())).collect();
+        }
+        for (i, block) in self.h.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = x.clone() + self.attend(block, block.ln_1.forward(x), slot, train);
+            let m = block.mlp.c_fc.forward(block.ln_2.forward(x.clone()));
+            x = x + self.dropout(block.mlp.c_proj.forward(gelu(m)), train);
+        }
+        if let Some(c) = cache {
+            c.len = pos0 + t;
+        }
+        self.ln_f.forward(x)
+    }
+
+    fn check_len(&self, t: usize, past: usize) {
+        assert!(
+            past + t <= self.config.block_size,
+            "sequence of {} positions exceeds block_size {}",
+            past + t,
+            self.config.block_size
+        );
+    }
+
+    /// Logits `[B, T, vocab]` for every position (generator mode).
+    pub fn forward(&self, idx: Tensor<2, Int>, train: bool) -> Tensor<3> {
+        let [b, t] = idx.dims();
+        self.check_len(t, 0);
+        let x = self.trunk(idx, None, train);
+        let c = self.config.n_embd;
+        x.reshape([b * t, c])
+            .matmul(self.wte.clone().transpose())
+            .reshape([b, t, self.config.vocab_size])
+    }
+
+    /// Mean cross-entropy of next-token prediction; `targets` is `[B, T]`.
+    pub fn loss(&self, idx: Tensor<2, Int>, targets: Tensor<2, Int>, train: bool) -> Tensor<1> {
+        let [b, t] = idx.dims();
+        let logits = self
+            .forward(idx, train)
+            .reshape([b * t, self.config.vocab_size]);
+        let logp = log_softmax(logits, 1);
+        let picked = logp.gather(1, targets.reshape([b * t, 1]));
+        picked.mean().neg()
+    }
+
+    /// Feeds `idx` `[B, T_new]` after the cached positions and returns the logits of the last
+    /// position `[B, vocab]`. The caller keeps `cache.len() + T_new ≤ block_size`.
+    pub fn forward_cached(&self, idx: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        let [b, t] = idx.dims();
+        self.check_len(t, cache.len);
+        let x = self.trunk(idx, Some(cache), false);
+        let last = x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]);
+        last.matmul(self.wte.clone().transpose())
+    }
+
+    /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.
+    pub fn reward_probs(&self, idx: Tensor<2, Int>, train: bool) -> Result<Tensor<2>> {
+        let head = self.reward_head.as_ref().ok_or_else(|| {
+            Error::Config("this model has no reward_head (it is a generator)".into())
+        })?;
+        self.check_len(idx.dims()[1], 0);
+        let pooled = self.pool(self.trunk(idx, None, train));
+        Ok(softmax(head.out.forward(relu(head.fc.forward(pooled))), 1))
+    }
+
+    /// Pools trunk states `[B, T, C]` into `[B, C]` by the configured rule.
+    pub fn pool(&self, x: Tensor<3>) -> Tensor<2> {
+        let [b, t, c] = x.dims();
+        match self.config.pooling {
+            Pooling::Last => x.narrow(1, t - 1, 1).reshape([b, c]),
+            Pooling::Mean => x.mean_dim(1).reshape([b, c]),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Bad inputs give a one-line error and a non-zero exit, never a panic, and leave nothing
+//! half-written.
+
+mod common;
+
+use common::{expect_clean_error, leftovers, run};
+
+#[test]
+fn missing_input_file() {
+    let d = tempfile::tempdir().unwrap();
+    let e = expect_clean_error(&run(
+        &["prepare", "--input", "nope.txt", "--out-dir", "o"],
+        d.path(),
+    ));
+    assert!(e.contains("nope.txt") && e.contains("No such file"), "{e}");
+    assert!(!d.path().join("o").exists());
+}
+
+#[test]
+fn empty_corpus() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("e.txt"), "").unwrap();
+    let e = expect_clean_error(&run(
+        &["prepare", "--input", "e.txt", "--out-dir", "o"],
+        d.path(),
+    ));
+    assert!(e.contains("empty"), "{e}");
+    assert!(!d.path().join("o/train.bin").exists());
+}
+
+#[test]
+fn non_utf8_text() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("b.txt"), [b'a', b'b', 0xff, 0xfe, b'c']).unwrap();
+    let e = expect_clean_error(&run(
+        &["prepare", "--input", "b.txt", "--out-dir", "o"],
+        d.path(),
+    ));
+    assert!(e.contains("UTF-8") && e.contains("offset 2"), "{e}");
+}
+
+fn prepared(text: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("in.txt"), text).unwrap();
+    let out = run(
+        &["prepare", "--input", "in.txt", "--out-dir", "data"],
+        d.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+#[test]
+fn corpus_shorter_than_block_size() {
+    let d = prepared("hello world, a short text.\n");
+    let e = expect_clean_error(&run(
+        &[
+            "train",
+            "--data_dir=data",
+            "--block_size=64",
+            "--n_layer=1",
+            "--n_head=2",
+            "--n_embd=16",
+            "--max_iters=2",
+        ],
+        d.path(),
+    ));
+    assert!(e.contains("block_size") && e.contains("tokens"), "{e}");
+    assert!(!d.path().join("out/ckpt").exists());
+}
+
+#[test]
+fn n_embd_not_divisible_by_n_head() {
+    let d = prepared(&common::tiny_corpus());
+    let e = expect_clean_error(&run(
+        &[
+            "train",
+            "--data_dir=data",
+            "--block_size=16",
+            "--n_layer=1",
+            "--n_head=3",
+            "--n_embd=32",
+            "--max_iters=2",
+        ],
+        d.path(),
+    ));
+    assert!(
+        e.contains("n_embd (32) must be divisible by n_head (3)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_config_key_and_invalid_toml() {
+    let d = prepared(&common::tiny_corpus());
+    let e = expect_clean_error(&run(
+        &["train", "--data_dir=data", "--n_layers=2"],
+        d.path(),
+    ));
+    assert!(
+        e.contains("unknown key 'n_layers'") && e.contains("did you mean 'n_layer'"),
+        "{e}"
+    );
+    std::fs::write(d.path().join("c.toml"), "n_layer = [").unwrap();
+    let e = expect_clean_error(&run(&["train", "c.toml"], d.path()));
+    assert!(e.contains("invalid TOML"), "{e}");
+}
+
+fn trained() -> tempfile::TempDir {
+    let d = prepared(&common::tiny_corpus());
+    let out = run(
+        &[
+            "train",
+            "--data_dir=data",
+            "--block_size=16",
+            "--n_layer=1",
+            "--n_head=2",
+            "--n_embd=16",
+            "--max_iters=4",
+            "--eval_interval=4",
+            "--eval_iters=1",
+            "--batch_size=2",
+        ],
+        d.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+#[test]
+fn unknown_characters_and_truncated_checkpoint() {
+    let d = trained();
+    let e = expect_clean_error(&run(
+        &[
+            "sample",
+            "--out_dir",
+            "out",
+            "--start",
+            "cat Z",
+            "--max_new_tokens",
+            "3",
+        ],
+        d.path(),
+    ));
+    assert!(e.contains("'Z'") && e.contains("position 4"), "{e}");
+    let ok = run(
+        &[
+            "sample",
+            "--out_dir",
+            "out",
+            "--start",
+            "the ",
+            "--max_new_tokens",
+            "3",
+            "--num_samples",
+            "2",
+        ],
+        d.path(),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let w = d.path().join("out/ckpt/model.safetensors");
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let e = expect_clean_error(&run(
+        &["sample", "--out_dir", "out", "--max_new_tokens", "3"],
+        d.path(),
+    ));
+    assert!(
+        e.contains("model.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
+    let e = expect_clean_error(&run(&["sample", "--checkpoint", "missing_dir"], d.path()));
+    assert!(e.contains("missing_dir"), "{e}");
+    assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
+}

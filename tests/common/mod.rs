@@ -1,0 +1,72 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The Tiny Shakespeare copy beside the checkout, when present.
+pub fn shakespeare() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tinyshakespeare/input.txt");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: ../shared/data/tinyshakespeare/input.txt is absent; this check needs it");
+        None
+    }
+}
+
+/// A small corpus with a repetitive structure a tiny model can learn quickly.
+pub fn tiny_corpus() -> String {
+    let lines = [
+        "the cat sat on the mat.\n",
+        "the dog sat on the log.\n",
+        "a cat and a dog met.\n",
+        "to be or not to be.\n",
+    ];
+    lines.iter().cycle().take(400).copied().collect()
+}
+
+/// Runs the nanoreward binary.
+pub fn run(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nanoreward"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the nanoreward binary runs")
+}
+
+/// Asserts a failed run with a one-line error and no panic; returns the message.
+pub fn expect_clean_error(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "panic instead of an error: {stderr}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    lines[0].to_string()
+}
+
+/// Files whose names mark an unfinished write (temporary names) anywhere under `dir`.
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.contains(".tmp.") || name.contains(".old.") {
+                out.push(p.clone());
+            }
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! Numerical checks of the GPT: fused vs explicit attention, the KV cache with several new
+//! tokens, dropout, and backpropagation against finite differences.
+
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use nanoreward::model::{GPT, GPTConfig, KvCache, Param, explicit_causal_attention};
+
+fn tiny(dropout: f64) -> GPT {
+    let cfg = GPTConfig {
+        block_size: 12,
+        vocab_size: 11,
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 16,
+        dropout,
+        bias: true,
+        ..Default::default()
+    };
+    let dev = Device::flex();
+    dev.seed(11);
+    GPT::new(&cfg, &dev).unwrap()
+}
+
+fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    (a - b).abs().max().into_scalar()
+}
+
+#[test]
+fn explicit_attention_matches_fused() {
+    let dev = Device::flex();
+    dev.seed(3);
+    let r = || Tensor::<4>::random([2, 3, 7, 8], Distribution::Normal(0.0, 1.0), &dev);
+    let (q, k, v) = (r(), r(), r());
+    let opts = AttentionModuleOptions {
+        scale: None,
+        softcap: None,
+        is_causal: true,
+    };
+    let fused = attention(q.clone(), k.clone(), v.clone(), None, None, opts);
+    let explicit = explicit_causal_attention(q, k, v, 0, |a| a);
+    assert!(max_diff(fused, explicit) < 1e-5);
+}
+
+#[test]
+fn several_tokens_after_a_cache_match_the_full_forward() {
+    let m = tiny(0.0);
+    let ids: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10];
+    let full = m.forward(m.tokens(&ids, 1), false);
+    let mut cache = KvCache::default();
+    m.forward_cached(m.tokens(&ids[..6], 1), &mut cache);
+    let last = m.forward_cached(m.tokens(&ids[6..], 1), &mut cache);
+    let want = full.narrow(1, 9, 1).reshape([1, 11]);
+    assert!(max_diff(last, want) < 1e-5);
+    assert_eq!(cache.len(), 10);
+}
+
+#[test]
+fn dropout_only_acts_in_training() {
+    let m = tiny(0.5);
+    let ids = m.tokens(&[1, 2, 3, 4, 5, 6], 1);
+    let a = m.forward(ids.clone(), false);
+    let b = m.forward(ids.clone(), false);
+    assert_eq!(max_diff(a.clone(), b), 0.0);
+    let c = m.forward(ids, true);
+    let d: f32 = c.clone().abs().sum().into_scalar();
+    assert!(d.is_finite() && max_diff(a, c) > 1e-3);
+}
+
+/// Backpropagated gradients against central finite differences of the loss.
+#[test]
+fn gradients_match_finite_differences() {
+    let m = tiny(0.0);
+    let x: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8];
+    let y: Vec<i64> = vec![5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8, 1];
+    let loss_of = |m: &GPT| -> f64 {
+        m.loss(m.tokens(&x, 2), m.tokens(&y, 2), false)
+            .into_scalar::<f32>() as f64
+    };
+    let train = m.clone().into_trainable(|_| true);
+    let grads = train
+        .loss(train.tokens(&x, 2), train.tokens(&y, 2), false)
+        .backward();
+    let g = nanoreward::optim::collect_grads(&train, &grads);
+    let params = m.named_params();
+    let eps = 1e-2f32;
+    let mut checked = 0;
+    for (pi, (name, p)) in params.iter().enumerate() {
+        let gi: Vec<f32> = g[pi]
+            .clone()
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        // The entry with the largest gradient of each tensor gives a well-conditioned check.
+        let (idx, &an) = gi
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+            .unwrap();
+        if an.abs() < 1e-3 {
+            continue;
+        }
+        let flat: Vec<f32> = p
+            .flat()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let shifted = |delta: f32| {
+            let mut mm = m.clone();
+            let mut v = flat.clone();
+            v[idx] += delta;
+            mm.map_params(|n, q| {
+                if n != name {
+                    return Ok(q);
+                }
+                let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &mm_dev());
+                Ok(match q {
+                    Param::Vector(_) => Param::Vector(t),
+                    Param::Matrix(o) => Param::Matrix(t.reshape(o.dims())),
+                })
+            })
+            .unwrap();
+            loss_of(&mm)
+        };
+        let fd = (shifted(eps) - shifted(-eps)) / (2.0 * eps as f64);
+        let rel = (fd - an as f64).abs() / (an.abs() as f64).max(1e-2);
+        assert!(
+            rel < 0.05,
+            "{name}[{idx}]: backprop {an} vs finite difference {fd}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} tensors checked");
+}
+
+fn mm_dev() -> Device {
+    Device::flex()
+}
