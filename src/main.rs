@@ -254,11 +254,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             println!("{}", serde_json::to_string(&r)?);
         } else {
             println!(
-                "config {}: train step {:.1} ms (median of {iters}; fwd {:.1} + bwd {:.1} + opt {:.1}), forward {:.1} ms, {:.0} train tok/s{}, peak RSS {:.0} MiB, {} threads",
+                "config {}: train step {:.1} ms (median of {iters}; fwd+bwd {:.1} + clip+AdamW {:.1}), forward {:.1} ms, {:.0} train tok/s{}, peak RSS {:.0} MiB, {} threads",
                 r.config,
                 r.train_step_ms_median,
-                r.step_forward_ms,
-                r.step_backward_ms,
+                r.step_forward_backward_ms,
                 r.step_optimizer_ms,
                 r.forward_ms_median,
                 r.train_tokens_per_s,

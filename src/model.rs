@@ -12,7 +12,10 @@ use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 use burn::tensor::module::{attention, embedding, layer_norm, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -193,6 +196,34 @@ pub fn explicit_causal_attention(
     let mask = Tensor::<2, Bool>::tril_mask([t, keys], past as i64, &att.device()).unsqueeze::<4>();
     let att = softmax(att.mask_fill(mask, f32::NEG_INFINITY), 3);
     on_weights(att).matmul(v)
+}
+
+/// The dropout noise of training forward passes, drawn from its own seeded RNG on the host so a
+/// run is reproducible (and resumable) whatever the threading. Passing one to a forward pass
+/// turns dropout on; `None` is evaluation mode.
+pub struct Dropout(RefCell<ChaCha8Rng>);
+
+impl Dropout {
+    /// Noise from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(RefCell::new(ChaCha8Rng::seed_from_u64(seed)))
+    }
+
+    /// `n` inverted-dropout multipliers: 0 with probability `p`, else 1/(1-p).
+    fn mask(&self, n: usize, p: f64) -> Vec<f32> {
+        let mut rng = self.0.borrow_mut();
+        let keep = 1.0 / (1.0 - p) as f32;
+        let threshold = (p * 4_294_967_296.0) as u64;
+        (0..n)
+            .map(|_| {
+                if (rng.next_u32() as u64) < threshold {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect()
+    }
 }
 
 /// Keys and values of earlier positions, one pair per layer, each `[B, n_head, T, head_dim]`.
@@ -416,6 +447,27 @@ impl GPT {
         self
     }
 
+    /// A copy whose parameters are new autodiff leaves over the same values, requiring gradients
+    /// where the originals do: independent graphs for concurrent forward/backward passes.
+    pub fn fresh_leaves(&self) -> Self {
+        let mut m = self.clone();
+        let _ = m.map_params(|_, p| {
+            Ok(match p {
+                Param::Vector(t) => {
+                    let rg = t.is_require_grad();
+                    let t = t.inner().autodiff();
+                    Param::Vector(if rg { t.require_grad() } else { t })
+                }
+                Param::Matrix(t) => {
+                    let rg = t.is_require_grad();
+                    let t = t.inner().autodiff();
+                    Param::Matrix(if rg { t.require_grad() } else { t })
+                }
+            })
+        });
+        m
+    }
+
     /// The inference copy: parameters without autodiff (cheap: tensors are shared handles).
     pub fn inference(&self) -> Self {
         let mut m = self.clone();
@@ -434,13 +486,17 @@ impl GPT {
         Tensor::from_data(TensorData::new(ids.to_vec(), [batch, t]), &self.device())
     }
 
-    fn dropout<const D: usize>(&self, x: Tensor<D>, train: bool) -> Tensor<D> {
+    fn dropout<const D: usize>(&self, x: Tensor<D>, drop: Option<&Dropout>) -> Tensor<D> {
         let p = self.config.dropout;
-        if !train || p == 0.0 {
-            return x;
+        match drop {
+            Some(d) if p > 0.0 => {
+                let dims = x.dims();
+                let n: usize = dims.iter().product();
+                let mask = Tensor::<1>::from_data(TensorData::new(d.mask(n, p), [n]), &x.device());
+                x * mask.reshape(dims)
+            }
+            _ => x,
         }
-        let mask = x.random_like(Distribution::Bernoulli(1.0 - p));
-        x * mask.div_scalar(1.0 - p)
     }
 
     /// Self-attention of `x` `[B, T, C]` whose first position has absolute index `pos0`. With a
@@ -450,7 +506,7 @@ impl GPT {
         block: &Block,
         x: Tensor<3>,
         cache: Option<&mut (Tensor<4>, Tensor<4>)>,
-        train: bool,
+        drop: Option<&Dropout>,
     ) -> Tensor<3> {
         let [b, t, c] = x.dims();
         let nh = self.config.n_head;
@@ -475,9 +531,9 @@ impl GPT {
             }
             None => 0,
         };
-        let y = if train && self.config.dropout > 0.0 {
+        let y = if drop.is_some() && self.config.dropout > 0.0 {
             // Explicit attention so the attention weights can be dropped out, as in nanoGPT.
-            explicit_causal_attention(q, k, v, past, |att| self.dropout(att, train))
+            explicit_causal_attention(q, k, v, past, |att| self.dropout(att, drop))
         } else if past == 0 || t == 1 {
             // Prefill or training (causal), or one new token that may see every cached key.
             let opts = AttentionModuleOptions {
@@ -491,7 +547,7 @@ impl GPT {
             explicit_causal_attention(q, k, v, past, |att| att)
         };
         let y = y.swap_dims(1, 2).reshape([b, t, c]);
-        self.dropout(block.attn.c_proj.forward(y), train)
+        self.dropout(block.attn.c_proj.forward(y), drop)
     }
 
     /// The trunk: embeddings, blocks and ln_f. `pos0` is the absolute position of the first
@@ -500,13 +556,13 @@ impl GPT {
         &self,
         idx: Tensor<2, Int>,
         mut cache: Option<&mut KvCache>,
-        train: bool,
+        drop: Option<&Dropout>,
     ) -> Tensor<3> {
         let [_, t] = idx.dims();
         let pos0 = cache.as_ref().map_or(0, |c| c.len);
         let tok = embedding(self.wte.clone(), idx);
         let pos = self.wpe.clone().narrow(0, pos0, t).unsqueeze::<3>();
-        let mut x = self.dropout(tok + pos, train);
+        let mut x = self.dropout(tok + pos, drop);
         if let Some(c) = cache.as_deref_mut()
             && c.layers.is_empty()
         {
@@ -516,9 +572,9 @@ impl GPT {
         }
         for (i, block) in self.h.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = x.clone() + self.attend(block, block.ln_1.forward(x), slot, train);
+            x = x.clone() + self.attend(block, block.ln_1.forward(x), slot, drop);
             let m = block.mlp.c_fc.forward(block.ln_2.forward(x.clone()));
-            x = x + self.dropout(block.mlp.c_proj.forward(gelu(m)), train);
+            x = x + self.dropout(block.mlp.c_proj.forward(gelu(m)), drop);
         }
         if let Some(c) = cache {
             c.len = pos0 + t;
@@ -536,10 +592,10 @@ impl GPT {
     }
 
     /// Logits `[B, T, vocab]` for every position (generator mode).
-    pub fn forward(&self, idx: Tensor<2, Int>, train: bool) -> Tensor<3> {
+    pub fn forward(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<3> {
         let [b, t] = idx.dims();
         self.check_len(t, 0);
-        let x = self.trunk(idx, None, train);
+        let x = self.trunk(idx, None, drop);
         let c = self.config.n_embd;
         x.reshape([b * t, c])
             .matmul(self.wte.clone().transpose())
@@ -547,10 +603,15 @@ impl GPT {
     }
 
     /// Mean cross-entropy of next-token prediction; `targets` is `[B, T]`.
-    pub fn loss(&self, idx: Tensor<2, Int>, targets: Tensor<2, Int>, train: bool) -> Tensor<1> {
+    pub fn loss(
+        &self,
+        idx: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        drop: Option<&Dropout>,
+    ) -> Tensor<1> {
         let [b, t] = idx.dims();
         let logits = self
-            .forward(idx, train)
+            .forward(idx, drop)
             .reshape([b * t, self.config.vocab_size]);
         let logp = log_softmax(logits, 1);
         let picked = logp.gather(1, targets.reshape([b * t, 1]));
@@ -562,18 +623,18 @@ impl GPT {
     pub fn forward_cached(&self, idx: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let [b, t] = idx.dims();
         self.check_len(t, cache.len);
-        let x = self.trunk(idx, Some(cache), false);
+        let x = self.trunk(idx, Some(cache), None);
         let last = x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]);
         last.matmul(self.wte.clone().transpose())
     }
 
     /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.
-    pub fn reward_probs(&self, idx: Tensor<2, Int>, train: bool) -> Result<Tensor<2>> {
+    pub fn reward_probs(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Result<Tensor<2>> {
         let head = self.reward_head.as_ref().ok_or_else(|| {
             Error::Config("this model has no reward_head (it is a generator)".into())
         })?;
         self.check_len(idx.dims()[1], 0);
-        let pooled = self.pool(self.trunk(idx, None, train));
+        let pooled = self.pool(self.trunk(idx, None, drop));
         Ok(softmax(head.out.forward(relu(head.fc.forward(pooled))), 1))
     }
 

@@ -213,7 +213,7 @@ mod tests {
                 .flat_map(|s| s[start..].iter().map(|&t| t as i64))
                 .collect();
             let t = len - start;
-            let logits = model.forward(model.tokens(&ids, seqs.len()), false);
+            let logits = model.forward(model.tokens(&ids, seqs.len()), None);
             let [b, _, v] = logits.dims();
             let last = logits.narrow(1, t - 1, 1).reshape([b, v]);
             let rows = logits_rows(last);

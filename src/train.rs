@@ -201,7 +201,7 @@ fn estimate_loss(model: &GPT, data: &TokenFile, cfg: &TrainConfig, rng: &mut Cha
         let loss = model.loss(
             model.tokens(&x, cfg.batch_size),
             model.tokens(&y, cfg.batch_size),
-            false,
+            None,
         );
         total += loss.into_scalar::<f32>() as f64;
     }
@@ -312,6 +312,11 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
     } else {
         ProgressBar::hidden()
     };
+    let workers = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.threads
+    };
     let started = Instant::now();
     let mut evals = Vec::new();
     let mut it = start_iter;
@@ -329,7 +334,10 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
             let mut erng = ChaCha8Rng::seed_from_u64(iter_seed(cfg.seed, it, 1));
             let tl = estimate_loss(&inference, &train, cfg, &mut erng);
             let vl = estimate_loss(&inference, &val, cfg, &mut erng);
-            pb.println(format!("step {it}: train loss {tl:.4}, val loss {vl:.4}"));
+            say(
+                &pb,
+                format!("step {it}: train loss {tl:.4}, val loss {vl:.4}"),
+            );
             log.write(
                 &serde_json::json!({"iter": it, "train_loss": tl, "val_loss": vl, "lr": lr,
                 "elapsed_s": started.elapsed().as_secs_f64()}),
@@ -353,27 +361,24 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
                         tokenizer: Some(&tokenizer),
                     },
                 )?;
-                pb.println(format!("saved checkpoint to {}", ckpt_dir.display()));
+                say(&pb, format!("saved checkpoint to {}", ckpt_dir.display()));
             }
         }
         if cfg.eval_only || it >= cfg.max_iters {
             break;
         }
         let t0 = Instant::now();
-        dev.seed(iter_seed(cfg.seed, it, 2));
         let mut grads = Vec::new();
         let mut loss_sum = 0.0f64;
-        for _ in 0..cfg.gradient_accumulation_steps {
+        let accum = cfg.gradient_accumulation_steps;
+        for micro in 0..accum {
             let (x, y) = train.random_batch(&mut rng, cfg.batch_size, cfg.block_size);
-            let loss = model.loss(
-                model.tokens(&x, cfg.batch_size),
-                model.tokens(&y, cfg.batch_size),
-                true,
-            );
-            let loss = loss.div_scalar(cfg.gradient_accumulation_steps as f64);
-            let g = loss.backward();
-            loss_sum += loss.inner().into_scalar::<f32>() as f64;
-            optim::accumulate(&mut grads, optim::collect_grads(&model, &g));
+            let seed = (cfg.dropout > 0.0).then(|| iter_seed(cfg.seed, it * accum + micro, 2));
+            let scale = 1.0 / accum as f64;
+            let (loss, g) =
+                optim::batch_grads(&model, &x, &y, cfg.batch_size, workers, scale, seed);
+            loss_sum += loss;
+            optim::accumulate(&mut grads, g);
         }
         let norm = optim::clip_grad_norm(&mut grads, cfg.grad_clip);
         opt.step(&mut model, grads, lr);
@@ -407,6 +412,15 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
         seconds,
         checkpoint: ckpt_dir,
     })
+}
+
+/// Prints above the progress bar, or plainly when there is no bar (not a terminal).
+pub fn say(pb: &ProgressBar, msg: String) {
+    if pb.is_hidden() {
+        println!("{msg}");
+    } else {
+        pb.println(msg);
+    }
 }
 
 /// Plots train loss (per logged iteration) and eval losses of a metrics.jsonl.

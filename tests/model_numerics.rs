@@ -4,7 +4,7 @@
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
-use nanoreward::model::{GPT, GPTConfig, KvCache, Param, explicit_causal_attention};
+use nanoreward::model::{Dropout, GPT, GPTConfig, KvCache, Param, explicit_causal_attention};
 
 fn tiny(dropout: f64) -> GPT {
     let cfg = GPTConfig {
@@ -46,7 +46,7 @@ fn explicit_attention_matches_fused() {
 fn several_tokens_after_a_cache_match_the_full_forward() {
     let m = tiny(0.0);
     let ids: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10];
-    let full = m.forward(m.tokens(&ids, 1), false);
+    let full = m.forward(m.tokens(&ids, 1), None);
     let mut cache = KvCache::default();
     m.forward_cached(m.tokens(&ids[..6], 1), &mut cache);
     let last = m.forward_cached(m.tokens(&ids[6..], 1), &mut cache);
@@ -59,10 +59,10 @@ fn several_tokens_after_a_cache_match_the_full_forward() {
 fn dropout_only_acts_in_training() {
     let m = tiny(0.5);
     let ids = m.tokens(&[1, 2, 3, 4, 5, 6], 1);
-    let a = m.forward(ids.clone(), false);
-    let b = m.forward(ids.clone(), false);
+    let a = m.forward(ids.clone(), None);
+    let b = m.forward(ids.clone(), None);
     assert_eq!(max_diff(a.clone(), b), 0.0);
-    let c = m.forward(ids, true);
+    let c = m.forward(ids, Some(&Dropout::new(1)));
     let d: f32 = c.clone().abs().sum().into_scalar();
     assert!(d.is_finite() && max_diff(a, c) > 1e-3);
 }
@@ -74,12 +74,12 @@ fn gradients_match_finite_differences() {
     let x: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8];
     let y: Vec<i64> = vec![5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8, 1];
     let loss_of = |m: &GPT| -> f64 {
-        m.loss(m.tokens(&x, 2), m.tokens(&y, 2), false)
+        m.loss(m.tokens(&x, 2), m.tokens(&y, 2), None)
             .into_scalar::<f32>() as f64
     };
     let train = m.clone().into_trainable(|_| true);
     let grads = train
-        .loss(train.tokens(&x, 2), train.tokens(&y, 2), false)
+        .loss(train.tokens(&x, 2), train.tokens(&y, 2), None)
         .backward();
     let g = nanoreward::optim::collect_grads(&train, &grads);
     let params = m.named_params();
@@ -138,4 +138,18 @@ fn gradients_match_finite_differences() {
 
 fn mm_dev() -> Device {
     Device::flex()
+}
+
+/// Splitting a batch over worker threads gives the gradients of the whole batch.
+#[test]
+fn data_parallel_gradients_equal_single_thread() {
+    let m = tiny(0.0).into_trainable(|_| true);
+    let x: Vec<i64> = (0..4 * 12).map(|i| (i * 7 % 11) as i64).collect();
+    let y: Vec<i64> = (0..4 * 12).map(|i| (i * 3 % 11) as i64).collect();
+    let (l1, g1) = nanoreward::optim::batch_grads(&m, &x, &y, 4, 1, 1.0, None);
+    let (l3, g3) = nanoreward::optim::batch_grads(&m, &x, &y, 4, 3, 1.0, None);
+    assert!((l1 - l3).abs() < 1e-5, "{l1} vs {l3}");
+    for (a, b) in g1.into_iter().zip(g3) {
+        assert!(max_diff(a.unwrap(), b.unwrap()) < 1e-5);
+    }
 }

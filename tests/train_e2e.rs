@@ -28,7 +28,7 @@ fn tiny_config(data_dir: &Path, out_dir: &Path, max_iters: usize) -> TrainConfig
         lr_decay_iters: 80,
         min_lr: 3e-4,
         beta2: 0.99,
-        threads: 1,
+        threads: 2,
         ..Default::default()
     }
 }
