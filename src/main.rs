@@ -6,6 +6,8 @@ use nanoreward::{bench, checkpoint, config, data, device, sampling, train};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
+mod reward_cli;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -28,6 +30,12 @@ enum Command {
     Bench(BenchArgs),
     /// End to end on small settings: prepare Tiny Shakespeare, train the quick-start model, sample.
     Demo(DemoArgs),
+    /// Build the reward dataset: natural prefixes + base-model continuations, labelled [K/N, (N-K)/N].
+    PrepareRewardData(reward_cli::PrepareRewardDataArgs),
+    /// Concatenate shards written with --num_shards/--shard_index into one dataset, in block order.
+    MergeRewardData(reward_cli::MergeArgs),
+    /// Report on a reward dataset: sizes, label statistics, K/N histogram, decoded examples.
+    InspectRewardData(reward_cli::InspectArgs),
 }
 
 #[derive(Args)]
@@ -126,7 +134,7 @@ struct DemoArgs {
     max_iters: usize,
 }
 
-fn resolve_checkpoint(p: &Path) -> PathBuf {
+pub(crate) fn resolve_checkpoint(p: &Path) -> PathBuf {
     let inner = train::checkpoint_dir(p);
     if !p.join(checkpoint::CONFIG).exists() && inner.join(checkpoint::CONFIG).exists() {
         inner
@@ -350,6 +358,9 @@ fn main() {
         Command::Sample(a) => cmd_sample(a),
         Command::Bench(a) => cmd_bench(a),
         Command::Demo(a) => cmd_demo(a),
+        Command::PrepareRewardData(a) => reward_cli::prepare(a),
+        Command::MergeRewardData(a) => reward_cli::merge(a),
+        Command::InspectRewardData(a) => reward_cli::inspect(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));
