@@ -173,3 +173,85 @@ pub fn run(
         peak_rss_mib: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     })
 }
+
+/// Reward-data generation speed: lockstep KV-cache batches vs the seed's loop.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewardBenchResult {
+    pub config: String,
+    pub block_size: usize,
+    pub samples: usize,
+    pub samples_per_s: f64,
+    pub generated_tokens_per_s: f64,
+    pub baseline_samples: usize,
+    pub baseline_samples_per_s: f64,
+    pub speedup: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Generates `blocks × 10` samples of random natural text with the lockstep generator, and
+/// `baseline_samples` of them one at a time without a cache (the seed's loop), on a
+/// freshly initialised model of config `c` (vocab 65).
+pub fn run_reward_data(
+    c: &BenchConfig,
+    device: &Device,
+    blocks: usize,
+    baseline_samples: usize,
+    batch_size: usize,
+) -> crate::Result<RewardBenchResult> {
+    use crate::reward_data::{self, GenOptions, Row, Split};
+    device.seed(0);
+    let model = GPT::new(
+        &GPTConfig {
+            dropout: 0.0,
+            ..model_config(c)
+        },
+        device,
+    )?;
+    let n = c.block_size;
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let natural: Vec<Vec<u32>> = (0..blocks)
+        .map(|_| (0..n).map(|_| rng.random_range(0..65)).collect())
+        .collect();
+    let mut rows = Vec::new();
+    for (b, nat) in natural.iter().enumerate() {
+        for (k, seed) in reward_data::block_plan(42, Split::Train, b, 10, n) {
+            rows.push(Row {
+                natural: nat,
+                k,
+                seed,
+            });
+        }
+    }
+    let sample = SampleOptions {
+        temperature: 1.0,
+        top_k: None,
+    };
+    let opts = GenOptions {
+        samples_per_chunk: 10,
+        sample,
+        seed: 42,
+        batch_size,
+    };
+    let t0 = Instant::now();
+    reward_data::generate_rows(&model, &rows, &opts, |_| {})?;
+    let dt = t0.elapsed().as_secs_f64();
+    let generated: usize = rows.iter().map(|r| n - r.k).sum();
+    let t1 = Instant::now();
+    for row in rows.iter().take(baseline_samples) {
+        reward_data::generate_row_naive(&model, row, &sample);
+    }
+    let base_dt = t1.elapsed().as_secs_f64();
+    let sps = rows.len() as f64 / dt;
+    let base = baseline_samples as f64 / base_dt;
+    Ok(RewardBenchResult {
+        config: c.name.to_string(),
+        block_size: n,
+        samples: rows.len(),
+        samples_per_s: sps,
+        generated_tokens_per_s: generated as f64 / dt,
+        baseline_samples,
+        baseline_samples_per_s: base,
+        speedup: sps / base,
+        peak_rss_mib: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
+    })
+}

@@ -132,7 +132,7 @@ impl TokenFile {
             .metadata()
             .map_err(|e| Error::io("cannot stat", path, e))?
             .len() as usize;
-        if size % 2 != 0 {
+        if !size.is_multiple_of(2) {
             return Err(Error::format(
                 path,
                 format!("size {size} bytes is odd: not a uint16 token file (truncated?)"),

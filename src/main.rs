@@ -119,6 +119,9 @@ struct BenchArgs {
     /// Print JSON lines only.
     #[arg(long)]
     json: bool,
+    /// Benchmark reward-data generation (lockstep KV cache vs the seed's one-at-a-time loop).
+    #[arg(long = "reward-data", alias = "reward_data")]
+    reward_data: bool,
 }
 
 #[derive(Args)]

@@ -87,7 +87,7 @@ impl GPTConfig {
                 return Err(Error::Config(format!("{name} must be positive")));
             }
         }
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(Error::Config(format!(
                 "n_embd ({}) must be divisible by n_head ({})",
                 self.n_embd, self.n_head

@@ -37,16 +37,16 @@ impl YStats {
             ..Default::default()
         };
         for y in ys {
-            for c in 0..2 {
-                let v = y[c] as f64;
+            for (c, &v) in y.iter().enumerate() {
+                let v = v as f64;
                 s.min[c] = s.min[c].min(v);
                 s.max[c] = s.max[c].max(v);
                 s.mean[c] += v / n;
             }
         }
         for y in ys {
-            for c in 0..2 {
-                s.std[c] += (y[c] as f64 - s.mean[c]).powi(2) / n;
+            for (c, &v) in y.iter().enumerate() {
+                s.std[c] += (v as f64 - s.mean[c]).powi(2) / n;
             }
         }
         s.std = [s.std[0].sqrt(), s.std[1].sqrt()];
@@ -315,6 +315,10 @@ fn map_file(path: &Path) -> Result<(Option<Mmap>, usize)> {
     Ok((Some(m), len))
 }
 
+fn bytes(m: &Option<Mmap>) -> &[u8] {
+    m.as_ref().map_or(&[], |m| m.as_ref())
+}
+
 /// Statistics of one split.
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetStats {
@@ -380,8 +384,10 @@ impl RewardDataset {
         if rows_x == 0 {
             return Err(Error::format(&xp, "the dataset holds zero samples"));
         }
-        if let Some(e) = expected {
-            if e.method != meta.tokenization_method || e.vocab_size != meta.vocab_size {
+        if let Some(e) = expected
+            && (e.method != meta.tokenization_method || e.vocab_size != meta.vocab_size)
+        {
+            {
                 return Err(Error::Mismatch(format!(
                     "{} is tokenized {} (vocab {}) but {} (vocab {}) was expected",
                     mp.display(),
@@ -434,7 +440,7 @@ impl RewardDataset {
     }
 
     fn validate_tokens(&self, xp: &Path) -> Result<()> {
-        let b = self.x.as_deref().map_or(&[][..], |m| &m[..]);
+        let b = bytes(&self.x);
         if let Some(pos) = b
             .chunks_exact(2)
             .position(|c| u16::from_le_bytes([c[0], c[1]]) as usize >= self.meta.vocab_size)
@@ -473,7 +479,7 @@ impl RewardDataset {
     /// Tokens of sample `i`.
     pub fn tokens(&self, i: usize) -> Vec<u32> {
         let n = self.meta.block_size;
-        let b = self.x.as_deref().map_or(&[][..], |m| &m[..]);
+        let b = bytes(&self.x);
         b[i * n * 2..(i + 1) * n * 2]
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]) as u32)
@@ -482,7 +488,7 @@ impl RewardDataset {
 
     /// Label of sample `i`: [P(natural), P(synthetic)].
     pub fn label(&self, i: usize) -> [f32; 2] {
-        let b = self.y.as_deref().map_or(&[][..], |m| &m[..]);
+        let b = bytes(&self.y);
         let c = &b[i * 8..i * 8 + 8];
         [
             f32::from_le_bytes([c[0], c[1], c[2], c[3]]),

@@ -185,3 +185,21 @@ fn unknown_characters_and_truncated_checkpoint() {
     assert!(e.contains("missing_dir"), "{e}");
     assert!(leftovers(d.path()).is_empty(), "{:?}", leftovers(d.path()));
 }
+
+#[test]
+fn reward_data_with_a_missing_model() {
+    let d = prepared(&common::tiny_corpus());
+    let e = expect_clean_error(&run(
+        &[
+            "prepare-reward-data",
+            "--model_path",
+            "nope",
+            "--data_path",
+            "in.txt",
+        ],
+        d.path(),
+    ));
+    assert!(e.contains("nope") && e.contains("checkpoint"), "{e}");
+    let e = expect_clean_error(&run(&["inspect-reward-data", "missing"], d.path()));
+    assert!(e.contains("missing") && e.contains("metadata"), "{e}");
+}

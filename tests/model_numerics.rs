@@ -153,3 +153,14 @@ fn data_parallel_gradients_equal_single_thread() {
         assert!(max_diff(a.unwrap(), b.unwrap()) < 1e-5);
     }
 }
+
+/// The autodiff (training) path computes the same function as the inference path.
+#[test]
+fn training_and_inference_paths_agree() {
+    let m = tiny(0.0);
+    let ids: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8];
+    let a = m.forward(m.tokens(&ids, 1), None);
+    let t = m.clone().into_trainable(|_| true);
+    let b = t.forward(t.tokens(&ids, 1), None).inner();
+    assert!(max_diff(a, b) < 1e-5);
+}

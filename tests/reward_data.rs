@@ -1,0 +1,402 @@
+//! The reward dataset: lockstep generation against the one-at-a-time reference, the file
+//! contract (counts, exact labels, natural prefixes), determinism, sharding + merging, resuming
+//! after kill -9, the numpy reader, and precise errors on corrupt datasets.
+
+mod common;
+
+use burn::tensor::Device;
+use nanoreward::checkpoint::{self, CheckpointParts};
+use nanoreward::model::{GPT, GPTConfig};
+use nanoreward::reward_data::{self, GenOptions, Row, Split};
+use nanoreward::reward_dataset::RewardDataset;
+use nanoreward::reward_prepare::{self, RewardPrepOptions};
+use nanoreward::sampling::SampleOptions;
+use nanoreward::tokenizer::{CharVocab, Tokenizer};
+use std::path::{Path, PathBuf};
+
+const N: usize = 16;
+
+fn tiny_model(vocab: usize) -> GPT {
+    let cfg = GPTConfig {
+        block_size: N,
+        vocab_size: vocab,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 32,
+        bias: false,
+        ..Default::default()
+    };
+    let dev = Device::flex();
+    dev.seed(5);
+    GPT::new(&cfg, &dev).unwrap()
+}
+
+/// A folder with input.txt and a saved tiny base model whose meta.pkl matches the text.
+fn setup() -> (tempfile::TempDir, GPT, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let text = common::tiny_corpus();
+    std::fs::write(d.path().join("input.txt"), &text).unwrap();
+    let tok = Tokenizer::Char(CharVocab::from_text(&text));
+    let model = tiny_model(tok.vocab_size());
+    let ck = d.path().join("base");
+    checkpoint::save(
+        &ck,
+        &CheckpointParts {
+            model: &model,
+            optimizer: None,
+            train_state: None,
+            tokenizer: Some(&tok),
+        },
+    )
+    .unwrap();
+    (d, model, ck)
+}
+
+fn opts(d: &Path, ck: &Path, out: &str) -> RewardPrepOptions {
+    RewardPrepOptions {
+        model_path: ck.to_path_buf(),
+        input_mode: "text".into(),
+        data_path: Some(d.join("input.txt")),
+        train_bin: None,
+        val_bin: None,
+        tokenization: "auto".into(),
+        meta_path: None,
+        output_dir: d.join(out),
+        train_split: 0.9,
+        samples_per_chunk: 3,
+        temperature: 1.0,
+        top_k: None,
+        seed: 42,
+        batch_size: 8,
+        max_blocks: Some(40),
+        num_shards: 1,
+        shard_index: 0,
+    }
+}
+
+#[test]
+fn lockstep_generation_equals_one_at_a_time() {
+    let model = tiny_model(23);
+    let blocks: Vec<Vec<u32>> = (0..6)
+        .map(|b| (0..N as u32).map(|t| (t * 7 + b * 3) % 23).collect())
+        .collect();
+    let mut rows = Vec::new();
+    for (b, nat) in blocks.iter().enumerate() {
+        for (k, seed) in reward_data::block_plan(9, Split::Train, b, 3, N) {
+            rows.push(Row {
+                natural: nat,
+                k,
+                seed,
+            });
+        }
+    }
+    let sample = SampleOptions {
+        temperature: 1.0,
+        top_k: Some(10),
+    };
+    let g = GenOptions {
+        samples_per_chunk: 3,
+        sample,
+        seed: 9,
+        batch_size: 5,
+    };
+    let fast = reward_data::generate_rows(&model, &rows, &g, |_| {}).unwrap();
+    for (row, got) in rows.iter().zip(&fast) {
+        assert_eq!(got, &reward_data::generate_row_naive(&model, row, &sample));
+    }
+}
+
+fn read_u16(p: &Path) -> Vec<u16> {
+    std::fs::read(p)
+        .unwrap()
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+#[test]
+fn dataset_contract_determinism_and_shards() {
+    let (d, model, ck) = setup();
+    let o = opts(d.path(), &ck, "full");
+    let s = reward_prepare::run(&o, &model, false).unwrap();
+    let text = common::tiny_corpus();
+    let tok = Tokenizer::Char(CharVocab::from_text(&text));
+    let n_chars = text.chars().count();
+    let cut = (n_chars as f64 * 0.9) as usize;
+    let natural = [
+        tok.encode(&text.chars().take(cut).collect::<String>())
+            .unwrap(),
+        tok.encode(&text.chars().skip(cut).collect::<String>())
+            .unwrap(),
+    ];
+    for (m, nat) in s.metas.iter().zip(&natural) {
+        let blocks = (nat.len() / N).min(40);
+        assert_eq!(m.num_samples, blocks * 3, "{}", m.split);
+        let ds = RewardDataset::open(&o.output_dir, &m.split, None).unwrap();
+        for i in 0..ds.len() {
+            let (x, [p, q]) = ds.get(i);
+            let k = (p * N as f32).round() as usize;
+            assert_eq!(p, k as f32 / N as f32);
+            assert_eq!(q, (N - k) as f32 / N as f32);
+            assert_eq!(p + q, 1.0);
+            let b = i / 3;
+            assert_eq!(
+                &x[..k],
+                &nat[b * N..b * N + k],
+                "sample {i}: natural prefix"
+            );
+        }
+        let st = ds.stats();
+        assert!((st.y.mean[0] - 0.5).abs() < 0.1, "{:?}", st.y);
+    }
+    // Same seed and arguments: identical bytes.
+    let again = opts(d.path(), &ck, "again");
+    reward_prepare::run(&again, &model, false).unwrap();
+    for f in ["train_x.bin", "train_y.bin", "val_x.bin", "val_y.bin"] {
+        assert!(
+            std::fs::read(o.output_dir.join(f)).unwrap()
+                == std::fs::read(again.output_dir.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // Three shards, merged: the same labels and natural prefixes in the same order.
+    let mut shard_dirs = Vec::new();
+    for i in 0..3 {
+        let mut so = opts(d.path(), &ck, &format!("shard{i}"));
+        so.num_shards = 3;
+        so.shard_index = i;
+        so.batch_size = 5;
+        reward_prepare::run(&so, &model, false).unwrap();
+        shard_dirs.push(so.output_dir);
+    }
+    let merged = d.path().join("merged");
+    reward_prepare::merge(&merged, &shard_dirs).unwrap();
+    for split in ["train", "val"] {
+        let a = RewardDataset::open(&o.output_dir, split, None).unwrap();
+        let b = RewardDataset::open(&merged, split, None).unwrap();
+        assert_eq!(a.len(), b.len());
+        for i in 0..a.len() {
+            let ((xa, la), (xb, lb)) = (a.get(i), b.get(i));
+            assert_eq!(la, lb);
+            let k = (la[0] * N as f32).round() as usize;
+            assert_eq!(xa[..k], xb[..k]);
+        }
+    }
+    // A shard set that does not belong together is refused.
+    assert!(reward_prepare::merge(&d.path().join("bad"), &shard_dirs[..2]).is_err());
+    // The seed's numpy snippet reads the files and agrees with the Rust reader.
+    numpy_check(&o.output_dir);
+}
+
+fn numpy_check(dir: &Path) {
+    let has_numpy = std::process::Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_numpy {
+        eprintln!("SKIP: python3 with numpy is not available; the numpy reader check needs it");
+        return;
+    }
+    let ds = RewardDataset::open(dir, "train", None).unwrap();
+    let st = ds.stats();
+    let script = format!(
+        "{}/scripts/check_reward_data.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = std::process::Command::new("python3")
+        .args([&script, dir.to_str().unwrap(), "train"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["num_samples"].as_u64().unwrap() as usize, ds.len());
+    assert!((v["y_mean"][0].as_f64().unwrap() - st.y.mean[0]).abs() < 1e-6);
+    let first: Vec<u32> = v["x0"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(first, ds.tokens(0));
+}
+
+#[test]
+fn killed_run_resumes_to_the_same_dataset() {
+    let (d, _model, ck) = setup();
+    let args = |out: &str| -> Vec<String> {
+        [
+            "prepare-reward-data",
+            "--model_path",
+            ck.to_str().unwrap(),
+            "--data_path",
+            d.path().join("input.txt").to_str().unwrap(),
+            "--output_dir",
+            d.path().join(out).to_str().unwrap(),
+            "--samples_per_chunk",
+            "40",
+            "--batch_size",
+            "16",
+            "--threads",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |a: &[String]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nanoreward"))
+            .args(a)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&args("ref")).status.success());
+    let mut interrupted = 0;
+    for delay_ms in [150u64, 400, 900] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nanoreward"))
+            .args(args("killed"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let partial = std::fs::read_dir(d.path().join("killed"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".partial"));
+        interrupted += usize::from(partial);
+        // Whatever was left: final names hold complete files or nothing.
+        for split in ["train", "val"] {
+            let meta = d.path().join(format!("killed/{split}_metadata.txt"));
+            if meta.exists() {
+                assert!(RewardDataset::open(&d.path().join("killed"), split, None).is_ok());
+            }
+        }
+    }
+    assert!(
+        interrupted > 0,
+        "no kill landed mid-run; the test did not exercise resuming"
+    );
+    let out = run(&args("killed"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for f in ["train_x.bin", "train_y.bin", "val_x.bin", "val_y.bin"] {
+        assert!(
+            read_u16(&d.path().join("ref").join(f)) == read_u16(&d.path().join("killed").join(f)),
+            "{f}"
+        );
+    }
+    assert!(common::leftovers(d.path()).is_empty());
+}
+
+#[test]
+fn corrupt_datasets_are_reported_precisely() {
+    let (d, model, ck) = setup();
+    let o = opts(d.path(), &ck, "ds");
+    reward_prepare::run(&o, &model, false).unwrap();
+    let dir = &o.output_dir;
+    let fresh = |name: &str| {
+        let t = d.path().join(name);
+        std::fs::create_dir_all(&t).unwrap();
+        for f in ["train_x.bin", "train_y.bin", "train_metadata.txt"] {
+            std::fs::copy(dir.join(f), t.join(f)).unwrap();
+        }
+        t
+    };
+    let err = |t: &Path| {
+        RewardDataset::open(t, "train", None)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let t = fresh("a");
+    let x = std::fs::read(t.join("train_x.bin")).unwrap();
+    std::fs::write(t.join("train_x.bin"), &x[..x.len() - 2]).unwrap();
+    assert!(
+        err(&t).contains("not a multiple of block_size 16"),
+        "{}",
+        err(&t)
+    );
+    let t = fresh("b");
+    let y = std::fs::read(t.join("train_y.bin")).unwrap();
+    std::fs::write(t.join("train_y.bin"), &y[..y.len() - 8]).unwrap();
+    assert!(err(&t).contains("label rows but"), "{}", err(&t));
+    let t = fresh("c");
+    let mut y = std::fs::read(t.join("train_y.bin")).unwrap();
+    y[8..12].copy_from_slice(&0.9f32.to_le_bytes());
+    std::fs::write(t.join("train_y.bin"), &y).unwrap();
+    assert!(err(&t).contains("row 1: probabilities"), "{}", err(&t));
+    let t = fresh("d");
+    let mut y = std::fs::read(t.join("train_y.bin")).unwrap();
+    y[16..20].copy_from_slice(&0.0f32.to_le_bytes());
+    y[20..24].copy_from_slice(&1.0f32.to_le_bytes());
+    std::fs::write(t.join("train_y.bin"), &y).unwrap();
+    assert!(
+        err(&t).contains("row 2: P(natural) = 0 is outside"),
+        "{}",
+        err(&t)
+    );
+    let t = fresh("e");
+    std::fs::remove_file(t.join("train_metadata.txt")).unwrap();
+    assert!(err(&t).contains("metadata file is missing"), "{}", err(&t));
+    let t = fresh("f");
+    let m = std::fs::read_to_string(t.join("train_metadata.txt"))
+        .unwrap()
+        .replace("block_size: 16", "block_size: abc");
+    std::fs::write(t.join("train_metadata.txt"), m).unwrap();
+    assert!(
+        err(&t).contains("'block_size: abc' is not a valid number"),
+        "{}",
+        err(&t)
+    );
+    let expect = nanoreward::reward_dataset::TokenizationInfo {
+        method: "bpe".into(),
+        vocab_size: 50257,
+    };
+    let e = RewardDataset::open(dir, "train", Some(&expect))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("tokenized char") && e.contains("bpe"), "{e}");
+}
+
+#[test]
+fn incompatible_inputs_are_refused_before_work() {
+    let (d, model, ck) = setup();
+    let mut o = opts(d.path(), &ck, "x");
+    o.tokenization = "bpe".into();
+    let e = reward_prepare::run(&o, &model, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("tokenizer has 50257 tokens") || e.contains("trained on characters"),
+        "{e}"
+    );
+    let mut o = opts(d.path(), &ck, "y");
+    std::fs::write(d.path().join("other.txt"), "zzzz qqqq xxxx ".repeat(50)).unwrap();
+    o.data_path = Some(d.path().join("other.txt"));
+    let e = reward_prepare::run(&o, &model, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("not in the vocabulary"), "{e}");
+    let mut o = opts(d.path(), &ck, "z");
+    std::fs::write(d.path().join("short.txt"), "the cat").unwrap();
+    o.data_path = Some(d.path().join("short.txt"));
+    let e = reward_prepare::run(&o, &model, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("fewer than the model's block_size 16"), "{e}");
+    assert!(!d.path().join("x").exists() && !d.path().join("y").exists());
+}
