@@ -231,9 +231,10 @@ pub fn run_reward_data(
         sample,
         seed: 42,
         batch_size,
+        workers: crate::device::workers(0),
     };
     let t0 = Instant::now();
-    reward_data::generate_rows(&model, &rows, &opts, |_| {})?;
+    reward_data::generate_rows(&model, &rows, &opts)?;
     let dt = t0.elapsed().as_secs_f64();
     let generated: usize = rows.iter().map(|r| n - r.k).sum();
     let t1 = Instant::now();

@@ -18,6 +18,8 @@ pub mod model;
 pub mod optim;
 pub mod reward_data;
 pub mod reward_dataset;
+pub mod reward_eval;
+pub mod reward_model;
 pub mod reward_prepare;
 pub mod sampling;
 pub mod tokenizer;

@@ -36,6 +36,12 @@ enum Command {
     MergeRewardData(reward_cli::MergeArgs),
     /// Report on a reward dataset: sizes, label statistics, K/N histogram, decoded examples.
     InspectRewardData(reward_cli::InspectArgs),
+    /// Train a reward model (trunk from a generator checkpoint + a new reward head), then evaluate it.
+    TrainReward(reward_cli::TrainRewardArgs),
+    /// Evaluate a reward model: MAE vs K/N, boundary error, AUROC vs the log-likelihood baseline.
+    EvalReward(reward_cli::EvalRewardArgs),
+    /// Score texts (files or stdin lines) or a token .bin with a reward model: P(natural) per window.
+    Score(reward_cli::ScoreArgs),
 }
 
 #[derive(Args)]
@@ -165,9 +171,13 @@ fn cmd_prepare(a: PrepareArgs) -> Result<()> {
     Ok(())
 }
 
-fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
-    let mut rest = a.rest.as_slice();
-    let mut file = a.config.clone();
+/// Splits `[CONFIG] --key=value ...` into the config file and the overrides.
+pub(crate) fn split_config_args(
+    config: Option<PathBuf>,
+    rest: &[String],
+) -> Result<(Option<PathBuf>, Vec<(String, String)>)> {
+    let mut rest = rest;
+    let mut file = config;
     if let Some(first) = rest.first()
         && !first.starts_with("--")
     {
@@ -177,7 +187,11 @@ fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
         file = Some(PathBuf::from(first));
         rest = &rest[1..];
     }
-    let overrides = config::parse_overrides(rest)?;
+    Ok((file, config::parse_overrides(rest)?))
+}
+
+fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
+    let (file, overrides) = split_config_args(a.config.clone(), &a.rest)?;
     let cfg: train::TrainConfig = config::load(file.as_deref(), &overrides, train::IGNORED_KEYS)?;
     cfg.validate()?;
     Ok(cfg)
@@ -364,6 +378,9 @@ fn main() {
         Command::PrepareRewardData(a) => reward_cli::prepare(a),
         Command::MergeRewardData(a) => reward_cli::merge(a),
         Command::InspectRewardData(a) => reward_cli::inspect(a),
+        Command::TrainReward(a) => reward_cli::train_reward(a),
+        Command::EvalReward(a) => reward_cli::eval_reward(a),
+        Command::Score(a) => reward_cli::score(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));

@@ -630,11 +630,20 @@ impl GPT {
 
     /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.
     pub fn reward_probs(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Result<Tensor<2>> {
+        self.head_probs(self.pooled(idx, drop))
+    }
+
+    /// The trunk's pooled state per sequence, `[B, n_embd]` (the reward head's input).
+    pub fn pooled(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<2> {
+        self.check_len(idx.dims()[1], 0);
+        self.pool(self.trunk(idx, None, drop))
+    }
+
+    /// The reward head on pooled states: softmax(out(relu(fc(pooled)))), `[B, 2]`.
+    pub fn head_probs(&self, pooled: Tensor<2>) -> Result<Tensor<2>> {
         let head = self.reward_head.as_ref().ok_or_else(|| {
             Error::Config("this model has no reward_head (it is a generator)".into())
         })?;
-        self.check_len(idx.dims()[1], 0);
-        let pooled = self.pool(self.trunk(idx, None, drop));
         Ok(softmax(head.out.forward(relu(head.fc.forward(pooled))), 1))
     }
 

@@ -5,6 +5,8 @@ use clap::Args;
 use nanoreward::checkpoint;
 use nanoreward::device;
 use nanoreward::reward_dataset::RewardDataset;
+use nanoreward::reward_eval;
+use nanoreward::reward_model::{self, RewardModel};
 use nanoreward::reward_prepare::{self, RewardPrepOptions};
 use nanoreward::tokenizer::{CharVocab, Tokenizer};
 use std::path::{Path, PathBuf};
@@ -90,6 +92,7 @@ pub fn prepare(a: PrepareRewardDataArgs) -> Result<()> {
         max_blocks: a.max_blocks,
         num_shards: a.num_shards,
         shard_index: a.shard_index,
+        threads: a.threads,
     };
     println!("Configuration:");
     println!("  base model:        {}", model_path.display());
@@ -276,6 +279,253 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     );
     if !consistent {
         bail!("train and val splits use different tokenizations");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TrainRewardArgs {
+    /// TOML config file; keys: base, data, out_dir, epochs, batch_size, lr, optimizer, loss, ...
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A config file as first word, then overrides such as --epochs=5 --freeze_trunk=false.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CONFIG | --key=value"
+    )]
+    rest: Vec<String>,
+}
+
+pub fn train_reward(a: TrainRewardArgs) -> Result<()> {
+    let (file, overrides) = crate::split_config_args(a.config, &a.rest)?;
+    let mut cfg: reward_model::RewardTrainConfig =
+        nanoreward::config::load(file.as_deref(), &overrides, &[])?;
+    cfg.base = crate::resolve_checkpoint(Path::new(&cfg.base))
+        .display()
+        .to_string();
+    cfg.validate()?;
+    let out = reward_model::train(&cfg, true)?;
+    let r = &out.load_report;
+    println!(
+        "loaded {} trunk tensors from {}; dropped {}; initialised {}",
+        r.loaded.len(),
+        cfg.base,
+        if r.unused.is_empty() {
+            "nothing".to_string()
+        } else {
+            r.unused.join(", ")
+        },
+        if r.initialised.is_empty() {
+            "nothing (reward checkpoint)".to_string()
+        } else {
+            r.initialised.join(", ")
+        }
+    );
+    println!(
+        "trained {} epochs in {:.1} s; best val loss {:.5}; checkpoint {}",
+        out.epochs_run,
+        out.seconds,
+        out.best_val_loss,
+        out.checkpoint.display()
+    );
+    let dev = device::select(&cfg.device)?;
+    let eval_dir = PathBuf::from(&cfg.out_dir);
+    run_eval(
+        &out.checkpoint,
+        Path::new(&cfg.base),
+        Path::new(&cfg.data),
+        &eval_dir,
+        256,
+        cfg.seed,
+        &dev,
+    )
+}
+
+fn run_eval(
+    ckpt: &Path,
+    base: &Path,
+    data: &Path,
+    out: &Path,
+    windows: usize,
+    seed: u64,
+    dev: &burn::tensor::Device,
+) -> Result<()> {
+    let rm = RewardModel::load(ckpt, dev)?;
+    let base_model = checkpoint::load_model(base, dev)?;
+    let val = RewardDataset::open(data, "val", None)?;
+    let j = reward_eval::evaluate(
+        &rm.model,
+        &base_model,
+        &val,
+        &rm.tokenizer,
+        windows,
+        seed,
+        out,
+    )?;
+    println!(
+        "evaluation on {} val samples ({} windows per class for AUROC):",
+        j["num_val_samples"], windows
+    );
+    println!("  {:<28} {:>10} {:>10}", "metric", "model", "baseline");
+    println!(
+        "  {:<28} {:>10.4} {:>10.4}",
+        "MAE of P(natural) vs K/N",
+        j["mae"].as_f64().unwrap_or(f64::NAN),
+        j["mae_baseline"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  {:<28} {:>10.2} {:>10.2}",
+        "boundary MAE (tokens)",
+        j["boundary_mae_tokens"].as_f64().unwrap_or(f64::NAN),
+        j["boundary_mae_tokens_baseline"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    );
+    println!(
+        "  {:<28} {:>10.4} {:>10.4}",
+        "AUROC natural vs generated",
+        j["auroc"].as_f64().unwrap_or(f64::NAN),
+        j["auroc_loglik_baseline"].as_f64().unwrap_or(f64::NAN)
+    );
+    println!("  (baselines: always 0.5; the base model's mean log-likelihood)");
+    println!(
+        "wrote {}/eval.json, calibration.svg, predictions_hist.svg",
+        out.display()
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct EvalRewardArgs {
+    /// Reward checkpoint (or a train-reward out_dir holding ckpt/).
+    #[arg(long, alias = "out_dir")]
+    checkpoint: PathBuf,
+    /// Base generator (default: the one the reward model was trained from).
+    #[arg(long)]
+    base: Option<PathBuf>,
+    /// Reward dataset (default: the one it was trained on).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Where eval.json and the plots go (default: beside the checkpoint).
+    #[arg(long = "output-dir", alias = "output_dir")]
+    output_dir: Option<PathBuf>,
+    /// Natural and generated windows each for the AUROC.
+    #[arg(long, default_value_t = 256)]
+    windows: usize,
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn eval_reward(a: EvalRewardArgs) -> Result<()> {
+    let ckpt = crate::resolve_checkpoint(&a.checkpoint);
+    let state = checkpoint::load_train_state(&ckpt)?;
+    let from_state = |k: &str| state.pointer(k).and_then(|v| v.as_str()).map(PathBuf::from);
+    let base = a
+        .base
+        .or_else(|| from_state("/base"))
+        .context("give --base: the checkpoint does not say which generator it came from")?;
+    let data = a
+        .data
+        .or_else(|| from_state("/config/data"))
+        .context("give --data: the checkpoint does not say which dataset it was trained on")?;
+    let out = a
+        .output_dir
+        .unwrap_or_else(|| ckpt.parent().map(Path::to_path_buf).unwrap_or_default());
+    let dev = device::select(&a.device)?;
+    run_eval(
+        &ckpt,
+        &crate::resolve_checkpoint(&base),
+        &data,
+        &out,
+        a.windows,
+        a.seed,
+        &dev,
+    )
+}
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// Reward checkpoint (or a train-reward out_dir holding ckpt/).
+    #[arg(long, alias = "out_dir")]
+    checkpoint: PathBuf,
+    /// Text files to score (default: one text per line of stdin).
+    files: Vec<PathBuf>,
+    /// Score a uint16 token file instead.
+    #[arg(long)]
+    bin: Option<PathBuf>,
+    /// Window stride in tokens over long texts (default: block_size, no overlap).
+    #[arg(long)]
+    stride: Option<usize>,
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+/// Windows of at most `n` tokens every `stride` tokens (the last one ends at the text's end).
+fn windows(ids: &[u32], n: usize, stride: usize) -> Vec<(usize, Vec<u32>)> {
+    if ids.len() <= n {
+        return vec![(0, ids.to_vec())];
+    }
+    let mut starts: Vec<usize> = (0..=ids.len() - n).step_by(stride.max(1)).collect();
+    if starts.last() != Some(&(ids.len() - n)) {
+        starts.push(ids.len() - n);
+    }
+    starts
+        .into_iter()
+        .map(|s| (s, ids[s..s + n].to_vec()))
+        .collect()
+}
+
+pub fn score(a: ScoreArgs) -> Result<()> {
+    let dev = device::select(&a.device)?;
+    let rm = RewardModel::load(&crate::resolve_checkpoint(&a.checkpoint), &dev)?;
+    let n = rm.model.config.block_size;
+    let stride = a.stride.unwrap_or(n);
+    let mut docs: Vec<(String, Vec<u32>)> = Vec::new();
+    if let Some(b) = &a.bin {
+        docs.push((
+            b.display().to_string(),
+            nanoreward::data::TokenFile::open(b)?.to_vec(),
+        ));
+    } else if a.files.is_empty() {
+        for (i, line) in std::io::stdin().lines().enumerate() {
+            let line = line.context("cannot read stdin")?;
+            if !line.is_empty() {
+                docs.push((format!("line {}", i + 1), rm.tokenizer.encode(&line)?));
+            }
+        }
+    } else {
+        for f in &a.files {
+            docs.push((
+                f.display().to_string(),
+                rm.tokenizer.encode(&nanoreward::fsutil::read_text(f)?)?,
+            ));
+        }
+    }
+    for (name, ids) in docs {
+        if ids.is_empty() {
+            bail!("{name} has no tokens to score");
+        }
+        let w = windows(&ids, n, stride);
+        let seqs: Vec<Vec<u32>> = w.iter().map(|(_, s)| s.clone()).collect();
+        let p = rm.score(&seqs)?;
+        let mean = p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64;
+        if a.json {
+            let wins: Vec<serde_json::Value> = w.iter().zip(&p).map(|((s, t), v)| serde_json::json!({"start": s, "tokens": t.len(), "p_natural": v})).collect();
+            println!(
+                "{}",
+                serde_json::json!({"source": name, "mean_p_natural": mean, "windows": wins})
+            );
+        } else {
+            println!(
+                "{name}: P(natural) = {mean:.4} (mean of {} windows)",
+                p.len()
+            );
+        }
     }
     Ok(())
 }

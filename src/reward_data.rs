@@ -54,6 +54,8 @@ pub struct GenOptions {
     pub seed: u64,
     /// Sequences generated together.
     pub batch_size: usize,
+    /// Batches generated at once on separate threads.
+    pub workers: usize,
 }
 
 /// One sample to produce: its block's natural tokens, its K and its sampling seed.
@@ -86,13 +88,7 @@ pub fn label(k: usize, n: usize) -> [f32; 2] {
 
 /// Generates every row: its first K tokens are its natural ones, the rest are sampled from
 /// `model`. Rows are processed in batches of similar K; the result is in `rows` order.
-/// `on_batch` receives the number of rows finished.
-pub fn generate_rows(
-    model: &GPT,
-    rows: &[Row],
-    opts: &GenOptions,
-    mut on_batch: impl FnMut(usize),
-) -> Result<Vec<Vec<u32>>> {
+pub fn generate_rows(model: &GPT, rows: &[Row], opts: &GenOptions) -> Result<Vec<Vec<u32>>> {
     opts.sample.validate()?;
     let n = match rows.first() {
         Some(r) => r.natural.len(),
@@ -111,47 +107,62 @@ pub fn generate_rows(
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(rows[i].k), i));
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
-    for batch in order.chunks(opts.batch_size.max(1)) {
-        let b = batch.len();
-        let min_k = batch.iter().map(|&i| rows[i].k).min().unwrap_or(1);
-        let mut rngs: Vec<ChaCha8Rng> = batch
-            .iter()
-            .map(|&i| ChaCha8Rng::seed_from_u64(rows[i].seed))
-            .collect();
-        let mut seqs: Vec<Vec<u32>> = batch
-            .iter()
-            .map(|&i| rows[i].natural[..min_k].to_vec())
-            .collect();
-        let mut cache = KvCache::default();
-        let prefix: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
-        let mut logits = Some(model.forward_cached(model.tokens(&prefix, b), &mut cache));
-        for t in min_k..n {
-            let host = match logits.take() {
-                Some(l) if batch.iter().any(|&i| t >= rows[i].k) => Some(logits_rows(l)),
-                _ => None,
-            };
-            let mut next = Vec::with_capacity(b);
-            for (r, &i) in batch.iter().enumerate() {
-                let tok = if t < rows[i].k {
-                    rows[i].natural[t]
-                } else {
-                    // `host` is present whenever some row of the batch samples at t.
-                    let l = host.as_ref().map(|h| h[r].as_slice()).unwrap_or(&[]);
-                    sample_row(l, &opts.sample, &mut rngs[r])
-                };
-                seqs[r].push(tok);
-                next.push(tok as i64);
-            }
-            if t + 1 < n {
-                logits = Some(model.forward_cached(model.tokens(&next, b), &mut cache));
-            }
+    let batches: Vec<&[usize]> = order.chunks(opts.batch_size.max(1)).collect();
+    let done = crate::device::par_map(&batches, opts.workers, |batch| {
+        generate_batch(model, rows, batch, n, &opts.sample)
+    });
+    for (batch, seqs) in batches.iter().zip(done) {
+        for (&i, s) in batch.iter().zip(seqs) {
+            out[i] = s;
         }
-        for (r, &i) in batch.iter().enumerate() {
-            out[i] = std::mem::take(&mut seqs[r]);
-        }
-        on_batch(b);
     }
     Ok(out)
+}
+
+/// Generates one batch of rows in lockstep: prefill the shared natural prefix, then one
+/// incremental step per position, feeding natural tokens while t < K and sampled ones after.
+fn generate_batch(
+    model: &GPT,
+    rows: &[Row],
+    batch: &[usize],
+    n: usize,
+    sample: &SampleOptions,
+) -> Vec<Vec<u32>> {
+    let b = batch.len();
+    let min_k = batch.iter().map(|&i| rows[i].k).min().unwrap_or(1);
+    let mut rngs: Vec<ChaCha8Rng> = batch
+        .iter()
+        .map(|&i| ChaCha8Rng::seed_from_u64(rows[i].seed))
+        .collect();
+    let mut seqs: Vec<Vec<u32>> = batch
+        .iter()
+        .map(|&i| rows[i].natural[..min_k].to_vec())
+        .collect();
+    let mut cache = KvCache::default();
+    let prefix: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
+    let mut logits = Some(model.forward_cached(model.tokens(&prefix, b), &mut cache));
+    for t in min_k..n {
+        let host = match logits.take() {
+            Some(l) if batch.iter().any(|&i| t >= rows[i].k) => Some(logits_rows(l)),
+            _ => None,
+        };
+        let mut next = Vec::with_capacity(b);
+        for (r, &i) in batch.iter().enumerate() {
+            let tok = if t < rows[i].k {
+                rows[i].natural[t]
+            } else {
+                // `host` is present whenever some row of the batch samples at t.
+                let l = host.as_ref().map(|h| h[r].as_slice()).unwrap_or(&[]);
+                sample_row(l, sample, &mut rngs[r])
+            };
+            seqs[r].push(tok);
+            next.push(tok as i64);
+        }
+        if t + 1 < n {
+            logits = Some(model.forward_cached(model.tokens(&next, b), &mut cache));
+        }
+    }
+    seqs
 }
 
 /// The seed's way, kept as the speed baseline: one sample at a time, recomputing the whole

@@ -38,6 +38,8 @@ pub struct RewardPrepOptions {
     pub max_blocks: Option<usize>,
     pub num_shards: usize,
     pub shard_index: usize,
+    /// CPU threads (0 = one per core): batches are generated in parallel.
+    pub threads: usize,
 }
 
 /// A split's natural tokens and where they came from.
@@ -354,7 +356,7 @@ pub fn generate_split(
                 rows.push(Row { natural, k, seed });
             }
         }
-        let seqs = reward_data::generate_rows(model, &rows, gen_opts, |_| {})?;
+        let seqs = reward_data::generate_rows(model, &rows, gen_opts)?;
         let xb: Vec<u8> = seqs
             .iter()
             .flatten()
@@ -429,6 +431,7 @@ pub fn gen_options(opts: &RewardPrepOptions) -> Result<GenOptions> {
         sample,
         seed: opts.seed,
         batch_size: opts.batch_size,
+        workers: crate::device::workers(opts.threads),
     })
 }
 

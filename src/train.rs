@@ -312,11 +312,7 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
     } else {
         ProgressBar::hidden()
     };
-    let workers = if cfg.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        cfg.threads
-    };
+    let workers = device::workers(cfg.threads);
     let started = Instant::now();
     let mut evals = Vec::new();
     let mut it = start_iter;

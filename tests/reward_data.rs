@@ -71,6 +71,7 @@ fn opts(d: &Path, ck: &Path, out: &str) -> RewardPrepOptions {
         max_blocks: Some(40),
         num_shards: 1,
         shard_index: 0,
+        threads: 2,
     }
 }
 
@@ -99,8 +100,9 @@ fn lockstep_generation_equals_one_at_a_time() {
         sample,
         seed: 9,
         batch_size: 5,
+        workers: 2,
     };
-    let fast = reward_data::generate_rows(&model, &rows, &g, |_| {}).unwrap();
+    let fast = reward_data::generate_rows(&model, &rows, &g).unwrap();
     for (row, got) in rows.iter().zip(&fast) {
         assert_eq!(got, &reward_data::generate_row_naive(&model, row, &sample));
     }
