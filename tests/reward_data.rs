@@ -5,7 +5,6 @@
 mod common;
 
 use burn::tensor::Device;
-use nanoreward::checkpoint::{self, CheckpointParts};
 use nanoreward::model::{GPT, GPTConfig};
 use nanoreward::reward_data::{self, GenOptions, Row, Split};
 use nanoreward::reward_dataset::RewardDataset;
@@ -31,25 +30,8 @@ fn tiny_model(vocab: usize) -> GPT {
     GPT::new(&cfg, &dev).unwrap()
 }
 
-/// A folder with input.txt and a saved tiny base model whose meta.pkl matches the text.
 fn setup() -> (tempfile::TempDir, GPT, PathBuf) {
-    let d = tempfile::tempdir().unwrap();
-    let text = common::tiny_corpus();
-    std::fs::write(d.path().join("input.txt"), &text).unwrap();
-    let tok = Tokenizer::Char(CharVocab::from_text(&text));
-    let model = tiny_model(tok.vocab_size());
-    let ck = d.path().join("base");
-    checkpoint::save(
-        &ck,
-        &CheckpointParts {
-            model: &model,
-            optimizer: None,
-            train_state: None,
-            tokenizer: Some(&tok),
-        },
-    )
-    .unwrap();
-    (d, model, ck)
+    common::tiny_base()
 }
 
 fn opts(d: &Path, ck: &Path, out: &str) -> RewardPrepOptions {

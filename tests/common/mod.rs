@@ -70,3 +70,39 @@ pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A folder holding `input.txt` (the tiny corpus) and `base/`, a saved tiny char-level generator
+/// (block 16) whose meta.pkl matches the text.
+pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
+    use nanoreward::checkpoint::{self, CheckpointParts};
+    use nanoreward::model::{GPT, GPTConfig};
+    use nanoreward::tokenizer::{CharVocab, Tokenizer};
+    let d = tempfile::tempdir().unwrap();
+    let text = tiny_corpus();
+    std::fs::write(d.path().join("input.txt"), &text).unwrap();
+    let tok = Tokenizer::Char(CharVocab::from_text(&text));
+    let cfg = GPTConfig {
+        block_size: 16,
+        vocab_size: tok.vocab_size(),
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 32,
+        bias: false,
+        ..Default::default()
+    };
+    let dev = burn::tensor::Device::flex();
+    dev.seed(5);
+    let model = GPT::new(&cfg, &dev).unwrap();
+    let ck = d.path().join("base");
+    checkpoint::save(
+        &ck,
+        &CheckpointParts {
+            model: &model,
+            optimizer: None,
+            train_state: None,
+            tokenizer: Some(&tok),
+        },
+    )
+    .unwrap();
+    (d, model, ck)
+}

@@ -1,0 +1,210 @@
+//! The reward model: loading rules (generator → reward keeps the trunk bit-identical, frozen
+//! trunks stay unchanged by training, mismatched checkpoints fail naming the tensor), the
+//! frozen-trunk fast path against recomputing the trunk, batched scoring and eval.json.
+
+mod common;
+
+use burn::tensor::Device;
+use nanoreward::checkpoint::{self, HostTensor};
+use nanoreward::model::Pooling;
+use nanoreward::reward_dataset::RewardDataset;
+use nanoreward::reward_eval;
+use nanoreward::reward_model::{self, RewardModel, RewardTrainConfig};
+use nanoreward::reward_prepare::{self, RewardPrepOptions};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn weights(dir: &Path) -> HashMap<String, HostTensor> {
+    checkpoint::read_safetensors(&dir.join("model.safetensors")).unwrap()
+}
+
+fn dataset(d: &Path, ck: &Path, model: &nanoreward::model::GPT) -> std::path::PathBuf {
+    let o = RewardPrepOptions {
+        model_path: ck.to_path_buf(),
+        input_mode: "text".into(),
+        data_path: Some(d.join("input.txt")),
+        train_bin: None,
+        val_bin: None,
+        tokenization: "auto".into(),
+        meta_path: None,
+        output_dir: d.join("rd"),
+        train_split: 0.9,
+        samples_per_chunk: 4,
+        temperature: 1.0,
+        top_k: None,
+        seed: 42,
+        batch_size: 32,
+        max_blocks: Some(30),
+        num_shards: 1,
+        shard_index: 0,
+        threads: 2,
+    };
+    reward_prepare::run(&o, model, false).unwrap();
+    o.output_dir
+}
+
+fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
+    RewardTrainConfig {
+        base: ck.display().to_string(),
+        data: data.display().to_string(),
+        out_dir: d.join(out).display().to_string(),
+        epochs: 3,
+        batch_size: 16,
+        lr: 3e-3,
+        reward_head_hidden_dim: 24,
+        patience: 0,
+        threads: 1,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn generator_to_reward_keeps_the_trunk() {
+    let (d, _m, ck) = common::tiny_base();
+    let dev = Device::flex();
+    let (rm, report) = reward_model::load_reward_model(&ck, 24, Pooling::Mean, &dev).unwrap();
+    let base = weights(&ck);
+    assert_eq!(report.loaded.len(), base.len());
+    assert!(
+        report
+            .unused
+            .iter()
+            .any(|u| u.starts_with("lm_head.weight"))
+    );
+    assert_eq!(
+        report.initialised,
+        vec![
+            "reward_head.0.weight",
+            "reward_head.0.bias",
+            "reward_head.2.weight",
+            "reward_head.2.bias"
+        ]
+    );
+    for (name, t) in checkpoint::model_tensors(&rm) {
+        match base.get(&name) {
+            Some(b) => assert!(b == &t, "{name} changed on loading"),
+            None => assert!(name.starts_with("reward_head.")),
+        }
+    }
+    assert_eq!(rm.config.reward_head_hidden_dim, 24);
+    // A trunk of the wrong shape is refused, naming the tensor.
+    let wrong = d.path().join("wrong");
+    std::fs::create_dir_all(&wrong).unwrap();
+    std::fs::copy(
+        ck.join("model.safetensors"),
+        wrong.join("model.safetensors"),
+    )
+    .unwrap();
+    let cfg = std::fs::read_to_string(ck.join("config.json"))
+        .unwrap()
+        .replace("\"n_embd\": 32", "\"n_embd\": 48");
+    std::fs::write(wrong.join("config.json"), cfg).unwrap();
+    let e = reward_model::load_reward_model(&wrong, 24, Pooling::Last, &dev)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("transformer.wte.weight has shape [") && e.contains("48"),
+        "{e}"
+    );
+}
+
+#[test]
+fn frozen_training_changes_only_the_head_and_fast_path_agrees() {
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let fast = reward_model::train(&config(d.path(), &ck, &data, "fast"), false).unwrap();
+    let mut slow_cfg = config(d.path(), &ck, &data, "slow");
+    slow_cfg.fast_path = false;
+    let slow = reward_model::train(&slow_cfg, false).unwrap();
+    let base = weights(&ck);
+    let (wf, ws) = (weights(&fast.checkpoint), weights(&slow.checkpoint));
+    for (name, b) in &base {
+        assert!(
+            &wf[name] == b,
+            "{name} changed although the trunk is frozen"
+        );
+    }
+    for (name, t) in &wf {
+        if name.starts_with("reward_head.") {
+            let d = t
+                .data
+                .iter()
+                .zip(&ws[name].data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(d < 1e-4, "{name}: fast and slow paths differ by {d}");
+        }
+    }
+    // The head really trains: the train loss falls from the first epoch to the last.
+    let (first, last) = (fast.history[1].1, fast.history.last().unwrap().1);
+    assert!(last < first, "train loss {first} -> {last}");
+    for (a, b) in fast.history.iter().zip(&slow.history).skip(1) {
+        assert!(
+            (a.1 - b.1).abs() < 1e-5 && (a.2 - b.2).abs() < 1e-5,
+            "{a:?} vs {b:?}"
+        );
+    }
+    // Which parameters train under each freezing option.
+    let t = |n: &str, unfreeze: usize| reward_model::is_trainable(n, 4, true, unfreeze);
+    assert!(t("reward_head.0.weight", 0) && !t("transformer.h.3.mlp.c_fc.weight", 0));
+    assert!(t("transformer.h.3.mlp.c_fc.weight", 1) && t("transformer.ln_f.weight", 1));
+    assert!(
+        !t("transformer.h.2.attn.c_attn.weight", 1) && t("transformer.h.2.attn.c_attn.weight", 2)
+    );
+    assert!(
+        !t("transformer.wte.weight", 4)
+            && reward_model::is_trainable("transformer.wte.weight", 4, false, 0)
+    );
+}
+
+#[test]
+fn scoring_batches_and_eval_report() {
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let out = reward_model::train(&config(d.path(), &ck, &data, "rm"), false).unwrap();
+    let dev = Device::flex();
+    let rm = RewardModel::load(&out.checkpoint, &dev).unwrap();
+    let seqs: Vec<Vec<u32>> = vec![
+        vec![1, 2, 3],
+        vec![4; 16],
+        vec![5, 6, 7],
+        vec![2; 9],
+        vec![1, 1],
+    ];
+    let batched = rm.score(&seqs).unwrap();
+    for (s, &p) in seqs.iter().zip(&batched) {
+        let one = rm.score(std::slice::from_ref(s)).unwrap()[0];
+        assert!((one - p).abs() < 1e-5 && (0.0..=1.0).contains(&p));
+    }
+    assert!(rm.score(&[vec![1; 17]]).is_err());
+    assert!(RewardModel::load(&ck, &dev).is_err());
+    let val = RewardDataset::open(&data, "val", None).unwrap();
+    let j = reward_eval::evaluate(
+        &rm.model,
+        &model,
+        &val,
+        &rm.tokenizer,
+        16,
+        1,
+        &d.path().join("eval"),
+    )
+    .unwrap();
+    for k in [
+        "mae",
+        "mae_baseline",
+        "boundary_mae_tokens",
+        "auroc",
+        "auroc_loglik_baseline",
+    ] {
+        assert!(j[k].as_f64().is_some_and(f64::is_finite), "{k}: {}", j[k]);
+    }
+    let base_mae: f64 = (0..val.len())
+        .map(|i| (0.5 - val.label(i)[0] as f64).abs())
+        .sum::<f64>()
+        / val.len() as f64;
+    assert!((j["mae_baseline"].as_f64().unwrap() - base_mae).abs() < 1e-9);
+    for f in ["eval.json", "calibration.svg", "predictions_hist.svg"] {
+        assert!(d.path().join("eval").join(f).exists(), "{f}");
+    }
+}
