@@ -8,10 +8,13 @@
 //! while this file stays the one place that knows the architecture.
 
 use crate::error::{Error, Result};
+
+mod params;
 use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 use burn::tensor::module::{attention, embedding, layer_norm, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
+pub use params::Param;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -245,36 +248,6 @@ impl KvCache {
     }
 }
 
-/// A parameter handed out by [`GPT::named_params`]: vectors and matrices.
-#[derive(Debug, Clone)]
-pub enum Param {
-    Vector(Tensor<1>),
-    Matrix(Tensor<2>),
-}
-
-impl Param {
-    /// The shape as stored in the model.
-    pub fn dims(&self) -> Vec<usize> {
-        match self {
-            Param::Vector(t) => t.dims().to_vec(),
-            Param::Matrix(t) => t.dims().to_vec(),
-        }
-    }
-
-    /// The parameter flattened to one dimension.
-    pub fn flat(&self) -> Tensor<1> {
-        match self {
-            Param::Vector(t) => t.clone(),
-            Param::Matrix(t) => t.clone().flatten(0, 1),
-        }
-    }
-}
-
-enum Slot<'a> {
-    V(&'a mut Tensor<1>),
-    M(&'a mut Tensor<2>),
-}
-
 /// nanoGPT's GPT.
 #[derive(Debug, Clone)]
 pub struct GPT {
@@ -338,146 +311,6 @@ impl GPT {
     /// The device the parameters live on.
     pub fn device(&self) -> Device {
         self.wte.device()
-    }
-
-    fn slots(&mut self) -> Vec<(String, Slot<'_>)> {
-        fn lin<'a>(out: &mut Vec<(String, Slot<'a>)>, p: &str, l: &'a mut Linear) {
-            out.push((format!("{p}.weight"), Slot::M(&mut l.weight)));
-            if let Some(b) = l.bias.as_mut() {
-                out.push((format!("{p}.bias"), Slot::V(b)));
-            }
-        }
-        fn ln<'a>(out: &mut Vec<(String, Slot<'a>)>, p: &str, l: &'a mut LayerNorm) {
-            out.push((format!("{p}.weight"), Slot::V(&mut l.weight)));
-            if let Some(b) = l.bias.as_mut() {
-                out.push((format!("{p}.bias"), Slot::V(b)));
-            }
-        }
-        let mut out = vec![
-            ("transformer.wte.weight".to_string(), Slot::M(&mut self.wte)),
-            ("transformer.wpe.weight".to_string(), Slot::M(&mut self.wpe)),
-        ];
-        for (i, b) in self.h.iter_mut().enumerate() {
-            let p = format!("transformer.h.{i}");
-            ln(&mut out, &format!("{p}.ln_1"), &mut b.ln_1);
-            lin(&mut out, &format!("{p}.attn.c_attn"), &mut b.attn.c_attn);
-            lin(&mut out, &format!("{p}.attn.c_proj"), &mut b.attn.c_proj);
-            ln(&mut out, &format!("{p}.ln_2"), &mut b.ln_2);
-            lin(&mut out, &format!("{p}.mlp.c_fc"), &mut b.mlp.c_fc);
-            lin(&mut out, &format!("{p}.mlp.c_proj"), &mut b.mlp.c_proj);
-        }
-        ln(&mut out, "transformer.ln_f", &mut self.ln_f);
-        if let Some(head) = self.reward_head.as_mut() {
-            lin(&mut out, "reward_head.0", &mut head.fc);
-            lin(&mut out, "reward_head.2", &mut head.out);
-        }
-        out
-    }
-
-    /// Every parameter with its nanoGPT `state_dict` name, in a fixed order. Names ending in
-    /// `.weight` of a `Matrix` other than the embeddings are Linear weights (held `[in, out]`).
-    pub fn named_params(&self) -> Vec<(String, Param)> {
-        let mut copy = self.clone();
-        copy.slots()
-            .into_iter()
-            .map(|(n, s)| {
-                let p = match s {
-                    Slot::V(t) => Param::Vector(t.clone()),
-                    Slot::M(t) => Param::Matrix(t.clone()),
-                };
-                (n, p)
-            })
-            .collect()
-    }
-
-    /// Replaces every parameter by `f(name, current)`; `f` must keep each shape and kind.
-    pub fn map_params(&mut self, mut f: impl FnMut(&str, Param) -> Result<Param>) -> Result<()> {
-        for (name, slot) in self.slots() {
-            match slot {
-                Slot::V(t) => match f(&name, Param::Vector(t.clone()))? {
-                    Param::Vector(n) if n.dims() == t.dims() => *t = n,
-                    _ => return Err(Error::Mismatch(format!("{name}: shape or kind changed"))),
-                },
-                Slot::M(t) => match f(&name, Param::Matrix(t.clone()))? {
-                    Param::Matrix(n) if n.dims() == t.dims() => *t = n,
-                    _ => return Err(Error::Mismatch(format!("{name}: shape or kind changed"))),
-                },
-            }
-        }
-        Ok(())
-    }
-
-    /// Total number of parameters (wpe included, unlike nanoGPT's printout).
-    pub fn num_params(&self) -> usize {
-        self.named_params()
-            .iter()
-            .map(|(_, p)| p.dims().iter().product::<usize>())
-            .sum()
-    }
-
-    /// Moves every parameter to `device` (use `device.autodiff()` to train).
-    pub fn to_device(mut self, device: &Device) -> Self {
-        // Moving tensors cannot change shapes, so map_params cannot fail here.
-        let _ = self.map_params(|_, p| {
-            Ok(match p {
-                Param::Vector(t) => Param::Vector(t.to_device(device)),
-                Param::Matrix(t) => Param::Matrix(t.to_device(device)),
-            })
-        });
-        self
-    }
-
-    /// The training copy: every parameter an autodiff leaf; those for which `trainable(name)`
-    /// holds require gradients, the others are constants (a frozen trunk).
-    pub fn into_trainable(mut self, trainable: impl Fn(&str) -> bool) -> Self {
-        // Enabling autodiff keeps shapes, so map_params cannot fail here.
-        let _ = self.map_params(|name, p| {
-            let on = trainable(name);
-            Ok(match p {
-                Param::Vector(t) => {
-                    let t = t.autodiff();
-                    Param::Vector(if on { t.require_grad() } else { t })
-                }
-                Param::Matrix(t) => {
-                    let t = t.autodiff();
-                    Param::Matrix(if on { t.require_grad() } else { t })
-                }
-            })
-        });
-        self
-    }
-
-    /// A copy whose parameters are new autodiff leaves over the same values, requiring gradients
-    /// where the originals do: independent graphs for concurrent forward/backward passes.
-    pub fn fresh_leaves(&self) -> Self {
-        let mut m = self.clone();
-        let _ = m.map_params(|_, p| {
-            Ok(match p {
-                Param::Vector(t) => {
-                    let rg = t.is_require_grad();
-                    let t = t.inner().autodiff();
-                    Param::Vector(if rg { t.require_grad() } else { t })
-                }
-                Param::Matrix(t) => {
-                    let rg = t.is_require_grad();
-                    let t = t.inner().autodiff();
-                    Param::Matrix(if rg { t.require_grad() } else { t })
-                }
-            })
-        });
-        m
-    }
-
-    /// The inference copy: parameters without autodiff (cheap: tensors are shared handles).
-    pub fn inference(&self) -> Self {
-        let mut m = self.clone();
-        let _ = m.map_params(|_, p| {
-            Ok(match p {
-                Param::Vector(t) => Param::Vector(t.inner()),
-                Param::Matrix(t) => Param::Matrix(t.inner()),
-            })
-        });
-        m
     }
 
     /// Token ids `[B, T]` (row-major) as an int tensor on the model's device.

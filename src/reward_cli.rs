@@ -134,10 +134,11 @@ pub fn prepare(a: PrepareRewardDataArgs) -> Result<()> {
     }
     let total: usize = s.metas.iter().map(|m| m.num_samples).sum();
     println!(
-        "Summary: {total} samples in {:.1} s ({:.1} samples/s, {:.0} generated tokens/s) in {}",
+        "Summary: {total} samples in {:.1} s ({:.1} samples/s, {:.0} generated tokens/s, peak RSS {:.0} MiB) in {}",
         s.seconds,
         total as f64 / s.seconds,
         s.generated_tokens as f64 / s.seconds,
+        nanoreward::metrics::peak_rss_bytes().unwrap_or(0) as f64 / 1048576.0,
         opts.output_dir.display()
     );
     Ok(())
