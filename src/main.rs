@@ -268,6 +268,22 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     } else {
         a.threads
     };
+    if a.reward_data {
+        for c in configs {
+            let (blocks, base) = if c.name == "B" { (13, 3) } else { (64, 20) };
+            let r = bench::run_reward_data(&c, &dev, blocks, base, 64)?;
+            if a.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "reward data, config {} (block {}): {:.1} samples/s, {:.0} generated tok/s ({} samples); seed loop {:.2} samples/s ({} samples): {:.1}x faster; peak RSS {:.0} MiB",
+                    r.config, r.block_size, r.samples_per_s, r.generated_tokens_per_s, r.samples,
+                    r.baseline_samples_per_s, r.baseline_samples, r.speedup, r.peak_rss_mib
+                );
+            }
+        }
+        return Ok(());
+    }
     for c in configs {
         let iters = if c.name == "B" {
             (a.iters / 3).max(2)
