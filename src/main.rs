@@ -277,8 +277,15 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
             } else {
                 println!(
                     "reward data, config {} (block {}): {:.1} samples/s, {:.0} generated tok/s ({} samples); seed loop {:.2} samples/s ({} samples): {:.1}x faster; peak RSS {:.0} MiB",
-                    r.config, r.block_size, r.samples_per_s, r.generated_tokens_per_s, r.samples,
-                    r.baseline_samples_per_s, r.baseline_samples, r.speedup, r.peak_rss_mib
+                    r.config,
+                    r.block_size,
+                    r.samples_per_s,
+                    r.generated_tokens_per_s,
+                    r.samples,
+                    r.baseline_samples_per_s,
+                    r.baseline_samples,
+                    r.speedup,
+                    r.peak_rss_mib
                 );
             }
         }

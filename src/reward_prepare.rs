@@ -328,6 +328,14 @@ pub fn generate_split(
     if done > 0 {
         eprintln!("{name}: resuming after {done} of {} blocks", blocks.len());
     }
+    if show_progress {
+        println!(
+            "{name}: {} natural tokens -> {} blocks of {n} covered by this run -> {} samples",
+            st.tokens.len(),
+            blocks.len(),
+            blocks.len() * spc
+        );
+    }
     let pb = if show_progress {
         ProgressBar::new(blocks.len() as u64)
     } else {
