@@ -46,9 +46,12 @@ fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
     })
 }
 
+/// Parsed `--key=value` overrides: (snake_case key, raw value).
+pub type Overrides = Vec<(String, String)>;
+
 /// Splits command-line overrides (`--key=value` or `--key value`, kebab or snake case) into
 /// (snake_key, value) pairs.
-pub fn parse_overrides(args: &[String]) -> Result<Vec<(String, String)>> {
+pub fn parse_overrides(args: &[String]) -> Result<Overrides> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < args.len() {

@@ -175,7 +175,7 @@ fn cmd_prepare(a: PrepareArgs) -> Result<()> {
 pub(crate) fn split_config_args(
     config: Option<PathBuf>,
     rest: &[String],
-) -> Result<(Option<PathBuf>, Vec<(String, String)>)> {
+) -> Result<(Option<PathBuf>, config::Overrides)> {
     let mut rest = rest;
     let mut file = config;
     if let Some(first) = rest.first()
