@@ -46,11 +46,7 @@ fn prepared(text: &str) -> tempfile::TempDir {
         &["prepare", "--input", "in.txt", "--out-dir", "data"],
         d.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::expect_success(&out);
     d
 }
 
@@ -127,11 +123,7 @@ fn trained() -> tempfile::TempDir {
         ],
         d.path(),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::expect_success(&out);
     d
 }
 

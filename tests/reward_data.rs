@@ -35,26 +35,7 @@ fn setup() -> (tempfile::TempDir, GPT, PathBuf) {
 }
 
 fn opts(d: &Path, ck: &Path, out: &str) -> RewardPrepOptions {
-    RewardPrepOptions {
-        model_path: ck.to_path_buf(),
-        input_mode: "text".into(),
-        data_path: Some(d.join("input.txt")),
-        train_bin: None,
-        val_bin: None,
-        tokenization: "auto".into(),
-        meta_path: None,
-        output_dir: d.join(out),
-        train_split: 0.9,
-        samples_per_chunk: 3,
-        temperature: 1.0,
-        top_k: None,
-        seed: 42,
-        batch_size: 8,
-        max_blocks: Some(40),
-        num_shards: 1,
-        shard_index: 0,
-        threads: 2,
-    }
+    common::prep_options(d, ck, out)
 }
 
 #[test]

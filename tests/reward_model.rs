@@ -20,24 +20,10 @@ fn weights(dir: &Path) -> HashMap<String, HostTensor> {
 
 fn dataset(d: &Path, ck: &Path, model: &nanoreward::model::GPT) -> std::path::PathBuf {
     let o = RewardPrepOptions {
-        model_path: ck.to_path_buf(),
-        input_mode: "text".into(),
-        data_path: Some(d.join("input.txt")),
-        train_bin: None,
-        val_bin: None,
-        tokenization: "auto".into(),
-        meta_path: None,
-        output_dir: d.join("rd"),
-        train_split: 0.9,
         samples_per_chunk: 4,
-        temperature: 1.0,
-        top_k: None,
-        seed: 42,
         batch_size: 32,
         max_blocks: Some(30),
-        num_shards: 1,
-        shard_index: 0,
-        threads: 2,
+        ..common::prep_options(d, ck, "rd")
     };
     reward_prepare::run(&o, model, false).unwrap();
     o.output_dir

@@ -35,6 +35,15 @@ pub fn run(args: &[&str], cwd: &Path) -> Output {
         .expect("the nanoreward binary runs")
 }
 
+/// Asserts a successful run, showing its stderr otherwise.
+pub fn expect_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Asserts a failed run with a one-line error and no panic; returns the message.
 pub fn expect_clean_error(out: &Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -105,4 +114,32 @@ pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
     )
     .unwrap();
     (d, model, ck)
+}
+
+/// `prepare-reward-data` options for the tiny base: text mode on `d/input.txt`, into `d/out`.
+pub fn prep_options(
+    d: &Path,
+    ck: &Path,
+    out: &str,
+) -> nanoreward::reward_prepare::RewardPrepOptions {
+    nanoreward::reward_prepare::RewardPrepOptions {
+        model_path: ck.to_path_buf(),
+        input_mode: "text".into(),
+        data_path: Some(d.join("input.txt")),
+        train_bin: None,
+        val_bin: None,
+        tokenization: "auto".into(),
+        meta_path: None,
+        output_dir: d.join(out),
+        train_split: 0.9,
+        samples_per_chunk: 3,
+        temperature: 1.0,
+        top_k: None,
+        seed: 42,
+        batch_size: 8,
+        max_blocks: Some(40),
+        num_shards: 1,
+        shard_index: 0,
+        threads: 2,
+    }
 }
