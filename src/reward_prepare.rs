@@ -381,6 +381,10 @@ pub fn generate_split(
         let state = serde_json::json!({"fingerprint": fp, "blocks_done": pos});
         fsutil::write_bytes_atomic(&progress, state.to_string().as_bytes())?;
         pb.set_position(pos as u64);
+        if pb.is_hidden() && show_progress {
+            // No terminal: a plain progress line per chunk instead of the bar.
+            println!("{name}: {pos}/{} blocks", blocks.len());
+        }
     }
     pb.finish_and_clear();
     // Complete: labels statistics from the finished file, then rename into place.

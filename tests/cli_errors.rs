@@ -195,3 +195,75 @@ fn reward_data_with_a_missing_model() {
     let e = expect_clean_error(&run(&["inspect-reward-data", "missing"], d.path()));
     assert!(e.contains("missing") && e.contains("metadata"), "{e}");
 }
+
+/// The reward commands end to end through the binary: data, training, evaluation, scoring.
+#[test]
+fn reward_commands_end_to_end() {
+    let d = trained();
+    std::fs::copy(d.path().join("in.txt"), d.path().join("input.txt")).unwrap();
+    let ok = |args: &[&str]| {
+        let out = run(args, d.path());
+        common::expect_success(&out);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let s = ok(&[
+        "prepare-reward-data",
+        "--model_path",
+        "out",
+        "--data_path",
+        "input.txt",
+        "--output_dir",
+        "rd",
+        "--max_blocks",
+        "20",
+        "--samples_per_chunk",
+        "3",
+    ]);
+    assert!(s.contains("train: 20 blocks × 3 = 60 samples"), "{s}");
+    let s = ok(&["inspect-reward-data", "rd", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(j["train"]["stats"]["num_samples"], 60);
+    let s = ok(&[
+        "train-reward",
+        "--base=out",
+        "--data=rd",
+        "--out_dir=rm",
+        "--epochs=2",
+        "--reward_head_hidden_dim=16",
+    ]);
+    assert!(
+        s.contains("dropped lm_head.weight") && s.contains("AUROC"),
+        "{s}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("rm/eval.json")).unwrap()).unwrap();
+    assert!(j["mae"].as_f64().is_some() && j["auroc"].as_f64().is_some());
+    let s = ok(&[
+        "eval-reward",
+        "--checkpoint",
+        "rm",
+        "--windows",
+        "8",
+        "--output-dir",
+        "ev",
+    ]);
+    assert!(s.contains("MAE of P(natural)"), "{s}");
+    std::fs::write(
+        d.path().join("t.txt"),
+        "the cat sat on the mat. the dog sat on the log.",
+    )
+    .unwrap();
+    let s = ok(&["score", "--checkpoint", "rm", "t.txt", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
+    let p = j["mean_p_natural"].as_f64().unwrap();
+    // 47 characters in windows of block_size 16, stride 16: starts 0, 16 and the last full window at 31.
+    let starts: Vec<u64> = j["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["start"].as_u64().unwrap())
+        .collect();
+    assert!((0.0..=1.0).contains(&p) && starts == vec![0, 16, 31], "{j}");
+    let e = expect_clean_error(&run(&["score", "--checkpoint", "out", "t.txt"], d.path()));
+    assert!(e.contains("generator checkpoint"), "{e}");
+}
