@@ -197,6 +197,7 @@ pub fn run_reward_data(
     blocks: usize,
     baseline_samples: usize,
     batch_size: usize,
+    workers: usize,
 ) -> crate::Result<RewardBenchResult> {
     use crate::reward_data::{self, GenOptions, Row, Split};
     device.seed(0);
@@ -231,7 +232,7 @@ pub fn run_reward_data(
         sample,
         seed: 42,
         batch_size,
-        workers: crate::device::workers(0),
+        workers,
     };
     let t0 = Instant::now();
     reward_data::generate_rows(&model, &rows, &opts)?;

@@ -36,6 +36,12 @@ pub fn split_point(n: usize, train_split: f64) -> usize {
     ((n as f64) * train_split) as usize
 }
 
+/// Splits text into (train, val) at nanoGPT's character split point.
+pub fn split_text(text: &str, train_split: f64) -> (&str, &str) {
+    let cut = split_point(text.chars().count(), train_split);
+    text.split_at(text.char_indices().nth(cut).map_or(text.len(), |(b, _)| b))
+}
+
 /// Tokenizes `text` and splits it like nanoGPT's `prepare.py` (by characters, before encoding).
 pub fn tokenize_split(
     text: &str,
@@ -47,20 +53,18 @@ pub fn tokenize_split(
             "train_split must be in [0, 1], got {train_split}"
         )));
     }
-    let n = text.chars().count();
-    if n == 0 {
+    if text.is_empty() {
         return Err(Error::Other(
             "the corpus is empty: give a text file with some content".into(),
         ));
     }
-    let cut = split_point(n, train_split);
-    let byte_cut = text.char_indices().nth(cut).map_or(text.len(), |(b, _)| b);
+    let (train_text, val_text) = split_text(text, train_split);
     let tok = match kind {
         TokenizationKind::Char => Tokenizer::Char(CharVocab::from_text(text)),
         TokenizationKind::Bpe => Tokenizer::Bpe,
     };
-    let train = tok.encode(&text[..byte_cut])?;
-    let val = tok.encode(&text[byte_cut..])?;
+    let train = tok.encode(train_text)?;
+    let val = tok.encode(val_text)?;
     Ok((tok, train, val))
 }
 

@@ -263,15 +263,11 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
         "ALL" => vec![bench::CONFIG_A, bench::CONFIG_B],
         other => bail!("unknown bench config '{other}': use A, B or all"),
     };
-    let threads = if a.threads == 0 {
-        rayon::current_num_threads()
-    } else {
-        a.threads
-    };
+    let threads = device::workers(a.threads);
     if a.reward_data {
         for c in configs {
             let (blocks, base) = if c.name == "B" { (13, 3) } else { (64, 20) };
-            let r = bench::run_reward_data(&c, &dev, blocks, base, 64)?;
+            let r = bench::run_reward_data(&c, &dev, blocks, base, 64, threads)?;
             if a.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

@@ -8,8 +8,6 @@
 //! while this file stays the one place that knows the architecture.
 
 use crate::error::{Error, Result};
-
-mod params;
 use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 use burn::tensor::module::{attention, embedding, layer_norm, linear};
 use burn::tensor::ops::AttentionModuleOptions;
@@ -19,6 +17,8 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
+
+mod params;
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

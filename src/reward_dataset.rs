@@ -216,9 +216,7 @@ impl Metadata {
                 Error::format(path, format!("metadata '{k}: {v}' is not a valid number"))
             })
         }
-        let opt_num = |k: &str, default: &str| -> Result<String> {
-            Ok(get(k).unwrap_or(default).to_string())
-        };
+        let or = |k: &str, default: &'static str| get(k).unwrap_or(default).to_string();
         let pair = |k: &str| -> Result<[f64; 2]> {
             match get(k) {
                 None => Ok([0.0; 2]),
@@ -228,7 +226,7 @@ impl Metadata {
             }
         };
         let m = Metadata {
-            format_version: num(path, "format_version", &opt_num("format_version", "1")?)?,
+            format_version: num(path, "format_version", &or("format_version", "1"))?,
             split: get("split").unwrap_or("").to_string(),
             num_samples: num(path, "num_samples", req("num_samples")?)?,
             block_size: num(path, "block_size", req("block_size")?)?,
@@ -237,22 +235,18 @@ impl Metadata {
             meta_path: get("meta_path").map(str::to_string),
             base_model_path: get("base_model_path").unwrap_or("").to_string(),
             base_model_config: get("base_model_config").unwrap_or("").to_string(),
-            temperature: num(path, "temperature", &opt_num("temperature", "1.0")?)?,
+            temperature: num(path, "temperature", &or("temperature", "1.0"))?,
             top_k: match get("top_k") {
                 None | Some("none") | Some("None") => None,
                 Some(v) => Some(num(path, "top_k", v)?),
             },
-            samples_per_chunk: num(
-                path,
-                "samples_per_chunk",
-                &opt_num("samples_per_chunk", "1")?,
-            )?,
-            seed: num(path, "seed", &opt_num("seed", "0")?)?,
-            train_split: num(path, "train_split", &opt_num("train_split", "0.9")?)?,
+            samples_per_chunk: num(path, "samples_per_chunk", &or("samples_per_chunk", "1"))?,
+            seed: num(path, "seed", &or("seed", "0"))?,
+            train_split: num(path, "train_split", &or("train_split", "0.9"))?,
             source: get("source").unwrap_or("").to_string(),
-            num_blocks: num(path, "num_blocks", &opt_num("num_blocks", "0")?)?,
-            num_shards: num(path, "num_shards", &opt_num("num_shards", "1")?)?,
-            shard_index: num(path, "shard_index", &opt_num("shard_index", "0")?)?,
+            num_blocks: num(path, "num_blocks", &or("num_blocks", "0"))?,
+            num_shards: num(path, "num_shards", &or("num_shards", "1"))?,
+            shard_index: num(path, "shard_index", &or("shard_index", "0"))?,
             y_stats: YStats {
                 min: pair("y_min")?,
                 max: pair("y_max")?,

@@ -96,10 +96,7 @@ pub fn val_stream(ds: &RewardDataset, tok: &Tokenizer) -> Result<Vec<u32>> {
     let src = &ds.meta.source;
     if let Some(p) = src.strip_prefix("text:") {
         let text = fsutil::read_text(Path::new(p))?;
-        let n = text.chars().count();
-        let cut = data::split_point(n, ds.meta.train_split);
-        let byte_cut = text.char_indices().nth(cut).map_or(text.len(), |(b, _)| b);
-        return tok.encode(&text[byte_cut..]);
+        return tok.encode(data::split_text(&text, ds.meta.train_split).1);
     }
     if let Some(files) = src.strip_prefix("binary:")
         && let Some((_, val)) = files.split_once(',')

@@ -117,14 +117,12 @@ pub fn resolve_inputs(opts: &RewardPrepOptions, model: &GPT) -> Result<Inputs> {
                 (TokenizationKind::Char, None) => Tokenizer::Char(CharVocab::from_text(&text)),
                 (TokenizationKind::Bpe, _) => Tokenizer::Bpe,
             };
-            let n = text.chars().count();
-            if n == 0 {
+            if text.is_empty() {
                 return Err(Error::format(&file, "the text is empty"));
             }
-            let cut = data::split_point(n, opts.train_split);
-            let byte_cut = text.char_indices().nth(cut).map_or(text.len(), |(b, _)| b);
-            let train = tok.encode(&text[..byte_cut])?;
-            let val = tok.encode(&text[byte_cut..])?;
+            let (train_text, val_text) = data::split_text(&text, opts.train_split);
+            let train = tok.encode(train_text)?;
+            let val = tok.encode(val_text)?;
             let m = if kind == TokenizationKind::Char {
                 meta.clone()
             } else {
