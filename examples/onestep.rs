@@ -11,7 +11,6 @@ fn main() {
     let (data, out) = (&args[1], std::path::Path::new(&args[2]));
     let steps: usize = args.get(3).map_or(1, |s| s.parse().unwrap());
     let d = Device::flex();
-    d.seed(1);
     let cfg = GPTConfig {
         block_size: 64,
         vocab_size: 65,
@@ -21,7 +20,7 @@ fn main() {
         bias: false,
         ..Default::default()
     };
-    let m = GPT::new(&cfg, &d).unwrap();
+    let m = GPT::new(&cfg, &d, 1).unwrap();
     let save = |m: &GPT, name: &str| {
         checkpoint::save(
             &out.join(name),

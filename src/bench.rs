@@ -97,8 +97,7 @@ pub fn run(
     threads: usize,
 ) -> crate::Result<BenchResult> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    device.seed(0);
-    let base = GPT::new(&model_config(c), device)?;
+    let base = GPT::new(&model_config(c), device, 0)?;
     let mut model = base.into_trainable(|_| true);
     let mut opt = AdamW::new(AdamWConfig {
         beta1: 0.9,
@@ -200,13 +199,13 @@ pub fn run_reward_data(
     workers: usize,
 ) -> crate::Result<RewardBenchResult> {
     use crate::reward_data::{self, GenOptions, Row, Split};
-    device.seed(0);
     let model = GPT::new(
         &GPTConfig {
             dropout: 0.0,
             ..model_config(c)
         },
         device,
+        0,
     )?;
     let n = c.block_size;
     let mut rng = ChaCha8Rng::seed_from_u64(1);

@@ -310,7 +310,7 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig> {
 /// Loads the model of a checkpoint directory onto `device` (inference: no autodiff).
 pub fn load_model(dir: &Path, device: &Device) -> Result<GPT> {
     let cfg = load_config(dir)?;
-    let mut model = GPT::new(&cfg, device)?;
+    let mut model = GPT::new(&cfg, device, 0)?;
     let p = dir.join(MODEL);
     let weights = read_safetensors(&p)?;
     load_weights(&mut model, &weights, &p, |_| false)?;

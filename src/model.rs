@@ -11,9 +11,9 @@ use crate::error::{Error, Result};
 use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
 use burn::tensor::module::{attention, embedding, layer_norm, linear};
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Distribution, Int, Tensor, TensorData};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 pub use params::Param;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -118,11 +118,43 @@ pub struct Linear {
     pub bias: Option<Tensor<1>>,
 }
 
-impl Linear {
-    fn new(d_in: usize, d_out: usize, bias: bool, std: f64, device: &Device) -> Self {
+/// Weight initialisation from its own seeded RNG (not the backend's process-wide one, which any
+/// concurrent work can advance), so a seed always gives the same model.
+struct Init<'a> {
+    rng: ChaCha8Rng,
+    device: &'a Device,
+}
+
+impl<'a> Init<'a> {
+    fn new(seed: u64, device: &'a Device) -> Self {
         Self {
-            weight: Tensor::random([d_in, d_out], Distribution::Normal(0.0, std), device),
-            bias: bias.then(|| Tensor::zeros([d_out], device)),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            device,
+        }
+    }
+
+    /// N(0, std²) samples (Box–Muller) as a `[rows, cols]` tensor.
+    fn normal(&mut self, shape: [usize; 2], std: f64) -> Tensor<2> {
+        let n = shape[0] * shape[1];
+        let mut v = Vec::with_capacity(n + 1);
+        while v.len() < n {
+            let u1 = 1.0 - self.rng.random::<f64>();
+            let u2 = self.rng.random::<f64>();
+            let r = (-2.0 * u1.ln()).sqrt() * std;
+            let a = std::f64::consts::TAU * u2;
+            v.push((r * a.cos()) as f32);
+            v.push((r * a.sin()) as f32);
+        }
+        v.truncate(n);
+        Tensor::from_data(TensorData::new(v, shape), self.device)
+    }
+}
+
+impl Linear {
+    fn new(d_in: usize, d_out: usize, bias: bool, std: f64, init: &mut Init) -> Self {
+        Self {
+            weight: init.normal([d_in, d_out], std),
+            bias: bias.then(|| Tensor::zeros([d_out], init.device)),
         }
     }
 
@@ -263,48 +295,47 @@ pub struct GPT {
 
 impl GPT {
     /// A freshly initialised model with nanoGPT's scheme: N(0, 0.02) weights and embeddings,
-    /// N(0, 0.02/sqrt(2·n_layer)) for every c_proj, zero biases, unit LayerNorm weights.
-    /// Call `device.seed(..)` first for a reproducible initialisation.
-    pub fn new(config: &GPTConfig, device: &Device) -> Result<Self> {
+    /// N(0, 0.02/sqrt(2·n_layer)) for every c_proj, zero biases, unit LayerNorm weights. The same
+    /// seed always gives the same weights.
+    pub fn new(config: &GPTConfig, device: &Device, seed: u64) -> Result<Self> {
         config.validate()?;
         let c = config;
         let std = 0.02;
         let proj_std = 0.02 / ((2 * c.n_layer) as f64).sqrt();
-        let normal =
-            |shape: [usize; 2]| Tensor::random(shape, Distribution::Normal(0.0, std), device);
+        let mut init = Init::new(seed, device);
+        let wte = init.normal([c.vocab_size, c.n_embd], std);
+        let wpe = init.normal([c.block_size, c.n_embd], std);
         let h = (0..c.n_layer)
             .map(|_| Block {
                 ln_1: LayerNorm::new(c.n_embd, c.bias, device),
                 attn: Attention {
-                    c_attn: Linear::new(c.n_embd, 3 * c.n_embd, c.bias, std, device),
-                    c_proj: Linear::new(c.n_embd, c.n_embd, c.bias, proj_std, device),
+                    c_attn: Linear::new(c.n_embd, 3 * c.n_embd, c.bias, std, &mut init),
+                    c_proj: Linear::new(c.n_embd, c.n_embd, c.bias, proj_std, &mut init),
                 },
                 ln_2: LayerNorm::new(c.n_embd, c.bias, device),
                 mlp: Mlp {
-                    c_fc: Linear::new(c.n_embd, 4 * c.n_embd, c.bias, std, device),
-                    c_proj: Linear::new(4 * c.n_embd, c.n_embd, c.bias, proj_std, device),
+                    c_fc: Linear::new(c.n_embd, 4 * c.n_embd, c.bias, std, &mut init),
+                    c_proj: Linear::new(4 * c.n_embd, c.n_embd, c.bias, proj_std, &mut init),
                 },
             })
             .collect();
-        let mut model = Self {
+        let reward_head = (c.mode == Mode::Reward).then(|| Self::new_reward_head(c, device, seed));
+        Ok(Self {
             config: c.clone(),
-            wte: normal([c.vocab_size, c.n_embd]),
-            wpe: normal([c.block_size, c.n_embd]),
+            wte,
+            wpe,
             h,
             ln_f: LayerNorm::new(c.n_embd, c.bias, device),
-            reward_head: None,
-        };
-        if c.mode == Mode::Reward {
-            model.reward_head = Some(Self::new_reward_head(c, device));
-        }
-        Ok(model)
+            reward_head,
+        })
     }
 
-    /// A fresh reward head (N(0, 0.02) weights, zero biases).
-    pub fn new_reward_head(c: &GPTConfig, device: &Device) -> RewardHead {
+    /// A fresh reward head (N(0, 0.02) weights, zero biases) from its own stream of `seed`.
+    pub fn new_reward_head(c: &GPTConfig, device: &Device, seed: u64) -> RewardHead {
+        let mut init = Init::new(seed ^ 0x7265_7761_7264_6864, device);
         RewardHead {
-            fc: Linear::new(c.n_embd, c.reward_head_hidden_dim, true, 0.02, device),
-            out: Linear::new(c.reward_head_hidden_dim, 2, true, 0.02, device),
+            fc: Linear::new(c.n_embd, c.reward_head_hidden_dim, true, 0.02, &mut init),
+            out: Linear::new(c.reward_head_hidden_dim, 2, true, 0.02, &mut init),
         }
     }
 

@@ -249,7 +249,7 @@ mod tests {
             ..Default::default()
         };
         let dev = Device::flex();
-        let mut model = GPT::new(&cfg, &dev).unwrap().into_trainable(|_| true);
+        let mut model = GPT::new(&cfg, &dev, 0).unwrap().into_trainable(|_| true);
         let c = AdamWConfig {
             beta1: 0.9,
             beta2: 0.99,

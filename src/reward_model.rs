@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 
 /// Loads `dir` as a reward model. A generator checkpoint keeps every trunk tensor, drops the
 /// (tied) lm_head and gets a fresh `reward_head` of `hidden` units with `pooling`; a reward
-/// checkpoint is restored whole (its own head size and pooling win). Call `device.seed(..)`
-/// first for a reproducible head.
+/// checkpoint is restored whole (its own head size and pooling win). `seed` fixes the new head.
 pub fn load_reward_model(
     dir: &Path,
     hidden: usize,
     pooling: Pooling,
     device: &Device,
+    seed: u64,
 ) -> Result<(GPT, LoadReport)> {
     let mut cfg = checkpoint::load_config(dir)?;
     let from_generator = cfg.mode == Mode::Generator;
@@ -31,7 +31,7 @@ pub fn load_reward_model(
         cfg.reward_head_hidden_dim = hidden;
         cfg.pooling = pooling;
     }
-    let mut model = GPT::new(&cfg, device)?;
+    let mut model = GPT::new(&cfg, device, seed)?;
     let p = dir.join(checkpoint::MODEL);
     let weights = checkpoint::read_safetensors(&p)?;
     let mut report = checkpoint::load_weights(&mut model, &weights, &p, |n| {
@@ -291,9 +291,13 @@ pub fn train(cfg: &RewardTrainConfig, show_progress: bool) -> Result<RewardTrain
     device::set_threads(cfg.threads);
     let dev = device::select(&cfg.device)?;
     let base = PathBuf::from(&cfg.base);
-    dev.seed(cfg.seed);
-    let (model, report) =
-        load_reward_model(&base, cfg.reward_head_hidden_dim, cfg.pooling()?, &dev)?;
+    let (model, report) = load_reward_model(
+        &base,
+        cfg.reward_head_hidden_dim,
+        cfg.pooling()?,
+        &dev,
+        cfg.seed,
+    )?;
     let tok = checkpoint::load_tokenizer(&base)?;
     let expect = TokenizationInfo {
         method: tok.method().into(),

@@ -189,8 +189,7 @@ mod tests {
             ..Default::default()
         };
         let dev = Device::flex();
-        dev.seed(7);
-        GPT::new(&cfg, &dev).unwrap()
+        GPT::new(&cfg, &dev, 7).unwrap()
     }
 
     /// Reference: nanoGPT's generate() — a full forward over the cropped context every step.

@@ -263,8 +263,7 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
             bias: cfg.bias,
             ..Default::default()
         };
-        dev.seed(cfg.seed);
-        let model = GPT::new(&mcfg, &dev)?;
+        let model = GPT::new(&mcfg, &dev, cfg.seed)?;
         (
             model,
             AdamW::new(cfg.adamw()),

@@ -4,6 +4,7 @@
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor, TensorData};
+use nanoreward::checkpoint;
 use nanoreward::model::{Dropout, GPT, GPTConfig, KvCache, Param, explicit_causal_attention};
 
 fn tiny(dropout: f64) -> GPT {
@@ -18,8 +19,7 @@ fn tiny(dropout: f64) -> GPT {
         ..Default::default()
     };
     let dev = Device::flex();
-    dev.seed(11);
-    GPT::new(&cfg, &dev).unwrap()
+    GPT::new(&cfg, &dev, 11).unwrap()
 }
 
 fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
@@ -163,4 +163,45 @@ fn training_and_inference_paths_agree() {
     let t = m.clone().into_trainable(|_| true);
     let b = t.forward(t.tokens(&ids, 1), None).inner();
     assert!(max_diff(a, b) < 1e-5);
+}
+
+/// Initialisation depends on the seed alone (also with other threads drawing random numbers at the
+/// same time) and follows nanoGPT's scales.
+#[test]
+fn initialisation_is_seeded_and_scaled() {
+    let cfg = GPTConfig {
+        block_size: 64,
+        vocab_size: 500,
+        n_layer: 4,
+        n_head: 2,
+        n_embd: 64,
+        bias: true,
+        ..Default::default()
+    };
+    let build = |seed| checkpoint::model_tensors(&GPT::new(&cfg, &Device::flex(), seed).unwrap());
+    let (a, b) = std::thread::scope(|s| {
+        let noise = s.spawn(|| {
+            let d = Device::flex();
+            for i in 0..50 {
+                d.seed(i);
+                let _ = Tensor::<2>::random([64, 64], Distribution::Default, &d)
+                    .sum()
+                    .into_scalar::<f32>();
+            }
+        });
+        let a = s.spawn(|| build(3));
+        let b = build(3);
+        noise.join().unwrap();
+        (a.join().unwrap(), b)
+    });
+    assert_eq!(a, b);
+    assert_ne!(a, build(4));
+    let std = |name: &str| {
+        let t = &a.iter().find(|(n, _)| n == name).unwrap().1.data;
+        let m = t.iter().map(|&v| v as f64).sum::<f64>() / t.len() as f64;
+        (t.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / t.len() as f64).sqrt()
+    };
+    assert!((std("transformer.wte.weight") - 0.02).abs() < 0.001);
+    assert!((std("transformer.h.0.attn.c_attn.weight") - 0.02).abs() < 0.001);
+    assert!((std("transformer.h.3.mlp.c_proj.weight") - 0.02 / 8f64.sqrt()).abs() < 0.0004);
 }

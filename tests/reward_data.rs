@@ -26,8 +26,7 @@ fn tiny_model(vocab: usize) -> GPT {
         ..Default::default()
     };
     let dev = Device::flex();
-    dev.seed(5);
-    GPT::new(&cfg, &dev).unwrap()
+    GPT::new(&cfg, &dev, 5).unwrap()
 }
 
 fn setup() -> (tempfile::TempDir, GPT, PathBuf) {

@@ -48,7 +48,7 @@ fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
 fn generator_to_reward_keeps_the_trunk() {
     let (d, _m, ck) = common::tiny_base();
     let dev = Device::flex();
-    let (rm, report) = reward_model::load_reward_model(&ck, 24, Pooling::Mean, &dev).unwrap();
+    let (rm, report) = reward_model::load_reward_model(&ck, 24, Pooling::Mean, &dev, 1).unwrap();
     let base = weights(&ck);
     assert_eq!(report.loaded.len(), base.len());
     assert!(
@@ -85,7 +85,7 @@ fn generator_to_reward_keeps_the_trunk() {
         .unwrap()
         .replace("\"n_embd\": 32", "\"n_embd\": 48");
     std::fs::write(wrong.join("config.json"), cfg).unwrap();
-    let e = reward_model::load_reward_model(&wrong, 24, Pooling::Last, &dev)
+    let e = reward_model::load_reward_model(&wrong, 24, Pooling::Last, &dev, 1)
         .err()
         .unwrap()
         .to_string();

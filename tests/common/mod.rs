@@ -100,8 +100,7 @@ pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
         ..Default::default()
     };
     let dev = burn::tensor::Device::flex();
-    dev.seed(5);
-    let model = GPT::new(&cfg, &dev).unwrap();
+    let model = GPT::new(&cfg, &dev, 5).unwrap();
     let ck = d.path().join("base");
     checkpoint::save(
         &ck,
