@@ -77,8 +77,89 @@ pub fn parse_overrides(args: &[String]) -> Result<Overrides> {
     Ok(out)
 }
 
+/// The known key `key` of `defaults` (or its alias target; `None` = accepted and ignored).
+fn resolve(
+    defaults: &Table,
+    key: &str,
+    prefix: &str,
+    origin: &str,
+    aliases: &[(&str, Option<&str>)],
+) -> Result<Option<String>> {
+    if defaults.contains_key(key) {
+        return Ok(Some(key.to_string()));
+    }
+    if let Some((_, target)) = aliases.iter().find(|(a, _)| *a == key) {
+        return Ok(target.map(str::to_string));
+    }
+    let hint = did_you_mean(key, defaults.keys())
+        .map(|k| format!(" (did you mean '{prefix}{k}'?)"))
+        .unwrap_or_default();
+    Err(Error::Config(format!(
+        "unknown key '{prefix}{key}' in {origin}{hint}"
+    )))
+}
+
+/// Merges `incoming` into `table`, checking every key (recursively in sub-tables such as
+/// `[grpo]`) against `defaults`.
+fn merge(
+    table: &mut Table,
+    defaults: &Table,
+    incoming: Table,
+    prefix: &str,
+    origin: &str,
+    aliases: &[(&str, Option<&str>)],
+) -> Result<()> {
+    for (k, v) in incoming {
+        let Some(key) = resolve(defaults, &k, prefix, origin, aliases)? else {
+            continue;
+        };
+        match (defaults.get(&key), v, table.get_mut(&key)) {
+            (Some(Value::Table(d)), Value::Table(inc), Some(Value::Table(sub))) => {
+                merge(sub, d, inc, &format!("{prefix}{key}."), origin, &[])?;
+            }
+            (_, v, _) => {
+                table.insert(key, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies one `--key=value` override; `a.b` reaches key `b` of the sub-table `[a]`.
+fn apply_override(
+    table: &mut Table,
+    defaults: &Table,
+    path: &str,
+    raw: &str,
+    aliases: &[(&str, Option<&str>)],
+) -> Result<()> {
+    let (mut table, mut defaults, mut prefix) = (table, defaults, String::new());
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    for p in parts {
+        let key = resolve(defaults, p, &prefix, "the command line", &[])?;
+        let (Some(Value::Table(d)), Some(Value::Table(t))) = (
+            key.as_ref().and_then(|k| defaults.get(k)),
+            key.as_ref().and_then(|k| table.get_mut(k)),
+        ) else {
+            return Err(Error::Config(format!(
+                "--{path}: '{prefix}{p}' is not a section"
+            )));
+        };
+        (table, defaults) = (t, d);
+        prefix = format!("{prefix}{p}.");
+    }
+    let aliases = if prefix.is_empty() { aliases } else { &[] };
+    if let Some(key) = resolve(defaults, last, &prefix, "the command line", aliases)? {
+        let v = parse_value(&format!("{prefix}{key}"), raw, &defaults[&key])?;
+        table.insert(key, v);
+    }
+    Ok(())
+}
+
 /// Builds a `T` from its defaults, then the TOML `file`, then `overrides` (in that order).
 /// `aliases` maps extra accepted keys (e.g. nanoGPT keys we ignore) to `None`, or to the real key.
+/// Sections (`[grpo]` in a file, `--grpo.max_steps=5` on the command line) are checked too.
 pub fn load<T: Serialize + DeserializeOwned + Default>(
     file: Option<&Path>,
     overrides: &[(String, String)],
@@ -87,21 +168,6 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
     let defaults = Table::try_from(T::default())
         .map_err(|e| Error::Config(format!("internal: cannot tabulate defaults: {e}")))?;
     let mut table = defaults.clone();
-    let known: Vec<String> = defaults.keys().cloned().collect();
-    let resolve = |key: &str, origin: &str| -> Result<Option<String>> {
-        if defaults.contains_key(key) {
-            return Ok(Some(key.to_string()));
-        }
-        if let Some((_, target)) = aliases.iter().find(|(a, _)| *a == key) {
-            return Ok(target.map(str::to_string));
-        }
-        let hint = did_you_mean(key, known.iter())
-            .map(|k| format!(" (did you mean '{k}'?)"))
-            .unwrap_or_default();
-        Err(Error::Config(format!(
-            "unknown key '{key}' in {origin}{hint}"
-        )))
-    };
     if let Some(path) = file {
         let text = fsutil::read_text(path)?;
         let parsed: Table = text.parse().map_err(|e: toml::de::Error| {
@@ -119,17 +185,11 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
                 ),
             )
         })?;
-        for (k, v) in parsed {
-            if let Some(key) = resolve(&k, &path.display().to_string())? {
-                table.insert(key, v);
-            }
-        }
+        let origin = path.display().to_string();
+        merge(&mut table, &defaults, parsed, "", &origin, aliases)?;
     }
     for (k, raw) in overrides {
-        if let Some(key) = resolve(k, "the command line")? {
-            let v = parse_value(&key, raw, &defaults[&key])?;
-            table.insert(key, v);
-        }
+        apply_override(&mut table, &defaults, k, raw, aliases)?;
     }
     T::deserialize(table).map_err(|e| Error::Config(e.to_string()))
 }
@@ -197,5 +257,30 @@ mod tests {
                 .to_string()
                 .contains("invalid TOML")
         );
+    }
+
+    #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+    #[serde(default, deny_unknown_fields)]
+    struct Outer {
+        rounds: usize,
+        inner: C,
+    }
+
+    #[test]
+    fn sections_merge_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "rounds = 2\n[inner]\nmax_iters = 7\n").unwrap();
+        let ov = parse_overrides(&["--inner.learning-rate=0.5".into()]).unwrap();
+        let c: Outer = load(Some(&p), &ov, &[]).unwrap();
+        assert_eq!((c.rounds, c.inner.max_iters), (2, 7));
+        assert_eq!(c.inner.learning_rate, 0.5);
+        std::fs::write(&p, "[inner]\nmax_iter = 7\n").unwrap();
+        let e = load::<Outer>(Some(&p), &[], &[]).unwrap_err().to_string();
+        assert!(e.contains("unknown key 'inner.max_iter'"), "{e}");
+        assert!(e.contains("did you mean 'inner.max_iters'"), "{e}");
+        let ov = parse_overrides(&["--rounds.x=1".into()]).unwrap();
+        let e = load::<Outer>(None, &ov, &[]).unwrap_err().to_string();
+        assert!(e.contains("not a section"), "{e}");
     }
 }

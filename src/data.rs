@@ -115,6 +115,27 @@ pub fn write_tokens(path: &Path, ids: &[u32]) -> Result<()> {
     })
 }
 
+/// Splits the token file `src` into its first `share` (→ `first`) and the rest (→ `second`).
+/// The reward data uses this to draw on text the generator never trained on (val.bin halves).
+/// Returns the two token counts.
+pub fn split_token_file(
+    src: &Path,
+    share: f64,
+    first: &Path,
+    second: &Path,
+) -> Result<(usize, usize)> {
+    if !(share > 0.0 && share < 1.0) {
+        return Err(Error::Config(format!(
+            "the split share must be between 0 and 1, got {share}"
+        )));
+    }
+    let ids = TokenFile::open(src)?.to_vec();
+    let cut = split_point(ids.len(), share);
+    write_tokens(first, &ids[..cut])?;
+    write_tokens(second, &ids[cut..])?;
+    Ok((cut, ids.len() - cut))
+}
+
 /// A memory-mapped uint16 token file (`train.bin` / `val.bin`).
 pub struct TokenFile {
     path: PathBuf,

@@ -8,11 +8,13 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod cycle;
 pub mod data;
 pub mod device;
 pub mod download;
 pub mod error;
 pub mod fsutil;
+pub mod grpo;
 pub mod metrics;
 pub mod model;
 pub mod optim;

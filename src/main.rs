@@ -6,6 +6,8 @@ use nanoreward::{bench, checkpoint, config, data, device, sampling, train};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 
+mod demo_cli;
+mod grpo_cli;
 mod reward_cli;
 
 #[global_allocator]
@@ -28,8 +30,8 @@ enum Command {
     Sample(SampleArgs),
     /// Measure training-step, forward and sampling speed and peak memory.
     Bench(BenchArgs),
-    /// End to end on small settings: prepare Tiny Shakespeare, train the quick-start model, sample.
-    Demo(DemoArgs),
+    /// The whole pipeline on small settings: prepare, train, reward data, reward model, GRPO, report.
+    Demo(demo_cli::DemoArgs),
     /// Build the reward dataset: natural prefixes + base-model continuations, labelled [K/N, (N-K)/N].
     PrepareRewardData(reward_cli::PrepareRewardDataArgs),
     /// Concatenate shards written with --num_shards/--shard_index into one dataset, in block order.
@@ -42,6 +44,10 @@ enum Command {
     EvalReward(reward_cli::EvalRewardArgs),
     /// Score texts (files or stdin lines) or a token .bin with a reward model: P(natural) per window.
     Score(reward_cli::ScoreArgs),
+    /// Fine-tune a generator with GRPO against a reward model: `nanoreward grpo CONFIG.toml --key=value ...`.
+    Grpo(grpo_cli::ConfigArgs),
+    /// Rounds of (reward data -> reward model -> GRPO), each round's artefacts in out_dir/cycle_{r}/.
+    Cycle(grpo_cli::ConfigArgs),
 }
 
 #[derive(Args)]
@@ -128,19 +134,6 @@ struct BenchArgs {
     /// Benchmark reward-data generation (lockstep KV cache vs the seed's one-at-a-time loop).
     #[arg(long = "reward-data", alias = "reward_data")]
     reward_data: bool,
-}
-
-#[derive(Args)]
-struct DemoArgs {
-    /// Tiny Shakespeare input.txt (default: ../shared/data/tinyshakespeare/input.txt, else download).
-    #[arg(long)]
-    input: Option<PathBuf>,
-    /// Where everything goes.
-    #[arg(long = "out-dir", alias = "out_dir", default_value = "out/demo")]
-    out_dir: PathBuf,
-    /// Training iterations of the quick-start model (2000 reproduces nanoGPT's CPU quick start).
-    #[arg(long = "max-iters", alias = "max_iters", default_value_t = 2000)]
-    max_iters: usize,
 }
 
 pub(crate) fn resolve_checkpoint(p: &Path) -> PathBuf {
@@ -316,76 +309,6 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn cmd_demo(a: DemoArgs) -> Result<()> {
-    let input = match a.input {
-        Some(p) => p,
-        None => {
-            let shared = PathBuf::from("../shared/data/tinyshakespeare/input.txt");
-            if shared.exists() {
-                shared
-            } else {
-                nanoreward::download::fetch_dataset("tinyshakespeare", Path::new("data"))?
-            }
-        }
-    };
-    let data_dir = a.out_dir.join("data");
-    println!("== prepare {} -> {}", input.display(), data_dir.display());
-    let r = data::prepare(&input, &data_dir, data::TokenizationKind::Char, 0.9)?;
-    println!(
-        "vocab {}, train {} tokens, val {} tokens",
-        r.vocab_size, r.train_tokens, r.val_tokens
-    );
-    let overrides = vec![
-        ("data_dir".to_string(), data_dir.display().to_string()),
-        (
-            "out_dir".to_string(),
-            a.out_dir.join("base").display().to_string(),
-        ),
-        ("max_iters".to_string(), a.max_iters.to_string()),
-        ("lr_decay_iters".to_string(), a.max_iters.to_string()),
-        (
-            "eval_interval".to_string(),
-            (a.max_iters / 8).max(1).to_string(),
-        ),
-    ];
-    let cfg: train::TrainConfig = config::load(
-        Some(Path::new("configs/cpu_quickstart.toml")),
-        &overrides,
-        train::IGNORED_KEYS,
-    )
-    .context("the demo reads configs/cpu_quickstart.toml: run it from the repository root")?;
-    println!(
-        "== train the quick-start model ({} iterations)",
-        cfg.max_iters
-    );
-    let out = train::run(&cfg, true)?;
-    println!(
-        "trained in {:.1} s; best val loss {:.4}",
-        out.seconds, out.best_val_loss
-    );
-    println!("== sample");
-    let dev = device::select("auto")?;
-    let model = checkpoint::load_model(&out.checkpoint, &dev)?;
-    let tok = checkpoint::load_tokenizer(&out.checkpoint)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1337);
-    let opts = sampling::SampleOptions {
-        temperature: 0.8,
-        top_k: Some(200),
-    };
-    let prompt = tok.encode("\n")?;
-    let s = sampling::generate(&model, &[prompt], 300, &opts, &mut rng, |_| {})?;
-    println!("{}", tok.decode(&s[0]));
-    println!("== report");
-    println!(
-        "val loss curve: {}",
-        a.out_dir.join("base/loss_curve.svg").display()
-    );
-    for (it, tl, vl) in &out.evals {
-        println!("  iter {it:>5}: train {tl:.4}  val {vl:.4}");
-    }
-    Ok(())
-}
-
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -393,13 +316,15 @@ fn main() {
         Command::Train(a) => cmd_train(a),
         Command::Sample(a) => cmd_sample(a),
         Command::Bench(a) => cmd_bench(a),
-        Command::Demo(a) => cmd_demo(a),
+        Command::Demo(a) => demo_cli::demo(a),
         Command::PrepareRewardData(a) => reward_cli::prepare(a),
         Command::MergeRewardData(a) => reward_cli::merge(a),
         Command::InspectRewardData(a) => reward_cli::inspect(a),
         Command::TrainReward(a) => reward_cli::train_reward(a),
         Command::EvalReward(a) => reward_cli::eval_reward(a),
         Command::Score(a) => reward_cli::score(a),
+        Command::Grpo(a) => grpo_cli::grpo(a),
+        Command::Cycle(a) => grpo_cli::cycle(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));

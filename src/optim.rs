@@ -53,9 +53,7 @@ pub fn collect_grads(model: &GPT, grads: &Gradients) -> Vec<Option<Tensor<1>>> {
 
 /// Forward and backward of one batch (`x`, `y` row-major `[batch, T]`) split row-wise over
 /// `workers` threads, each with its own dropout noise from `dropout_seed` (None = no dropout).
-/// The loss is the batch mean times `scale`; returns its value and the summed gradients. The
-/// Flex CPU backend runs most element-wise work on the calling thread, so this is what puts
-/// every core to work.
+/// The loss is the batch mean times `scale`; returns its value and the summed gradients.
 pub fn batch_grads(
     model: &GPT,
     x: &[i64],
@@ -66,17 +64,8 @@ pub fn batch_grads(
     dropout_seed: Option<u64>,
 ) -> (f64, Vec<Option<Tensor<1>>>) {
     let t = x.len() / batch.max(1);
-    let workers = workers.clamp(1, batch.max(1));
-    let shard = |w: usize| {
-        let (r0, r1) = (w * batch / workers, (w + 1) * batch / workers);
+    let (total, grads, _) = parallel_grads(model, batch, workers, |model, w, r0, r1| {
         let rows = r1 - r0;
-        // Each worker differentiates its own leaves: burn's autodiff graph is not shared safely
-        // between threads that run backward concurrently.
-        let model = if workers > 1 {
-            model.fresh_leaves()
-        } else {
-            model.clone()
-        };
         let drop = dropout_seed
             .map(|s| Dropout::new(s ^ (w as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)));
         let loss = model
@@ -86,11 +75,38 @@ pub fn batch_grads(
                 drop.as_ref(),
             )
             .mul_scalar(scale * rows as f64 / batch as f64);
+        (loss, ())
+    });
+    (total, grads)
+}
+
+/// Data-parallel forward and backward: rows `0..rows` are split into `workers` contiguous
+/// shards; `loss_of(model, worker, r0, r1)` builds the loss of rows `r0..r1` (already weighted
+/// so that the shard losses add up to the batch loss) plus any statistics. Returns the summed
+/// loss value, the summed gradients and each shard's statistics. The Flex CPU backend runs most
+/// element-wise work on the calling thread, so this is what puts every core to work.
+pub fn parallel_grads<S: Send>(
+    model: &GPT,
+    rows: usize,
+    workers: usize,
+    loss_of: impl Fn(&GPT, usize, usize, usize) -> (Tensor<1>, S) + Sync,
+) -> (f64, Vec<Option<Tensor<1>>>, Vec<S>) {
+    let workers = workers.clamp(1, rows.max(1));
+    let shard = |w: usize| {
+        let (r0, r1) = (w * rows / workers, (w + 1) * rows / workers);
+        // Each worker differentiates its own leaves: burn's autodiff graph is not shared safely
+        // between threads that run backward concurrently.
+        let model = if workers > 1 {
+            model.fresh_leaves()
+        } else {
+            model.clone()
+        };
+        let (loss, stats) = loss_of(&model, w, r0, r1);
         let grads = loss.backward();
         let value = loss.inner().into_scalar::<f32>() as f64;
-        (value, collect_grads(&model, &grads))
+        (value, collect_grads(&model, &grads), stats)
     };
-    let parts: Vec<(f64, Vec<Option<Tensor<1>>>)> = if workers == 1 {
+    let parts: Vec<(f64, Vec<Option<Tensor<1>>>, S)> = if workers == 1 {
         vec![shard(0)]
     } else {
         std::thread::scope(|s| {
@@ -103,11 +119,13 @@ pub fn batch_grads(
     };
     let mut total = 0.0;
     let mut grads = Vec::new();
-    for (v, g) in parts {
+    let mut stats = Vec::new();
+    for (v, g, st) in parts {
         total += v;
         accumulate(&mut grads, g);
+        stats.push(st);
     }
-    (total, grads)
+    (total, grads, stats)
 }
 
 /// Adds `more` into `acc` (gradient accumulation).

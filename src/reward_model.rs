@@ -72,6 +72,8 @@ pub struct RewardModel {
     pub model: GPT,
     pub tokenizer: Tokenizer,
     pub batch_size: usize,
+    /// Batches scored at once on separate threads.
+    pub workers: usize,
 }
 
 impl RewardModel {
@@ -88,6 +90,7 @@ impl RewardModel {
             model: checkpoint::load_model(dir, device)?,
             tokenizer: checkpoint::load_tokenizer(dir)?,
             batch_size: 64,
+            workers: 1,
         })
     }
 
@@ -108,20 +111,23 @@ impl RewardModel {
         }
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| seqs[i].len());
+        let batches: Vec<&[usize]> = order
+            .chunk_by(|&a, &b| seqs[a].len() == seqs[b].len())
+            .flat_map(|group| group.chunks(self.batch_size.max(1)))
+            .collect();
+        let scored = crate::device::par_map(&batches, self.workers, |batch| {
+            let ids: Vec<i64> = batch
+                .iter()
+                .flat_map(|&i| seqs[i].iter().map(|&t| t as i64))
+                .collect();
+            let m = &self.model;
+            m.reward_probs(m.tokens(&ids, batch.len()), None)
+                .map(probs_natural)
+        });
         let mut out = vec![0.0f32; seqs.len()];
-        for group in order.chunk_by(|&a, &b| seqs[a].len() == seqs[b].len()) {
-            for batch in group.chunks(self.batch_size.max(1)) {
-                let ids: Vec<i64> = batch
-                    .iter()
-                    .flat_map(|&i| seqs[i].iter().map(|&t| t as i64))
-                    .collect();
-                let p = self
-                    .model
-                    .reward_probs(self.model.tokens(&ids, batch.len()), None)?;
-                let v = probs_natural(p);
-                for (&i, pv) in batch.iter().zip(v) {
-                    out[i] = pv;
-                }
+        for (batch, v) in batches.iter().zip(scored) {
+            for (&i, pv) in batch.iter().zip(v?) {
+                out[i] = pv;
             }
         }
         Ok(out)

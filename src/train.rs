@@ -174,6 +174,14 @@ pub struct TrainOutcome {
     pub checkpoint: PathBuf,
 }
 
+/// The data folder's meta.pkl / meta.json, when present.
+pub fn data_meta(data_dir: &Path) -> Option<PathBuf> {
+    ["meta.pkl", "meta.json"]
+        .iter()
+        .map(|n| data_dir.join(n))
+        .find(|p| p.exists())
+}
+
 /// The data folder's tokenizer: meta.pkl / meta.json when present, else GPT-2 BPE.
 pub fn data_tokenizer(data_dir: &Path) -> Result<Tokenizer> {
     for name in ["meta.pkl", "meta.json"] {

@@ -1,0 +1,193 @@
+//! `grpo` settings: the TOML keys of `nanoreward grpo` and their checks.
+
+use super::{LossConfig, LossType, ScaleRewards};
+use crate::error::{Error, Result};
+use crate::optim;
+use crate::sampling::SampleOptions;
+use serde::{Deserialize, Serialize};
+
+/// `grpo` configuration (TOML + `--key=value`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpoConfig {
+    /// Generator checkpoint to start from, or `resume` (continue `out_dir/ckpt`).
+    pub init_from: String,
+    /// Reward checkpoint (from `train-reward`).
+    pub reward_model: String,
+    /// Folder with train.bin / val.bin: prompts from train, the perplexity guard on val.
+    pub data_dir: String,
+    pub out_dir: String,
+    pub max_steps: usize,
+    /// Prompts per step; each gets `group_size` completions.
+    pub prompts_per_step: usize,
+    pub group_size: usize,
+    /// Prompt length range (one length drawn per step).
+    pub prompt_min: usize,
+    pub prompt_max: usize,
+    pub completion_len: usize,
+    pub temperature: f64,
+    /// Keep only the k most likely tokens when sampling (0 = all).
+    pub top_k: usize,
+    /// `group`, `batch` or `none`.
+    pub scale_rewards: ScaleRewards,
+    /// `grpo`, `dr_grpo` or `dapo`.
+    pub loss_type: LossType,
+    pub epsilon_low: f64,
+    pub epsilon_high: f64,
+    /// KL coefficient to the reference (0 = no reference model).
+    pub beta: f64,
+    /// Policy updates per batch of rollouts (μ).
+    pub num_iterations: usize,
+    /// Subtracted from the reward per unit of the completion's repeated-4-gram share (0 = off).
+    pub repetition_penalty: f64,
+    pub learning_rate: f64,
+    pub min_lr: f64,
+    pub warmup_steps: usize,
+    pub decay_lr: bool,
+    pub weight_decay: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub grad_clip: f64,
+    /// Evaluate (val loss, rewards of policy / reference / natural text, samples) and save
+    /// a checkpoint every this many steps.
+    pub eval_interval: usize,
+    /// Batches of `eval_batch_size` val windows for the val loss.
+    pub eval_iters: usize,
+    pub eval_batch_size: usize,
+    /// Val prompts used to compare policy, reference and natural continuations.
+    pub eval_prompts: usize,
+    pub seed: u64,
+    pub device: String,
+    pub threads: usize,
+}
+
+impl Default for GrpoConfig {
+    fn default() -> Self {
+        Self {
+            init_from: "out/ckpt".into(),
+            reward_model: "out-reward/ckpt".into(),
+            data_dir: "data/shakespeare_char".into(),
+            out_dir: "out-grpo".into(),
+            max_steps: 200,
+            prompts_per_step: 8,
+            group_size: 8,
+            prompt_min: 8,
+            prompt_max: 24,
+            completion_len: 32,
+            temperature: 1.0,
+            top_k: 0,
+            scale_rewards: ScaleRewards::Group,
+            loss_type: LossType::Grpo,
+            epsilon_low: 0.2,
+            epsilon_high: 0.2,
+            beta: 0.04,
+            num_iterations: 1,
+            repetition_penalty: 0.0,
+            learning_rate: 2e-5,
+            min_lr: 2e-6,
+            warmup_steps: 10,
+            decay_lr: false,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.99,
+            grad_clip: 1.0,
+            eval_interval: 25,
+            eval_iters: 10,
+            eval_batch_size: 32,
+            eval_prompts: 32,
+            seed: 1337,
+            device: "auto".into(),
+            threads: 0,
+        }
+    }
+}
+
+impl GrpoConfig {
+    /// Rejects settings that cannot run.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("max_steps", self.max_steps),
+            ("prompts_per_step", self.prompts_per_step),
+            ("prompt_min", self.prompt_min),
+            ("completion_len", self.completion_len),
+            ("num_iterations", self.num_iterations),
+            ("eval_interval", self.eval_interval),
+            ("eval_iters", self.eval_iters),
+            ("eval_batch_size", self.eval_batch_size),
+            ("eval_prompts", self.eval_prompts),
+        ];
+        if let Some((k, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::Config(format!("{k} must be at least 1")));
+        }
+        if self.group_size < 2 {
+            return Err(Error::Config(
+                "group_size must be at least 2: advantages compare completions of one prompt"
+                    .into(),
+            ));
+        }
+        if self.prompt_max < self.prompt_min {
+            return Err(Error::Config(format!(
+                "prompt_max ({}) must be ≥ prompt_min ({})",
+                self.prompt_max, self.prompt_min
+            )));
+        }
+        let finite_pos = [
+            ("temperature", self.temperature),
+            ("learning_rate", self.learning_rate),
+        ];
+        if let Some((k, v)) = finite_pos.iter().find(|(_, v)| !v.is_finite() || *v <= 0.0) {
+            return Err(Error::Config(format!("{k} must be > 0, got {v}")));
+        }
+        let non_neg = [
+            ("epsilon_low", self.epsilon_low),
+            ("epsilon_high", self.epsilon_high),
+            ("beta", self.beta),
+            ("repetition_penalty", self.repetition_penalty),
+            ("min_lr", self.min_lr),
+            ("weight_decay", self.weight_decay),
+            ("grad_clip", self.grad_clip),
+        ];
+        if let Some((k, v)) = non_neg.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
+            return Err(Error::Config(format!("{k} must be ≥ 0, got {v}")));
+        }
+        if self.epsilon_low >= 1.0 {
+            return Err(Error::Config("epsilon_low must be below 1".into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn loss_config(&self) -> LossConfig {
+        LossConfig {
+            epsilon_low: self.epsilon_low,
+            epsilon_high: self.epsilon_high,
+            beta: self.beta,
+            loss_type: self.loss_type,
+        }
+    }
+
+    pub(crate) fn sample_options(&self) -> SampleOptions {
+        SampleOptions {
+            temperature: self.temperature,
+            top_k: (self.top_k > 0).then_some(self.top_k),
+        }
+    }
+
+    /// Linear warmup over `warmup_steps`, then constant, or cosine down to `min_lr` at
+    /// `max_steps` when `decay_lr`.
+    pub(crate) fn lr_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.learning_rate * (step + 1) as f64 / (self.warmup_steps + 1) as f64;
+        }
+        if !self.decay_lr {
+            return self.learning_rate;
+        }
+        optim::lr_at(
+            step,
+            self.learning_rate,
+            self.warmup_steps,
+            self.max_steps,
+            self.min_lr,
+            true,
+        )
+    }
+}

@@ -1,0 +1,161 @@
+//! `nanoreward cycle` and `nanoreward grpo` through the binary on a tiny model: two rounds end to
+//! end, round-level resumption, and the config checks.
+
+mod common;
+
+use common::{expect_clean_error, expect_success, run};
+use nanoreward::data::{self, TokenizationKind};
+
+fn cycle_toml(base: &str, data: &str, out: &str, rounds: usize) -> String {
+    format!(
+        r#"out_dir = "{out}"
+base = "{base}"
+data_dir = "{data}"
+rounds = {rounds}
+replay_share = 0.5
+eval_windows = 8
+threads = 2
+
+[reward_data]
+samples_per_chunk = 2
+max_blocks = 12
+batch_size = 8
+
+[reward]
+epochs = 2
+batch_size = 8
+reward_head_hidden_dim = 16
+
+[grpo]
+max_steps = 4
+prompts_per_step = 2
+group_size = 4
+prompt_min = 2
+prompt_max = 4
+completion_len = 6
+eval_interval = 2
+eval_iters = 1
+eval_batch_size = 2
+eval_prompts = 2
+"#
+    )
+}
+
+#[test]
+fn two_rounds_end_to_end_then_resume_at_round_level() {
+    let (d, _m, ck) = common::tiny_base();
+    let dd = d.path().join("data");
+    data::prepare(
+        &d.path().join("input.txt"),
+        &dd,
+        TokenizationKind::Char,
+        0.9,
+    )
+    .unwrap();
+    let cfg = d.path().join("cycle.toml");
+    let text = cycle_toml(
+        &ck.display().to_string(),
+        &dd.display().to_string(),
+        &d.path().join("cyc").display().to_string(),
+        1,
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
+    expect_success(&o);
+    let out = d.path().join("cyc");
+    for f in [
+        "cycle_1/reward_data/train_x.bin",
+        "cycle_1/reward/ckpt/model.safetensors",
+        "cycle_1/reward/eval.json",
+        "cycle_1/grpo/ckpt/model.safetensors",
+        "cycle_1/summary.json",
+        "cycle_summary.md",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let round1 = std::fs::read(out.join("cycle_1/summary.json")).unwrap();
+    // Two rounds: round 1 is reused as it is, round 2 starts from round 1's policy and replays
+    // half as many samples from round 1.
+    std::fs::write(&cfg, text.replace("rounds = 1", "rounds = 2")).unwrap();
+    let o = run(&["cycle", "--config", cfg.to_str().unwrap()], d.path());
+    expect_success(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("round 1: already done"), "{stdout}");
+    assert_eq!(
+        std::fs::read(out.join("cycle_1/summary.json")).unwrap(),
+        round1
+    );
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("cycle_2/summary.json")).unwrap()).unwrap();
+    assert!(
+        s["generator"]
+            .as_str()
+            .unwrap()
+            .ends_with("cycle_1/grpo/ckpt")
+    );
+    let own = s["reward_samples_train"].as_u64().unwrap();
+    assert_eq!(s["replayed_samples"].as_u64().unwrap(), own / 2);
+    let mixed = nanoreward::reward_dataset::RewardDataset::open(
+        &out.join("cycle_2/reward_data_replay"),
+        "train",
+        None,
+    )
+    .unwrap();
+    assert_eq!(mixed.len() as u64, own + own / 2);
+    for k in [
+        "rm_auroc",
+        "rm_mae",
+        "policy_reward_end",
+        "policy_val_loss_end",
+    ] {
+        assert!(s[k].as_f64().unwrap().is_finite(), "{k}");
+    }
+    let table = std::fs::read_to_string(out.join("cycle_summary.md")).unwrap();
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(common::leftovers(d.path()).is_empty());
+}
+
+#[test]
+fn grpo_cli_checks_its_config() {
+    let (d, _m, ck) = common::tiny_base();
+    let o = run(
+        &[
+            "grpo",
+            "--group_size=1",
+            &format!("--init_from={}", ck.display()),
+        ],
+        d.path(),
+    );
+    let e = expect_clean_error(&o);
+    assert!(e.contains("group_size"), "{e}");
+    let o = run(&["grpo", "--max_step=3"], d.path());
+    let e = expect_clean_error(&o);
+    assert!(e.contains("did you mean 'max_steps'"), "{e}");
+    let o = run(&["cycle", "--grpo.bta=0"], d.path());
+    let e = expect_clean_error(&o);
+    assert!(e.contains("did you mean 'grpo.beta'"), "{e}");
+    let o = run(
+        &["grpo", "--print-config", "--beta=0", "--loss_type=dapo"],
+        d.path(),
+    );
+    expect_success(&o);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        shown.contains("beta = 0.0") && shown.contains("loss_type = \"dapo\""),
+        "{shown}"
+    );
+    let o = run(&["grpo", "--loss_type=ppo"], d.path());
+    let e = expect_clean_error(&o);
+    assert!(e.contains("ppo"), "{e}");
+    // A reward checkpoint that does not exist.
+    let o = run(
+        &[
+            "grpo",
+            &format!("--init_from={}", ck.display()),
+            "--reward_model=nowhere",
+        ],
+        d.path(),
+    );
+    let e = expect_clean_error(&o);
+    assert!(e.contains("nowhere"), "{e}");
+}
