@@ -132,7 +132,7 @@ pub fn read_safetensors(path: &Path) -> Result<HashMap<String, HostTensor>> {
     Ok(out)
 }
 
-fn half_to_f32(h: u16) -> f32 {
+pub fn half_to_f32(h: u16) -> f32 {
     let sign = ((h >> 15) as u32) << 31;
     let exp = ((h >> 10) & 0x1f) as i32;
     let frac = (h & 0x3ff) as u32;
@@ -292,6 +292,9 @@ pub fn save(dir: &Path, parts: &CheckpointParts) -> Result<()> {
 
 /// Reads `config.json` of a checkpoint directory.
 pub fn load_config(dir: &Path) -> Result<GPTConfig> {
+    if crate::interop::is_torch_file(dir) {
+        return Ok(crate::interop::read_nanogpt(dir)?.config);
+    }
     if !dir.is_dir() {
         return Err(Error::checkpoint(
             dir,
@@ -308,7 +311,12 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig> {
 }
 
 /// Loads the model of a checkpoint directory onto `device` (inference: no autodiff).
+/// A nanoGPT `.pt` file is read directly.
 pub fn load_model(dir: &Path, device: &Device) -> Result<GPT> {
+    if crate::interop::is_torch_file(dir) {
+        let ck = crate::interop::read_nanogpt(dir)?;
+        return Ok(crate::interop::nanogpt_model(&ck, dir, device)?.0);
+    }
     let cfg = load_config(dir)?;
     let mut model = GPT::new(&cfg, device, 0)?;
     let p = dir.join(MODEL);
@@ -319,6 +327,10 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<GPT> {
 
 /// Reads `train_state.json` (an empty object when absent).
 pub fn load_train_state(dir: &Path) -> Result<serde_json::Value> {
+    if crate::interop::is_torch_file(dir) {
+        let ck = crate::interop::read_nanogpt(dir)?;
+        return Ok(serde_json::json!({"iter_num": ck.iter_num, "best_val_loss": ck.best_val_loss}));
+    }
     let p = dir.join(TRAIN_STATE);
     if !p.exists() {
         return Ok(serde_json::json!({}));
@@ -355,8 +367,13 @@ pub fn load_optimizer(dir: &Path, device: &Device) -> Result<AdamW> {
     Ok(opt)
 }
 
-/// The tokenizer of a checkpoint: its `meta.pkl` when present, else GPT-2 BPE.
+/// The tokenizer of a checkpoint: its `meta.pkl` when present, else GPT-2 BPE (for a nanoGPT
+/// `.pt`: a meta.pkl beside it or in `data/<dataset>/`).
 pub fn load_tokenizer(dir: &Path) -> Result<Tokenizer> {
+    if crate::interop::is_torch_file(dir) {
+        let ck = crate::interop::read_nanogpt(dir)?;
+        return crate::interop::nanogpt_tokenizer(dir, &ck, None);
+    }
     let p = dir.join(META);
     if p.exists() {
         Ok(Tokenizer::Char(CharVocab::load(&p)?))

@@ -15,6 +15,7 @@ pub mod download;
 pub mod error;
 pub mod fsutil;
 pub mod grpo;
+pub mod interop;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 mod demo_cli;
 mod grpo_cli;
+mod interop_cli;
 mod reward_cli;
 
 #[global_allocator]
@@ -48,6 +49,10 @@ enum Command {
     Grpo(grpo_cli::ConfigArgs),
     /// Rounds of (reward data -> reward model -> GRPO), each round's artefacts in out_dir/cycle_{r}/.
     Cycle(grpo_cli::ConfigArgs),
+    /// Convert a nanoGPT ckpt.pt into a nanoreward checkpoint directory (.pt paths also work directly).
+    ImportNanogpt(interop_cli::ImportArgs),
+    /// Write a checkpoint as a nanoGPT ckpt.pt that PyTorch's nanoGPT loads.
+    ExportNanogpt(interop_cli::ExportArgs),
 }
 
 #[derive(Args)]
@@ -325,6 +330,8 @@ fn main() {
         Command::Score(a) => reward_cli::score(a),
         Command::Grpo(a) => grpo_cli::grpo(a),
         Command::Cycle(a) => grpo_cli::cycle(a),
+        Command::ImportNanogpt(a) => interop_cli::import(a),
+        Command::ExportNanogpt(a) => interop_cli::export(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));

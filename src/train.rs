@@ -29,8 +29,10 @@ pub struct TrainConfig {
     pub eval_iters: usize,
     pub eval_only: bool,
     pub always_save_checkpoint: bool,
-    /// `scratch` or `resume`.
+    /// `scratch`, `resume`, or `gpt2` / `gpt2-medium` / ... (a local Hugging Face directory).
     pub init_from: String,
+    /// Where `init_from = gpt2*` finds config.json + model.safetensors (default models/<init_from>).
+    pub pretrained_dir: String,
     pub data_dir: String,
     pub gradient_accumulation_steps: usize,
     pub batch_size: usize,
@@ -67,6 +69,7 @@ impl Default for TrainConfig {
             eval_only: false,
             always_save_checkpoint: true,
             init_from: "scratch".into(),
+            pretrained_dir: String::new(),
             data_dir: "data/shakespeare_char".into(),
             gradient_accumulation_steps: 1,
             batch_size: 12,
@@ -144,9 +147,11 @@ impl TrainConfig {
                 return Err(Error::Config(format!("{k} must be in [0, 1), got {v}")));
             }
         }
-        if !matches!(self.init_from.as_str(), "scratch" | "resume") {
+        if !matches!(self.init_from.as_str(), "scratch" | "resume")
+            && !self.init_from.starts_with("gpt2")
+        {
             return Err(Error::Config(format!(
-                "init_from must be 'scratch' or 'resume', got '{}'",
+                "init_from must be 'scratch', 'resume' or 'gpt2' (a local Hugging Face GPT-2), got '{}'",
                 self.init_from
             )));
         }
@@ -216,6 +221,35 @@ fn estimate_loss(model: &GPT, data: &TokenFile, cfg: &TrainConfig, rng: &mut Cha
     total / cfg.eval_iters as f64
 }
 
+/// nanoGPT's `init_from = 'gpt2*'`, from a local Hugging Face directory: the pretrained
+/// weights, position embeddings cropped to `block_size`, dropout as configured.
+fn pretrained(cfg: &TrainConfig, tokenizer: &Tokenizer, dev: &Device) -> Result<GPT> {
+    if !matches!(tokenizer, Tokenizer::Bpe) {
+        return Err(Error::Mismatch(format!(
+            "init_from = {} needs GPT-2 BPE data, but {} holds a character vocabulary (meta.pkl)",
+            cfg.init_from, cfg.data_dir
+        )));
+    }
+    let dir = if cfg.pretrained_dir.is_empty() {
+        PathBuf::from("models").join(&cfg.init_from)
+    } else {
+        PathBuf::from(&cfg.pretrained_dir)
+    };
+    let (mut hc, weights) = crate::interop::read_hf_gpt2(&dir)?;
+    if cfg.block_size > hc.block_size {
+        return Err(Error::Config(format!(
+            "block_size {} exceeds the pretrained model's {}",
+            cfg.block_size, hc.block_size
+        )));
+    }
+    hc.dropout = cfg.dropout;
+    let mut model = GPT::new(&hc, dev, cfg.seed)?;
+    checkpoint::load_weights(&mut model, &weights, &dir, |_| false)?;
+    model.wpe = model.wpe.narrow(0, 0, cfg.block_size);
+    model.config.block_size = cfg.block_size;
+    Ok(model)
+}
+
 /// The checkpoint directory of a run.
 pub fn checkpoint_dir(out_dir: &Path) -> PathBuf {
     out_dir.join("ckpt")
@@ -271,7 +305,11 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
             bias: cfg.bias,
             ..Default::default()
         };
-        let model = GPT::new(&mcfg, &dev, cfg.seed)?;
+        let model = if cfg.init_from.starts_with("gpt2") {
+            pretrained(cfg, &tokenizer, &dev)?
+        } else {
+            GPT::new(&mcfg, &dev, cfg.seed)?
+        };
         (
             model,
             AdamW::new(cfg.adamw()),
