@@ -295,6 +295,7 @@ pub fn load_config(dir: &Path) -> Result<GPTConfig> {
     if crate::interop::is_torch_file(dir) {
         return Ok(crate::interop::read_nanogpt(dir)?.config);
     }
+    fsutil::recover(dir);
     if !dir.is_dir() {
         return Err(Error::checkpoint(
             dir,

@@ -16,6 +16,46 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
+/// Siblings of `path` named `.{name}.{kind}.*` (temporaries or moved-aside copies).
+fn siblings(path: &Path, kind: &str) -> Vec<PathBuf> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let prefix = format!(".{}.{kind}.", name.to_string_lossy());
+    fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Repairs what a process killed inside [`write_dir_atomic`] or [`write_atomic`] can leave
+/// behind: when `path` is missing but a moved-aside copy exists, the copy is put back; stale
+/// temporaries are removed. Called before every atomic write and when a checkpoint is opened.
+pub fn recover(path: &Path) {
+    if !path.exists()
+        && let Some(old) = siblings(path, "old").into_iter().next()
+    {
+        let _ = fs::rename(&old, path);
+    }
+    if path.exists() {
+        for stale in siblings(path, "old") {
+            let _ = fs::remove_dir_all(&stale);
+        }
+    }
+    let mine = tmp_path(path);
+    for stale in siblings(path, "tmp").into_iter().filter(|p| *p != mine) {
+        let _ = fs::remove_dir_all(&stale).or_else(|_| fs::remove_file(&stale));
+    }
+}
+
 /// Creates `dir` and its parents, with an error that names it.
 pub fn create_dir_all(dir: &Path) -> Result<()> {
     if dir.as_os_str().is_empty() {
@@ -33,6 +73,7 @@ pub fn write_atomic(
     if let Some(parent) = path.parent() {
         create_dir_all(parent)?;
     }
+    recover(path);
     let tmp = tmp_path(path);
     let result = (|| -> std::io::Result<()> {
         let file = fs::File::create(&tmp)?;
@@ -62,6 +103,7 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn write_dir_atomic(dir: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     create_dir_all(parent)?;
+    recover(dir);
     let tmp = tmp_path(dir);
     if tmp.exists() {
         let _ = fs::remove_dir_all(&tmp);
@@ -128,6 +170,26 @@ mod tests {
         assert!(r.is_err());
         assert!(!p.exists());
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_kill_between_the_two_renames_is_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("ckpt");
+        // What a kill after "move aside" and before "rename into place" leaves.
+        let old = dir.path().join(".ckpt.old.999999");
+        fs::create_dir_all(&old).unwrap();
+        fs::write(old.join("a"), b"1").unwrap();
+        let tmp = dir.path().join(".ckpt.tmp.999999");
+        fs::create_dir_all(&tmp).unwrap();
+        recover(&d);
+        assert_eq!(fs::read(d.join("a")).unwrap(), b"1");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // Stale temporaries of a file go at its next write.
+        let f = dir.path().join("x.bin");
+        fs::write(dir.path().join(".x.bin.tmp.999999"), b"partial").unwrap();
+        write_bytes_atomic(&f, b"ok").unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -1,0 +1,211 @@
+//! kill -9 at several moments of `train`, `train-reward` and `grpo`, then rerun/resume: every
+//! file under a final name stays readable, and the finished run equals an uninterrupted one.
+//! (`prepare-reward-data` has its own test in reward_data.rs.)
+
+mod common;
+
+use nanoreward::checkpoint;
+use nanoreward::data::{self, TokenizationKind};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Runs the binary to completion.
+fn finish(args: &[String], cwd: &Path) {
+    common::expect_success(&common::run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        cwd,
+    ));
+}
+
+/// Starts the binary, SIGKILLs it after `ms`; true when it was still running.
+fn kill_after(args: &[String], cwd: &Path, ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nanoreward"))
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(ms));
+    let running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    running
+}
+
+/// The checkpoint under `dir`, if one exists (or was moved aside by the kill), must load whole.
+fn intact(dir: &Path) {
+    nanoreward::fsutil::recover(dir);
+    if dir.exists() {
+        let m = checkpoint::load_model(dir, &burn::tensor::Device::flex());
+        assert!(m.is_ok(), "{}: {:?}", dir.display(), m.err());
+    }
+}
+
+fn same_weights(a: &Path, b: &Path) {
+    let wa = checkpoint::read_safetensors(&a.join("model.safetensors")).unwrap();
+    let wb = checkpoint::read_safetensors(&b.join("model.safetensors")).unwrap();
+    assert_eq!(wa.len(), wb.len());
+    for (k, t) in &wa {
+        let d = t
+            .data
+            .iter()
+            .zip(&wb[k].data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(d < 1e-6, "{k} differs by {d}");
+    }
+}
+
+/// Kills a job at each delay, checking the checkpoint after each kill, then lets it finish
+/// (`args(resume)` gives the command line; `resume` is true once a checkpoint exists).
+fn kill_then_finish(
+    cwd: &Path,
+    ckpt: &Path,
+    delays: &[u64],
+    args: impl Fn(bool) -> Vec<String>,
+) -> usize {
+    let mut landed = 0;
+    for &ms in delays {
+        let resume = ckpt.join("config.json").exists();
+        landed += usize::from(kill_after(&args(resume), cwd, ms));
+        intact(ckpt);
+    }
+    finish(&args(ckpt.join("config.json").exists()), cwd);
+    landed
+}
+
+fn data_dir(d: &Path) -> std::path::PathBuf {
+    let dd = d.join("data");
+    data::prepare(&d.join("input.txt"), &dd, TokenizationKind::Char, 0.9).unwrap();
+    dd
+}
+
+#[test]
+fn train_killed_and_resumed_equals_uninterrupted() {
+    let (d, _m, _ck) = common::tiny_base();
+    let dd = data_dir(d.path());
+    let args = |out: &str, resume: bool| -> Vec<String> {
+        [
+            "train",
+            &format!("--data_dir={}", dd.display()),
+            &format!("--out_dir={out}"),
+            &format!("--init_from={}", if resume { "resume" } else { "scratch" }),
+            "--n_layer=1",
+            "--n_head=2",
+            "--n_embd=32",
+            "--block_size=16",
+            "--batch_size=8",
+            "--max_iters=600",
+            "--eval_interval=40",
+            "--eval_iters=2",
+            "--threads=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    finish(&args("ref", false), d.path());
+    let ck = d.path().join("k/ckpt");
+    let landed = kill_then_finish(d.path(), &ck, &[300, 700, 1100, 1500], |r| args("k", r));
+    assert!(landed > 0, "no kill landed mid-run");
+    same_weights(&d.path().join("ref/ckpt"), &ck);
+    assert!(common::leftovers(d.path()).is_empty());
+}
+
+#[test]
+fn grpo_killed_and_resumed_equals_uninterrupted() {
+    let (d, _m, base) = common::tiny_base();
+    let dd = data_dir(d.path());
+    // A reward model for the tiny base: its head is fresh, which is enough to drive GRPO.
+    let rm = d.path().join("rm");
+    let mut cfg = checkpoint::load_config(&base).unwrap();
+    cfg.mode = nanoreward::model::Mode::Reward;
+    cfg.reward_head_hidden_dim = 8;
+    let model = nanoreward::model::GPT::new(&cfg, &burn::tensor::Device::flex(), 3).unwrap();
+    let tok = checkpoint::load_tokenizer(&base).unwrap();
+    checkpoint::save(
+        &rm,
+        &checkpoint::CheckpointParts {
+            model: &model,
+            optimizer: None,
+            train_state: None,
+            tokenizer: Some(&tok),
+        },
+    )
+    .unwrap();
+    let args = |out: &str, resume: bool| -> Vec<String> {
+        let init = if resume {
+            "resume".to_string()
+        } else {
+            base.display().to_string()
+        };
+        [
+            "grpo",
+            &format!("--init_from={init}"),
+            &format!("--reward_model={}", rm.display()),
+            &format!("--data_dir={}", dd.display()),
+            &format!("--out_dir={out}"),
+            "--max_steps=150",
+            "--prompts_per_step=2",
+            "--group_size=4",
+            "--prompt_min=2",
+            "--prompt_max=6",
+            "--completion_len=8",
+            "--num_iterations=2",
+            "--learning_rate=1e-3",
+            "--eval_interval=10",
+            "--eval_iters=1",
+            "--eval_batch_size=2",
+            "--eval_prompts=2",
+            "--threads=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    finish(&args("ref", false), d.path());
+    let ck = d.path().join("k/ckpt");
+    let landed = kill_then_finish(d.path(), &ck, &[300, 700, 1100, 1500], |r| args("k", r));
+    assert!(landed > 0, "no kill landed mid-run");
+    same_weights(&d.path().join("ref/ckpt"), &ck);
+    // One line per step in the log, none repeated or lost.
+    let log = nanoreward::metrics::read_jsonl(&d.path().join("k/metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = log
+        .iter()
+        .filter_map(|r| r.get("reward_mean").and(r["step"].as_u64()))
+        .collect();
+    assert_eq!(steps, (0..150).collect::<Vec<u64>>());
+    assert!(common::leftovers(d.path()).is_empty());
+}
+
+#[test]
+fn train_reward_killed_then_rerun_equals_uninterrupted() {
+    let (d, model, base) = common::tiny_base();
+    let o = common::prep_options(d.path(), &base, "rd");
+    nanoreward::reward_prepare::run(&o, &model, false).unwrap();
+    let args = |out: &str| -> Vec<String> {
+        [
+            "train-reward",
+            &format!("--base={}", base.display()),
+            &format!("--data={}", d.path().join("rd").display()),
+            &format!("--out_dir={out}"),
+            "--epochs=40",
+            "--patience=0",
+            "--fast_path=false",
+            "--freeze_trunk=false",
+            "--batch_size=8",
+            "--threads=1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    finish(&args("ref"), d.path());
+    let ck = d.path().join("k/ckpt");
+    let landed = kill_then_finish(d.path(), &ck, &[400, 900, 1400], |_| args("k"));
+    assert!(landed > 0, "no kill landed mid-run");
+    same_weights(&d.path().join("ref/ckpt"), &ck);
+    assert!(common::leftovers(d.path()).is_empty());
+}
