@@ -85,8 +85,12 @@ pub fn safetensors_bytes(tensors: &[(String, HostTensor)]) -> Result<Vec<u8>> {
 
 /// Reads every tensor of a safetensors file as f32 (F32, F16 and BF16 are accepted).
 pub fn read_safetensors(path: &Path) -> Result<HashMap<String, HostTensor>> {
-    let bytes = fsutil::read(path)?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+    parse_safetensors(&fsutil::read(path)?, path)
+}
+
+/// Parses safetensors bytes (from `path`, for messages) into f32 host tensors.
+pub fn parse_safetensors(bytes: &[u8], path: &Path) -> Result<HashMap<String, HostTensor>> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| {
         Error::checkpoint(
             path,
             format!("not a readable safetensors file ({e}); the file may be truncated"),

@@ -69,7 +69,7 @@ pub fn grpo(a: ConfigArgs) -> Result<()> {
     }
     cfg.reward_model = resolved(&cfg.reward_model);
     cfg.validate()?;
-    if a.print_config {
+    if a.print_config || crate::wants_print_config(&a.rest) {
         println!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }
@@ -87,7 +87,7 @@ pub fn cycle(a: ConfigArgs) -> Result<()> {
     cfg.base = resolved(&cfg.base);
     cfg.reward.validate()?;
     cfg.grpo.validate()?;
-    if a.print_config {
+    if a.print_config || crate::wants_print_config(&a.rest) {
         println!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }

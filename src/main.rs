@@ -169,7 +169,14 @@ fn cmd_prepare(a: PrepareArgs) -> Result<()> {
     Ok(())
 }
 
-/// Splits `[CONFIG] --key=value ...` into the config file and the overrides.
+/// Whether `--print-config` (or `--print_config`) is among the trailing arguments.
+pub(crate) fn wants_print_config(rest: &[String]) -> bool {
+    rest.iter()
+        .any(|a| a == "--print-config" || a == "--print_config")
+}
+
+/// Splits `[CONFIG] --key=value ...` into the config file and the overrides
+/// (`--print-config` among them is left to [`wants_print_config`]).
 pub(crate) fn split_config_args(
     config: Option<PathBuf>,
     rest: &[String],
@@ -185,7 +192,12 @@ pub(crate) fn split_config_args(
         file = Some(PathBuf::from(first));
         rest = &rest[1..];
     }
-    Ok((file, config::parse_overrides(rest)?))
+    let rest: Vec<String> = rest
+        .iter()
+        .filter(|a| *a != "--print-config" && *a != "--print_config")
+        .cloned()
+        .collect();
+    Ok((file, config::parse_overrides(&rest)?))
 }
 
 fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
@@ -197,7 +209,7 @@ fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
     let cfg = train_config(&a)?;
-    if a.print_config {
+    if a.print_config || wants_print_config(&a.rest) {
         println!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }

@@ -54,10 +54,15 @@ impl CharVocab {
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = fsutil::read(path)?;
         let is_json = path.extension().is_some_and(|e| e == "json");
+        Self::from_meta_bytes(&bytes, is_json).map_err(|m| Error::format(path, m))
+    }
+
+    /// Parses the bytes of a `meta.pkl` (or, with `is_json`, a `meta.json`).
+    pub fn from_meta_bytes(bytes: &[u8], is_json: bool) -> std::result::Result<Self, String> {
         let itos = if is_json {
-            itos_from_json(&bytes).map_err(|m| Error::format(path, m))?
+            itos_from_json(bytes)?
         } else {
-            itos_from_pickle(&bytes).map_err(|m| Error::format(path, m))?
+            itos_from_pickle(bytes)?
         };
         Ok(Self::from_chars(itos))
     }

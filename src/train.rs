@@ -149,9 +149,10 @@ impl TrainConfig {
         }
         if !matches!(self.init_from.as_str(), "scratch" | "resume")
             && !self.init_from.starts_with("gpt2")
+            && !Path::new(&self.init_from).exists()
         {
             return Err(Error::Config(format!(
-                "init_from must be 'scratch', 'resume' or 'gpt2' (a local Hugging Face GPT-2), got '{}'",
+                "init_from must be 'scratch', 'resume', 'gpt2' (a local Hugging Face GPT-2) or an existing checkpoint (directory or nanoGPT .pt), got '{}'",
                 self.init_from
             )));
         }
@@ -307,6 +308,21 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
         };
         let model = if cfg.init_from.starts_with("gpt2") {
             pretrained(cfg, &tokenizer, &dev)?
+        } else if cfg.init_from != "scratch" {
+            // Start from the weights of a checkpoint (fresh optimizer, iteration 0).
+            let mut m = checkpoint::load_model(Path::new(&cfg.init_from), &dev)?;
+            if m.config.block_size != cfg.block_size || m.config.vocab_size != mcfg.vocab_size {
+                return Err(Error::Mismatch(format!(
+                    "{} has block_size {} and vocab_size {}, but the config and data ask for {} and {}",
+                    cfg.init_from,
+                    m.config.block_size,
+                    m.config.vocab_size,
+                    cfg.block_size,
+                    mcfg.vocab_size
+                )));
+            }
+            m.config.dropout = cfg.dropout;
+            m
         } else {
             GPT::new(&mcfg, &dev, cfg.seed)?
         };

@@ -144,6 +144,19 @@ fn grpo_cli_checks_its_config() {
         shown.contains("beta = 0.0") && shown.contains("loss_type = \"dapo\""),
         "{shown}"
     );
+    // A config file first, --print-config among the overrides.
+    let f = d.path().join("g.toml");
+    std::fs::write(&f, "max_steps = 7\n").unwrap();
+    let o = run(
+        &["grpo", f.to_str().unwrap(), "--print-config", "--beta=0.5"],
+        d.path(),
+    );
+    expect_success(&o);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        shown.contains("max_steps = 7") && shown.contains("beta = 0.5"),
+        "{shown}"
+    );
     let o = run(&["grpo", "--loss_type=ppo"], d.path());
     let e = expect_clean_error(&o);
     assert!(e.contains("ppo"), "{e}");
