@@ -227,6 +227,14 @@ pub fn load_weights(
                 ),
             ));
         }
+        if w.data.iter().any(|v| !v.is_finite()) {
+            return Err(Error::checkpoint(
+                path,
+                format!(
+                    "tensor {name} holds NaN or infinite values; the run that wrote it diverged"
+                ),
+            ));
+        }
         report.loaded.push(name.to_string());
         Ok(match p {
             Param::Vector(_) => Param::Vector(w.to_tensor(&device)),

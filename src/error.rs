@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O operation on a named path failed.
-    #[error("{action} {path}: {source}")]
+    /// (The cause is part of the message, not a `source`, so it is printed once.)
+    #[error("{action} {path}: {cause}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file exists but its contents are not what they should be.
     #[error("{path}: {msg}")]
@@ -38,11 +38,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     /// Wraps an I/O error with the action and the path it concerned.
-    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+    pub fn io(action: &'static str, path: &Path, cause: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 

@@ -64,6 +64,42 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))
 }
 
+/// A writer that fails with "No space left on device" once `left` bytes have gone through: the
+/// disk-full test hook, enabled by the `NANOREWARD_TEST_DISK_BYTES` environment variable.
+struct LimitedWriter<'a> {
+    inner: &'a mut dyn Write,
+    left: &'a mut u64,
+}
+
+impl Write for LimitedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > *self.left {
+            // ENOSPC, as a full disk reports it.
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        let n = self.inner.write(buf)?;
+        *self.left -= n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Bytes this process may still write through [`write_atomic`] under the disk-full test hook.
+static DISK_LEFT: std::sync::Mutex<Option<u64>> = std::sync::Mutex::new(None);
+
+fn disk_budget() -> Option<u64> {
+    let mut left = DISK_LEFT.lock().unwrap_or_else(|e| e.into_inner());
+    if left.is_none() {
+        *left = std::env::var("NANOREWARD_TEST_DISK_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+    }
+    *left
+}
+
 /// Writes a file atomically: `fill` writes the contents into a buffered writer on a temporary
 /// file, which is flushed, synced and renamed to `path` only if `fill` succeeds.
 pub fn write_atomic(
@@ -78,7 +114,16 @@ pub fn write_atomic(
     let result = (|| -> std::io::Result<()> {
         let file = fs::File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
+        if let Some(mut left) = disk_budget() {
+            let r = fill(&mut LimitedWriter {
+                inner: &mut w,
+                left: &mut left,
+            });
+            *DISK_LEFT.lock().unwrap_or_else(|e| e.into_inner()) = Some(left);
+            r?;
+        } else {
+            fill(&mut w)?;
+        }
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(())
@@ -91,6 +136,29 @@ pub fn write_atomic(
         let _ = fs::remove_file(&tmp);
         Error::io("cannot rename into place", path, e)
     })
+}
+
+/// Appends `bytes` to the existing file `path` and syncs it (chunked outputs that resume).
+pub fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io("cannot open", path, e))?;
+    let result = match disk_budget() {
+        Some(mut left) => {
+            let r = LimitedWriter {
+                inner: &mut f,
+                left: &mut left,
+            }
+            .write_all(bytes);
+            *DISK_LEFT.lock().unwrap_or_else(|e| e.into_inner()) = Some(left);
+            r
+        }
+        None => f.write_all(bytes),
+    };
+    result
+        .and_then(|_| f.sync_data())
+        .map_err(|e| Error::io("cannot write", path, e))
 }
 
 /// Writes bytes atomically.

@@ -13,7 +13,6 @@ use crate::sampling::SampleOptions;
 use crate::tokenizer::{CharVocab, Tokenizer};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Options of `prepare-reward-data` (the seed's names).
@@ -343,15 +342,7 @@ pub fn generate_split(
         .unwrap_or_else(|_| ProgressStyle::default_bar()));
     pb.set_position(done as u64);
     let chunk_blocks = (4096 / spc).max(1);
-    let append = |p: &Path, bytes: &[u8]| -> Result<()> {
-        let mut f = OpenOptions::new()
-            .append(true)
-            .open(p)
-            .map_err(|e| Error::io("cannot open", p, e))?;
-        f.write_all(bytes)
-            .and_then(|_| f.sync_data())
-            .map_err(|e| Error::io("cannot write", p, e))
-    };
+    let append = fsutil::append_synced;
     let mut pos = done;
     while pos < blocks.len() {
         let chunk = &blocks[pos..(pos + chunk_blocks).min(blocks.len())];
@@ -403,11 +394,17 @@ pub fn generate_split(
     meta.y_stats = YStats::of(&ys);
     meta.tokenization_method = inputs.tokenizer.method().to_string();
     meta.vocab_size = inputs.tokenizer.vocab_size();
-    std::fs::rename(&x_part, &x_final)
-        .map_err(|e| Error::io("cannot rename into place", &x_final, e))?;
-    std::fs::rename(&y_part, &y_final)
-        .map_err(|e| Error::io("cannot rename into place", &y_final, e))?;
-    meta.write(&meta_final)?;
+    // The metadata is written first under a temporary name, so a failure (a full disk) leaves
+    // nothing under the final names; then three renames, metadata last (it marks completion).
+    let meta_part = dir.join(format!(".{name}_metadata.txt.partial"));
+    meta.write(&meta_part)?;
+    for (from, to) in [
+        (&x_part, &x_final),
+        (&y_part, &y_final),
+        (&meta_part, &meta_final),
+    ] {
+        std::fs::rename(from, to).map_err(|e| Error::io("cannot rename into place", to, e))?;
+    }
     let _ = std::fs::remove_file(&progress);
     Ok(meta)
 }
