@@ -1,30 +1,11 @@
 //! Command-line front ends of `grpo` and `cycle`.
 
+use crate::ConfigArgs;
 use anyhow::Result;
-use clap::Args;
 use nanoreward::config;
 use nanoreward::cycle::{self, CycleConfig};
 use nanoreward::grpo::{self, GrpoConfig, GrpoOutcome};
-use std::path::{Path, PathBuf};
-
-/// `[CONFIG] --key=value ...` with --print-config, shared by grpo and cycle.
-#[derive(Args)]
-pub struct ConfigArgs {
-    /// TOML config file (see configs/).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Show the effective configuration and exit.
-    #[arg(long = "print-config", alias = "print_config")]
-    print_config: bool,
-    /// A config file as first word, then overrides such as --max_steps=100 (--grpo.beta=0 for
-    /// a section of the cycle config).
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CONFIG | --key=value"
-    )]
-    rest: Vec<String>,
-}
+use std::path::Path;
 
 fn load<T: serde::Serialize + serde::de::DeserializeOwned + Default>(a: &ConfigArgs) -> Result<T> {
     let (file, overrides) = crate::split_config_args(a.config.clone(), &a.rest)?;
@@ -69,7 +50,7 @@ pub fn grpo(a: ConfigArgs) -> Result<()> {
     }
     cfg.reward_model = resolved(&cfg.reward_model);
     cfg.validate()?;
-    if a.print_config || crate::wants_print_config(&a.rest) {
+    if a.print_only() {
         println!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }
@@ -87,7 +68,7 @@ pub fn cycle(a: ConfigArgs) -> Result<()> {
     cfg.base = resolved(&cfg.base);
     cfg.reward.validate()?;
     cfg.grpo.validate()?;
-    if a.print_config || crate::wants_print_config(&a.rest) {
+    if a.print_only() {
         println!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }

@@ -26,7 +26,7 @@ enum Command {
     /// Tokenize a text corpus into train.bin / val.bin (+ meta.pkl), like nanoGPT's prepare.py.
     Prepare(PrepareArgs),
     /// Train a GPT (nanoGPT's train.py): `nanoreward train CONFIG.toml --key=value ...`.
-    Train(TrainArgs),
+    Train(ConfigArgs),
     /// Sample text from a checkpoint (batched, KV cache).
     Sample(SampleArgs),
     /// Measure training-step, forward and sampling speed and peak memory.
@@ -46,9 +46,9 @@ enum Command {
     /// Score texts (files or stdin lines) or a token .bin with a reward model: P(natural) per window.
     Score(reward_cli::ScoreArgs),
     /// Fine-tune a generator with GRPO against a reward model: `nanoreward grpo CONFIG.toml --key=value ...`.
-    Grpo(grpo_cli::ConfigArgs),
+    Grpo(ConfigArgs),
     /// Rounds of (reward data -> reward model -> GRPO), each round's artefacts in out_dir/cycle_{r}/.
-    Cycle(grpo_cli::ConfigArgs),
+    Cycle(ConfigArgs),
     /// Convert a nanoGPT ckpt.pt into a nanoreward checkpoint directory (.pt paths also work directly).
     ImportNanogpt(interop_cli::ImportArgs),
     /// Write a checkpoint as a nanoGPT ckpt.pt that PyTorch's nanoGPT loads.
@@ -74,21 +74,30 @@ struct PrepareArgs {
     train_split: f64,
 }
 
+/// `[CONFIG] --key=value ...` with --print-config: the arguments of train, grpo and cycle.
 #[derive(Args)]
-struct TrainArgs {
-    /// TOML config file (see configs/); keys are nanoGPT's train.py names.
+pub(crate) struct ConfigArgs {
+    /// TOML config file (see configs/).
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// Show the effective configuration and exit.
     #[arg(long = "print-config", alias = "print_config")]
-    print_config: bool,
-    /// A config file as first word, then overrides such as --max_iters=100 (or --max-iters 100).
+    pub print_config: bool,
+    /// A config file as first word, then overrides such as --max_iters=100 (or --max-iters 100;
+    /// --grpo.beta=0 for a section of the cycle config).
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "CONFIG | --key=value"
     )]
-    rest: Vec<String>,
+    pub rest: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Whether the effective configuration is to be shown instead of run.
+    pub fn print_only(&self) -> bool {
+        self.print_config || wants_print_config(&self.rest)
+    }
 }
 
 #[derive(Args)]
@@ -200,16 +209,16 @@ pub(crate) fn split_config_args(
     Ok((file, config::parse_overrides(&rest)?))
 }
 
-fn train_config(a: &TrainArgs) -> Result<train::TrainConfig> {
+fn train_config(a: &ConfigArgs) -> Result<train::TrainConfig> {
     let (file, overrides) = split_config_args(a.config.clone(), &a.rest)?;
     let cfg: train::TrainConfig = config::load(file.as_deref(), &overrides, train::IGNORED_KEYS)?;
     cfg.validate()?;
     Ok(cfg)
 }
 
-fn cmd_train(a: TrainArgs) -> Result<()> {
+fn cmd_train(a: ConfigArgs) -> Result<()> {
     let cfg = train_config(&a)?;
-    if a.print_config || wants_print_config(&a.rest) {
+    if a.print_only() {
         println!("{}", toml::to_string(&cfg)?);
         return Ok(());
     }

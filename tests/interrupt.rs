@@ -44,18 +44,8 @@ fn intact(dir: &Path) {
 }
 
 fn same_weights(a: &Path, b: &Path) {
-    let wa = checkpoint::read_safetensors(&a.join("model.safetensors")).unwrap();
-    let wb = checkpoint::read_safetensors(&b.join("model.safetensors")).unwrap();
-    assert_eq!(wa.len(), wb.len());
-    for (k, t) in &wa {
-        let d = t
-            .data
-            .iter()
-            .zip(&wb[k].data)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0f32, f32::max);
-        assert!(d < 1e-6, "{k} differs by {d}");
-    }
+    let d = common::max_weight_diff(a, b);
+    assert!(d < 1e-6, "weights differ by {d}");
 }
 
 /// Kills a job at each delay, checking the checkpoint after each kill, then lets it finish

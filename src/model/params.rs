@@ -3,7 +3,7 @@
 
 use super::{GPT, LayerNorm, Linear};
 use crate::error::{Error, Result};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// Applies one rank-generic expression to the tensor inside a [`Param`].
 macro_rules! each {
@@ -146,6 +146,29 @@ impl GPT {
             }))
         });
         m
+    }
+
+    /// A copy with element `idx` of parameter `name` (flattened) shifted by `delta`: the probe
+    /// of finite-difference gradient checks.
+    pub fn perturbed(&self, name: &str, idx: usize, delta: f32) -> Result<Self> {
+        let mut m = self.clone();
+        let device = self.device();
+        m.map_params(|n, p| {
+            if n != name {
+                return Ok(p);
+            }
+            let mut v = crate::checkpoint::HostTensor::from_tensor(p.flat()).data;
+            let slot = v
+                .get_mut(idx)
+                .ok_or_else(|| Error::Other(format!("{name} has no element {idx}")))?;
+            *slot += delta;
+            let t = Tensor::<1>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+            Ok(match p {
+                Param::Vector(_) => Param::Vector(t),
+                Param::Matrix(o) => Param::Matrix(t.reshape(o.dims())),
+            })
+        })?;
+        Ok(m)
     }
 
     /// The inference copy: parameters without autodiff (cheap: tensors are shared handles).

@@ -142,3 +142,13 @@ pub fn prep_options(
         threads: 2,
     }
 }
+
+/// The largest absolute difference between the same-named weights of two checkpoints.
+pub fn max_weight_diff(a: &Path, b: &Path) -> f32 {
+    let wa = nanoreward::checkpoint::read_safetensors(&a.join("model.safetensors")).unwrap();
+    let wb = nanoreward::checkpoint::read_safetensors(&b.join("model.safetensors")).unwrap();
+    assert_eq!(wa.len(), wb.len(), "different tensor sets");
+    wa.iter()
+        .flat_map(|(k, t)| t.data.iter().zip(&wb[k].data).map(|(x, y)| (x - y).abs()))
+        .fold(0.0f32, f32::max)
+}
