@@ -148,11 +148,11 @@ pub fn run(
             top_k: None,
         };
         // One untimed run warms the allocator and caches.
-        sampling::generate(&inference, &prompts, 64, &opts, &mut rng, |_| {})?;
+        sampling::generate(&inference, &prompts, 64, &opts, &mut rng, threads)?;
         let mut rates = Vec::new();
         for _ in 0..3 {
             let t0 = Instant::now();
-            sampling::generate(&inference, &prompts, 64, &opts, &mut rng, |_| {})?;
+            sampling::generate(&inference, &prompts, 64, &opts, &mut rng, threads)?;
             rates.push((32 * 64) as f64 / t0.elapsed().as_secs_f64());
         }
         Some(median(rates))

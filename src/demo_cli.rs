@@ -44,7 +44,7 @@ fn sample_text(ckpt: &Path, n: usize) -> Result<String> {
         top_k: Some(200),
     };
     let prompt = tok.encode("\n")?;
-    let s = sampling::generate(&model, &[prompt], n, &opts, &mut rng, |_| {})?;
+    let s = sampling::generate(&model, &[prompt], n, &opts, &mut rng, 1)?;
     Ok(tok.decode(&s[0]))
 }
 

@@ -258,7 +258,14 @@ fn cmd_sample(a: SampleArgs) -> Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let prompts = vec![ids; a.num_samples];
     let t0 = std::time::Instant::now();
-    let out = sampling::generate(&model, &prompts, a.max_new_tokens, &opts, &mut rng, |_| {})?;
+    let out = sampling::generate(
+        &model,
+        &prompts,
+        a.max_new_tokens,
+        &opts,
+        &mut rng,
+        device::workers(0),
+    )?;
     for s in &out {
         println!("{}", tok.decode(s));
         println!("---------------");

@@ -170,17 +170,8 @@ pub fn evaluate(
         temperature: val.meta.temperature,
         top_k: val.meta.top_k,
     };
-    let mut generated = Vec::new();
-    for chunk in prompts.chunks(64) {
-        generated.extend(sampling::generate(
-            base,
-            chunk,
-            n - 1,
-            &sample,
-            &mut rng,
-            |_| {},
-        )?);
-    }
+    let workers = crate::device::workers(0);
+    let generated = sampling::generate(base, &prompts, n - 1, &sample, &mut rng, workers)?;
     let all: Vec<Vec<u32>> = natural.iter().chain(&generated).cloned().collect();
     let labels: Vec<bool> = (0..all.len()).map(|i| i < natural.len()).collect();
     let rscore: Vec<f64> = score_windows(reward, &all, 128)?

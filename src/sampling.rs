@@ -4,7 +4,8 @@
 use crate::error::{Error, Result};
 use crate::model::{GPT, KvCache};
 use burn::tensor::Tensor;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Sampling settings.
 #[derive(Debug, Clone, Copy)]
@@ -104,15 +105,16 @@ pub fn logits_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
 }
 
 /// Generates `max_new_tokens` after each prompt (all prompts the same length) with the KV cache.
-/// `on_token` is called after every step (for progress). Returns the prompts with their
-/// continuations.
+/// Each row samples from its own random stream (seeded from `rng`), so the rows can be split
+/// over `workers` threads and the result does not depend on how many there are. Returns the
+/// prompts with their continuations.
 pub fn generate(
     model: &GPT,
     prompts: &[Vec<u32>],
     max_new_tokens: usize,
     opts: &SampleOptions,
     rng: &mut impl Rng,
-    mut on_token: impl FnMut(usize),
+    workers: usize,
 ) -> Result<Vec<Vec<u32>>> {
     opts.validate()?;
     let b = prompts.len();
@@ -134,7 +136,36 @@ pub fn generate(
             model.config.vocab_size
         )));
     }
+    let seeds: Vec<u64> = prompts.iter().map(|_| rng.random()).collect();
+    let w = workers.clamp(1, b);
+    let chunks: Vec<(usize, usize)> = (0..w).map(|i| (i * b / w, (i + 1) * b / w)).collect();
+    let parts = crate::device::par_map(&chunks, w, |&(r0, r1)| {
+        lockstep(
+            model,
+            &prompts[r0..r1],
+            &seeds[r0..r1],
+            max_new_tokens,
+            opts,
+        )
+    });
+    Ok(parts.concat())
+}
+
+/// Generates for a group of rows in lockstep through one KV cache; past block_size the cropped
+/// context is prefilled again (nanoGPT's crop).
+fn lockstep(
+    model: &GPT,
+    prompts: &[Vec<u32>],
+    seeds: &[u64],
+    max_new_tokens: usize,
+    opts: &SampleOptions,
+) -> Vec<Vec<u32>> {
+    let b = prompts.len();
     let bs = model.config.block_size;
+    let mut rngs: Vec<ChaCha8Rng> = seeds
+        .iter()
+        .map(|&s| ChaCha8Rng::seed_from_u64(s))
+        .collect();
     let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
     let prefill = |seqs: &[Vec<u32>], cache: &mut KvCache| {
         let n = seqs[0].len();
@@ -150,12 +181,14 @@ pub fn generate(
     let mut logits = prefill(&seqs, &mut cache);
     for step in 0..max_new_tokens {
         let rows = logits_rows(logits);
-
-        let next: Vec<u32> = rows.iter().map(|r| sample_row(r, opts, rng)).collect();
+        let next: Vec<u32> = rows
+            .iter()
+            .zip(rngs.iter_mut())
+            .map(|(r, rng)| sample_row(r, opts, rng))
+            .collect();
         for (s, &t) in seqs.iter_mut().zip(&next) {
             s.push(t);
         }
-        on_token(step + 1);
         if step + 1 == max_new_tokens {
             break;
         }
@@ -166,7 +199,7 @@ pub fn generate(
             prefill(&seqs, &mut cache)
         };
     }
-    Ok(seqs)
+    seqs
 }
 
 #[cfg(test)]
@@ -192,7 +225,8 @@ mod tests {
         GPT::new(&cfg, &dev, 7).unwrap()
     }
 
-    /// Reference: nanoGPT's generate() — a full forward over the cropped context every step.
+    /// Reference: nanoGPT's generate() — a full forward over the cropped context every step —
+    /// with the same per-row random streams as `generate`.
     fn naive(
         model: &GPT,
         prompts: &[Vec<u32>],
@@ -200,7 +234,11 @@ mod tests {
         opts: &SampleOptions,
         seed: u64,
     ) -> (Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut master = ChaCha8Rng::seed_from_u64(seed);
+        let mut rngs: Vec<ChaCha8Rng> = prompts
+            .iter()
+            .map(|_| ChaCha8Rng::seed_from_u64(master.random()))
+            .collect();
         let bs = model.config.block_size;
         let mut seqs = prompts.to_vec();
         let mut all_logits = Vec::new();
@@ -216,8 +254,8 @@ mod tests {
             let [b, _, v] = logits.dims();
             let last = logits.narrow(1, t - 1, 1).reshape([b, v]);
             let rows = logits_rows(last);
-            for (s, r) in seqs.iter_mut().zip(&rows) {
-                s.push(sample_row(r, opts, &mut rng));
+            for ((s, r), rng) in seqs.iter_mut().zip(&rows).zip(rngs.iter_mut()) {
+                s.push(sample_row(r, opts, rng));
             }
             all_logits.push(rows);
         }
@@ -262,10 +300,12 @@ mod tests {
                 logits = model.forward_cached(model.tokens(&ids, b), &mut cache);
             }
         }
-        // Same tokens under the same seed.
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let got = generate(&model, &prompts, 20, &opts, &mut rng, |_| {}).unwrap();
-        assert_eq!(got, ref_seqs);
+        // Same tokens under the same seed, however many threads share the rows.
+        for workers in [1, 2, 3] {
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let got = generate(&model, &prompts, 20, &opts, &mut rng, workers).unwrap();
+            assert_eq!(got, ref_seqs, "{workers} workers");
+        }
     }
 
     #[test]

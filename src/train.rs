@@ -207,19 +207,19 @@ fn iter_seed(seed: u64, it: usize, salt: u64) -> u64 {
     x ^ (x >> 33)
 }
 
-/// Mean loss over `iters` random batches of `data` (no gradients, no dropout).
+/// Mean loss over `eval_iters` random batches of `data` (no gradients, no dropout); the batches
+/// are drawn in order from `rng` and evaluated on the worker threads.
 fn estimate_loss(model: &GPT, data: &TokenFile, cfg: &TrainConfig, rng: &mut ChaCha8Rng) -> f64 {
-    let mut total = 0.0;
-    for _ in 0..cfg.eval_iters {
-        let (x, y) = data.random_batch(rng, cfg.batch_size, cfg.block_size);
-        let loss = model.loss(
-            model.tokens(&x, cfg.batch_size),
-            model.tokens(&y, cfg.batch_size),
-            None,
-        );
-        total += loss.into_scalar::<f32>() as f64;
-    }
-    total / cfg.eval_iters as f64
+    let batches: Vec<(Vec<i64>, Vec<i64>)> = (0..cfg.eval_iters)
+        .map(|_| data.random_batch(rng, cfg.batch_size, cfg.block_size))
+        .collect();
+    let losses = device::par_map(&batches, device::workers(cfg.threads), |(x, y)| {
+        let n = cfg.batch_size;
+        model
+            .loss(model.tokens(x, n), model.tokens(y, n), None)
+            .into_scalar::<f32>() as f64
+    });
+    losses.iter().sum::<f64>() / cfg.eval_iters as f64
 }
 
 /// nanoGPT's `init_from = 'gpt2*'`, from a local Hugging Face directory: the pretrained
