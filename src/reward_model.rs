@@ -32,8 +32,16 @@ pub fn load_reward_model(
         cfg.pooling = pooling;
     }
     let mut model = GPT::new(&cfg, device, seed)?;
-    let p = dir.join(checkpoint::MODEL);
-    let weights = checkpoint::read_safetensors(&p)?;
+    let (p, weights) = if crate::interop::is_torch_file(dir) {
+        (
+            dir.to_path_buf(),
+            crate::interop::read_nanogpt(dir)?.weights,
+        )
+    } else {
+        let p = dir.join(checkpoint::MODEL);
+        let w = checkpoint::read_safetensors(&p)?;
+        (p, w)
+    };
     let mut report = checkpoint::load_weights(&mut model, &weights, &p, |n| {
         from_generator && n.starts_with("reward_head.")
     })?;

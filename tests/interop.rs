@@ -353,3 +353,36 @@ fn train_starts_from_a_local_gpt2_directory() {
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), d.path());
     assert!(expect_clean_error(&o).contains("never downloads"));
 }
+
+/// A nanoGPT .pt can be the trunk of a reward model directly.
+#[test]
+fn a_pt_file_is_a_reward_model_base() {
+    let pt = fixture("nanogpt_tiny.pt");
+    let dev = burn::tensor::Device::flex();
+    let (rm, report) = nanoreward::reward_model::load_reward_model(
+        &pt,
+        16,
+        nanoreward::model::Pooling::Mean,
+        &dev,
+        1,
+    )
+    .unwrap();
+    assert!(
+        report
+            .unused
+            .iter()
+            .any(|n| n.starts_with("lm_head.weight"))
+    );
+    assert!(
+        report
+            .initialised
+            .iter()
+            .all(|n| n.starts_with("reward_head."))
+    );
+    let ck = interop::read_nanogpt(&pt).unwrap();
+    for (name, t) in checkpoint::model_tensors(&rm) {
+        if !name.starts_with("reward_head.") {
+            assert_eq!(&t, &ck.weights[&name], "{name}");
+        }
+    }
+}

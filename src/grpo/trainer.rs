@@ -64,6 +64,8 @@ pub fn repeated_share(window: &[u32], prompt_len: usize) -> f64 {
 pub struct EvalRecord {
     pub step: usize,
     pub val_loss: f64,
+    /// exp(val_loss): the policy's perplexity on natural val text.
+    pub val_ppl: f64,
     pub reward_policy: f64,
     pub reward_ref: f64,
     pub reward_natural: f64,
@@ -251,9 +253,11 @@ pub fn run_with(
         let ours = rollout(model, &rows)?;
         let theirs = rollout(&reference, &rows)?;
         let mean = |v: Vec<f32>| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        let val_loss = losses.iter().sum::<f64>() / losses.len() as f64;
         let rec = EvalRecord {
             step,
-            val_loss: losses.iter().sum::<f64>() / losses.len() as f64,
+            val_loss,
+            val_ppl: val_loss.exp(),
             reward_policy: mean(reward.rewards(&ours, eval_plen)?),
             reward_ref: mean(reward.rewards(&theirs, eval_plen)?),
             reward_natural: mean(reward.rewards(&eval_windows, eval_plen)?),
