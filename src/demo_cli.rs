@@ -203,7 +203,11 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         data_dir: data_dir.display().to_string(),
         out_dir: out.join("grpo").display().to_string(),
         max_steps: a.grpo_steps,
-        learning_rate: 1e-4,
+        // configs/grpo_quickstart.toml's guard: with β 0.04 and lr 1e-4 the policy learns to
+        // exploit a small reward model within ~40 steps ("aaaat" text, val loss 1.9 -> 3.6).
+        learning_rate: 5e-5,
+        beta: 0.2,
+        max_val_loss_increase: 0.3,
         eval_interval: (a.grpo_steps / 3).max(1),
         threads: a.threads,
         ..Default::default()

@@ -150,3 +150,25 @@ fn bad_settings_fail_clearly() {
     let e = grpo::run_with(&cfg, &reward, None, false).unwrap_err();
     assert!(e.to_string().contains("not a checkpoint directory"), "{e}");
 }
+
+/// The reward-hacking guard: a policy pushed hard towards one character loses val loss, and
+/// `max_val_loss_increase` stops the run (with a checkpoint) instead of letting it degenerate.
+#[test]
+fn val_loss_guard_stops_a_degenerating_policy() {
+    let (d, ck, data_dir) = setup();
+    let tok = checkpoint::load_tokenizer(&ck).unwrap();
+    let reward = prefers(tok.encode("o").unwrap()[0]);
+    let mut cfg = config(d.path(), &ck, &data_dir, "h", 60);
+    cfg.learning_rate = 3e-2;
+    cfg.beta = 0.0;
+    cfg.eval_interval = 5;
+    cfg.max_val_loss_increase = 0.05;
+    let out = grpo::run_with(&cfg, &reward, None, false).unwrap();
+    assert!(out.stopped_early, "the guard never fired");
+    assert!(out.steps < 60);
+    let first = out.evals[0].val_loss;
+    let last = out.evals.last().unwrap().val_loss;
+    assert!(last - first > 0.05, "{first} -> {last}");
+    let state = checkpoint::load_train_state(&d.path().join("h/ckpt")).unwrap();
+    assert_eq!(state["step"].as_u64(), Some(out.steps as u64));
+}

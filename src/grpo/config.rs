@@ -56,6 +56,10 @@ pub struct GrpoConfig {
     pub eval_batch_size: usize,
     /// Val prompts used to compare policy, reference and natural continuations.
     pub eval_prompts: usize,
+    /// Stop (after saving) when the policy's val loss exceeds the starting model's by more than
+    /// this many nats: the reward model is being exploited (0 = never stop; a warning is printed
+    /// from a rise of 0.1).
+    pub max_val_loss_increase: f64,
     pub seed: u64,
     pub device: String,
     pub threads: usize,
@@ -95,6 +99,7 @@ impl Default for GrpoConfig {
             eval_iters: 10,
             eval_batch_size: 32,
             eval_prompts: 32,
+            max_val_loss_increase: 0.0,
             seed: 1337,
             device: "auto".into(),
             threads: 0,
@@ -146,6 +151,7 @@ impl GrpoConfig {
             ("min_lr", self.min_lr),
             ("weight_decay", self.weight_decay),
             ("grad_clip", self.grad_clip),
+            ("max_val_loss_increase", self.max_val_loss_increase),
         ];
         if let Some((k, v)) = non_neg.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
             return Err(Error::Config(format!("{k} must be ≥ 0, got {v}")));

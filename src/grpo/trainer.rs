@@ -80,6 +80,8 @@ pub struct GrpoOutcome {
     pub reward_start: f64,
     pub reward_end: f64,
     pub seconds: f64,
+    /// Whether the run stopped early on `max_val_loss_increase`.
+    pub stopped_early: bool,
     /// Mean milliseconds per step in sampling, reward, old/reference log-probs and updates.
     pub phase_ms: [f64; 4],
     pub checkpoint: PathBuf,
@@ -277,6 +279,12 @@ pub fn run_with(
     } else {
         ProgressBar::hidden()
     };
+    // The starting model's val loss (from the log when resuming): the reward-hacking guard.
+    let mut base_val = metrics::read_jsonl(&log_path)?
+        .iter()
+        .find(|r| r.get("eval").is_some())
+        .and_then(|r| r["val_loss"].as_f64());
+    let mut stop = false;
     let started = Instant::now();
     let mut evals = Vec::new();
     let mut rewards_seen = Vec::new();
@@ -284,7 +292,7 @@ pub fn run_with(
     let lcfg = cfg.loss_config();
     let mut step = start;
     loop {
-        let is_last = step >= cfg.max_steps;
+        let mut is_last = step >= cfg.max_steps;
         if step % cfg.eval_interval == 0 || is_last {
             let inf = policy.inference();
             let (rec, samples) = evaluate(&inf, step)?;
@@ -303,6 +311,27 @@ pub fn run_with(
                 .map_err(|e| Error::Other(format!("cannot serialise eval: {e}")))?;
             j["eval"] = serde_json::json!(true);
             log.write(&j)?;
+            let base = *base_val.get_or_insert(rec.val_loss);
+            let rise = rec.val_loss - base;
+            if rise > 0.1 {
+                say(
+                    &pb,
+                    format!(
+                        "warning: the policy's val loss rose by {rise:.3} since step 0: it is probably exploiting the reward model (raise beta, lower learning_rate, or retrain the reward model on its samples with `cycle`)"
+                    ),
+                );
+            }
+            if cfg.max_val_loss_increase > 0.0 && rise > cfg.max_val_loss_increase {
+                say(
+                    &pb,
+                    format!(
+                        "stopping at step {step}: val loss rose by {rise:.3} > max_val_loss_increase {}",
+                        cfg.max_val_loss_increase
+                    ),
+                );
+                stop = true;
+                is_last = true;
+            }
             evals.push(rec);
             if step > start || is_last {
                 let state = serde_json::json!({"step": step, "config": cfg});
@@ -448,6 +477,7 @@ pub fn run_with(
         reward_start: avg(&rewards_seen[..k.min(steps_run)]),
         reward_end: avg(&rewards_seen[steps_run.saturating_sub(k)..]),
         seconds: started.elapsed().as_secs_f64(),
+        stopped_early: stop,
         phase_ms: phase.map(|t| t / steps_run.max(1) as f64),
         checkpoint: ckpt_dir,
     })
