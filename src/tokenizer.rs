@@ -1,5 +1,7 @@
 //! Tokenizers: character level (nanoGPT's `meta.pkl` vocabulary, read and written) and GPT-2 BPE.
 
+mod pickle;
+
 use crate::error::{Error, Result};
 use crate::fsutil;
 use serde_pickle::{HashableValue, Value};
@@ -123,34 +125,40 @@ fn check_ids(map: BTreeMap<usize, char>) -> std::result::Result<Vec<char>, Strin
 }
 
 fn itos_from_pickle(bytes: &[u8]) -> std::result::Result<Vec<char>, String> {
-    let value = serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new())
-        .map_err(|e| format!("not a readable pickle ({e}); expected nanoGPT's meta.pkl"))?;
-    let Value::Dict(dict) = value else {
+    use pickle::PyVal;
+    // A generous bound: a 65,536-entry vocabulary is ~400k nodes.
+    let value = pickle::parse(bytes, 4 << 20)
+        .map_err(|e| format!("not a readable meta.pkl ({e}); expected nanoGPT's meta.pkl"))?;
+    let PyVal::Dict(dict) = value else {
         return Err("meta.pkl does not hold a dict".into());
     };
-    let itos = dict
-        .get(&HashableValue::String("itos".into()))
-        .ok_or("meta.pkl has no 'itos' entry (is it a character-level meta file?)")?;
-    let Value::Dict(itos) = itos else {
+    let get = |key: &str| {
+        dict.iter()
+            .find(|(k, _)| *k == PyVal::Str(key.into()))
+            .map(|(_, v)| v)
+    };
+    let itos =
+        get("itos").ok_or("meta.pkl has no 'itos' entry (is it a character-level meta file?)")?;
+    let PyVal::Dict(itos) = itos else {
         return Err("'itos' is not a dict".into());
     };
     let mut map = BTreeMap::new();
     for (k, v) in itos {
         let id = match k {
-            HashableValue::I64(i) if *i >= 0 => *i as usize,
+            PyVal::Int(i) if *i >= 0 => *i as usize,
             other => {
                 return Err(format!(
                     "'itos' key {other:?} is not a non-negative integer"
                 ));
             }
         };
-        let Value::String(s) = v else {
+        let PyVal::Str(s) = v else {
             return Err(format!("'itos'[{id}] is not a string"));
         };
         map.insert(id, single_char(s)?);
     }
     let chars = check_ids(map)?;
-    if let Some(Value::I64(vs)) = dict.get(&HashableValue::String("vocab_size".into()))
+    if let Some(PyVal::Int(vs)) = get("vocab_size")
         && *vs as usize != chars.len()
     {
         return Err(format!(
