@@ -100,7 +100,7 @@ fn pop(stack: &mut Vec<Item>) -> Result<PyVal, String> {
 }
 
 fn pairs(items: Vec<PyVal>) -> Result<Vec<(PyVal, PyVal)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("SETITEMS with an odd number of items".into());
     }
     let mut it = items.into_iter();
