@@ -7,7 +7,9 @@ use std::path::Path;
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks what the rest is: a config.json or a model.safetensors.
-    let Some((&kind, rest)) = data.split_first() else { return };
+    let Some((&kind, rest)) = data.split_first() else {
+        return;
+    };
     if kind % 2 == 0 {
         if let Ok(cfg) = serde_json::from_slice::<GPTConfig>(rest) {
             let _ = cfg.validate();

@@ -9,7 +9,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(ck) = nanoreward::interop::read_nanogpt(&p) {
         let dev = burn::tensor::Device::flex();
         let c = &ck.config;
-        let (v, b, l, e) = (c.vocab_size as u128, c.block_size as u128, c.n_layer as u128, c.n_embd as u128);
+        let (v, b, l, e) = (
+            c.vocab_size as u128,
+            c.block_size as u128,
+            c.n_layer as u128,
+            c.n_embd as u128,
+        );
         let size = (v + b + 12 * l * e) * e;
         if size < 1 << 20 {
             let _ = nanoreward::interop::nanogpt_model(&ck, &p, &dev);
