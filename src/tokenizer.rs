@@ -126,8 +126,8 @@ fn check_ids(map: BTreeMap<usize, char>) -> std::result::Result<Vec<char>, Strin
 
 fn itos_from_pickle(bytes: &[u8]) -> std::result::Result<Vec<char>, String> {
     use pickle::PyVal;
-    // A generous bound: a 65,536-entry vocabulary is ~400k nodes.
-    let value = pickle::parse(bytes, 4 << 20)
+    // A 65,536-entry vocabulary (itos + stoi) costs ~300k units: 1 M leaves room.
+    let value = pickle::parse(bytes, 1 << 20)
         .map_err(|e| format!("not a readable meta.pkl ({e}); expected nanoGPT's meta.pkl"))?;
     let PyVal::Dict(dict) = value else {
         return Err("meta.pkl does not hold a dict".into());
