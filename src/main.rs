@@ -40,7 +40,7 @@ enum Command {
     /// Report on a reward dataset: sizes, label statistics, K/N histogram, decoded examples.
     InspectRewardData(reward_cli::InspectArgs),
     /// Train a reward model (trunk from a generator checkpoint + a new reward head), then evaluate it.
-    TrainReward(reward_cli::TrainRewardArgs),
+    TrainReward(ConfigArgs),
     /// Evaluate a reward model: MAE vs K/N, boundary error, AUROC vs the log-likelihood baseline.
     EvalReward(reward_cli::EvalRewardArgs),
     /// Score texts (files or stdin lines) or a token .bin with a reward model: P(natural) per window.

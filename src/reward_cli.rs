@@ -284,28 +284,18 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Args)]
-pub struct TrainRewardArgs {
-    /// TOML config file; keys: base, data, out_dir, epochs, batch_size, lr, optimizer, loss, ...
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// A config file as first word, then overrides such as --epochs=5 --freeze_trunk=false.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CONFIG | --key=value"
-    )]
-    rest: Vec<String>,
-}
-
-pub fn train_reward(a: TrainRewardArgs) -> Result<()> {
-    let (file, overrides) = crate::split_config_args(a.config, &a.rest)?;
+pub fn train_reward(a: crate::ConfigArgs) -> Result<()> {
+    let (file, overrides) = crate::split_config_args(a.config.clone(), &a.rest)?;
     let mut cfg: reward_model::RewardTrainConfig =
         nanoreward::config::load(file.as_deref(), &overrides, &[])?;
     cfg.base = crate::resolve_checkpoint(Path::new(&cfg.base))
         .display()
         .to_string();
     cfg.validate()?;
+    if a.print_only() {
+        println!("{}", toml::to_string(&cfg)?);
+        return Ok(());
+    }
     let out = reward_model::train(&cfg, true)?;
     let r = &out.load_report;
     println!(
