@@ -16,7 +16,9 @@ pub struct PrepareRewardDataArgs {
     /// Base model: a checkpoint directory (or a training out_dir holding ckpt/).
     #[arg(long = "model-path", alias = "model_path")]
     model_path: PathBuf,
-    /// text (tokenize --data_path) or binary (reuse --train_bin/--val_bin).
+    /// text (tokenize --data_path), binary (reuse --train_bin/--val_bin), or heldout (split
+    /// --val_bin 80/20 into the reward data's train and val text: text the base model never
+    /// trained on, see BENCHMARKS.md).
     #[arg(long = "input-mode", alias = "input_mode", default_value = "text")]
     input_mode: String,
     /// Text file, or a folder holding input.txt (and meta.pkl for char level).
@@ -74,14 +76,33 @@ pub fn prepare(a: PrepareRewardDataArgs) -> Result<()> {
     let dev = device::select(&a.device)?;
     let model_path = crate::resolve_checkpoint(&a.model_path);
     let model = checkpoint::load_model(&model_path, &dev)?;
+    let (input_mode, train_bin, val_bin, meta_path) = if a.input_mode == "heldout" {
+        let Some(val) = a.val_bin.clone() else {
+            bail!("--input_mode heldout needs --val_bin (the base model's val.bin)");
+        };
+        let src = a.output_dir.join("heldout_source");
+        let (ta, tb) = (src.join("train.bin"), src.join("val.bin"));
+        let (na, nb) = nanoreward::data::split_token_file(&val, 0.8, &ta, &tb)?;
+        println!(
+            "held-out text: {} split into {na} tokens (reward train) and {nb} (reward val)",
+            val.display()
+        );
+        let meta = a
+            .meta_path
+            .clone()
+            .or_else(|| val.parent().and_then(nanoreward::train::data_meta));
+        ("binary".to_string(), Some(ta), Some(tb), meta)
+    } else {
+        (a.input_mode, a.train_bin, a.val_bin, a.meta_path)
+    };
     let opts = RewardPrepOptions {
         model_path: model_path.clone(),
-        input_mode: a.input_mode,
+        input_mode,
         data_path: a.data_path,
-        train_bin: a.train_bin,
-        val_bin: a.val_bin,
+        train_bin,
+        val_bin,
         tokenization: a.tokenization,
-        meta_path: a.meta_path,
+        meta_path,
         output_dir: a.output_dir.clone(),
         train_split: a.train_split,
         samples_per_chunk: a.samples_per_chunk,

@@ -364,3 +364,62 @@ fn incompatible_inputs_are_refused_before_work() {
     assert!(e.contains("fewer than the model's block_size 16"), "{e}");
     assert!(!d.path().join("x").exists() && !d.path().join("y").exists());
 }
+
+/// `--input_mode heldout`: the base model's val.bin split 80/20 into the reward data's text.
+#[test]
+fn heldout_mode_splits_the_val_tokens() {
+    let (d, _model, ck) = setup();
+    let p = d.path();
+    nanoreward::data::prepare(
+        &p.join("input.txt"),
+        &p.join("data"),
+        nanoreward::data::TokenizationKind::Char,
+        0.9,
+    )
+    .unwrap();
+    let out = common::run(
+        &[
+            "prepare-reward-data",
+            "--model_path",
+            ck.to_str().unwrap(),
+            "--input_mode",
+            "heldout",
+            "--val_bin",
+            "data/val.bin",
+            "--output_dir",
+            "rdh",
+            "--samples_per_chunk",
+            "2",
+        ],
+        p,
+    );
+    common::expect_success(&out);
+    let n = nanoreward::data::TokenFile::open(&p.join("data/val.bin"))
+        .unwrap()
+        .len();
+    let cut = nanoreward::data::split_point(n, 0.8);
+    let train = RewardDataset::open(&p.join("rdh"), "train", None).unwrap();
+    let val = RewardDataset::open(&p.join("rdh"), "val", None).unwrap();
+    assert_eq!(train.len(), cut / 16 * 2);
+    assert_eq!(val.len(), (n - cut) / 16 * 2);
+    // The natural prefix of the first sample is the start of val.bin.
+    let first = nanoreward::data::TokenFile::open(&p.join("data/val.bin"))
+        .unwrap()
+        .slice(0, 16);
+    let (x, y) = train.get(0);
+    let k = (y[0] * 16.0).round() as usize;
+    assert_eq!(x[..k], first[..k]);
+    let e = common::expect_clean_error(&common::run(
+        &[
+            "prepare-reward-data",
+            "--model_path",
+            ck.to_str().unwrap(),
+            "--input_mode",
+            "heldout",
+            "--output_dir",
+            "rdx",
+        ],
+        p,
+    ));
+    assert!(e.contains("--input_mode heldout needs --val_bin"), "{e}");
+}
