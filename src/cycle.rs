@@ -135,10 +135,12 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         "splits" => (data_dir.join("train.bin"), data_dir.join("val.bin")),
         "heldout" => {
             let (a, b) = (out.join("heldout_train.bin"), out.join("heldout_val.bin"));
-            if !(a.exists() && b.exists()) {
-                crate::data::split_token_file(&data_dir.join("val.bin"), 0.8, &a, &b)?;
+            if a.exists() && b.exists() {
+                (a, b)
+            } else {
+                let (a, b, _, _) = crate::data::heldout_split(&data_dir.join("val.bin"), &out)?;
+                (a, b)
             }
-            (a, b)
         }
         other => {
             return Err(Error::Config(format!(

@@ -136,6 +136,18 @@ pub fn split_token_file(
     Ok((cut, ids.len() - cut))
 }
 
+/// Share of val.bin that held-out reward data trains on (the rest validates it).
+pub const HELDOUT_SHARE: f64 = 0.8;
+
+/// Splits the base model's `val_bin` into `dir/heldout_train.bin` (its first [`HELDOUT_SHARE`])
+/// and `dir/heldout_val.bin`: natural text the generator never trained on, for reward data.
+/// Returns the two paths and their token counts.
+pub fn heldout_split(val_bin: &Path, dir: &Path) -> Result<(PathBuf, PathBuf, usize, usize)> {
+    let (a, b) = (dir.join("heldout_train.bin"), dir.join("heldout_val.bin"));
+    let (na, nb) = split_token_file(val_bin, HELDOUT_SHARE, &a, &b)?;
+    Ok((a, b, na, nb))
+}
+
 /// A memory-mapped uint16 token file (`train.bin` / `val.bin`).
 pub struct TokenFile {
     path: PathBuf,

@@ -71,11 +71,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         data_dir.display()
     );
     let r = data::prepare(&input, &data_dir, data::TokenizationKind::Char, 0.9)?;
-    let (ha, hb) = (
-        data_dir.join("heldout_a.bin"),
-        data_dir.join("heldout_b.bin"),
-    );
-    data::split_token_file(&data_dir.join("val.bin"), 0.8, &ha, &hb)?;
+    let (ha, hb, _, _) = data::heldout_split(&data_dir.join("val.bin"), &data_dir)?;
     report.push((
         "prepare",
         t.elapsed().as_secs_f64(),

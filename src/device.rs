@@ -79,6 +79,13 @@ pub fn par_map<T: Sync, R: Send>(
     out.into_iter().flatten().collect()
 }
 
+/// `rows` split into at most `workers` contiguous, near-equal ranges `(start, end)` (one range,
+/// possibly empty, when there are no rows).
+pub fn row_ranges(rows: usize, workers: usize) -> Vec<(usize, usize)> {
+    let n = workers.clamp(1, rows.max(1));
+    (0..n).map(|i| (i * rows / n, (i + 1) * rows / n)).collect()
+}
+
 /// The number of worker threads for `threads` (0 = one per core).
 pub fn workers(threads: usize) -> usize {
     if threads == 0 {

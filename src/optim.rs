@@ -91,9 +91,10 @@ pub fn parallel_grads<S: Send>(
     workers: usize,
     loss_of: impl Fn(&GPT, usize, usize, usize) -> (Tensor<1>, S) + Sync,
 ) -> (f64, Vec<Option<Tensor<1>>>, Vec<S>) {
-    let workers = workers.clamp(1, rows.max(1));
+    let ranges = crate::device::row_ranges(rows, workers);
+    let workers = ranges.len();
     let shard = |w: usize| {
-        let (r0, r1) = (w * rows / workers, (w + 1) * rows / workers);
+        let (r0, r1) = ranges[w];
         // Each worker differentiates its own leaves: burn's autodiff graph is not shared safely
         // between threads that run backward concurrently.
         let model = if workers > 1 {

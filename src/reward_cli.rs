@@ -81,8 +81,7 @@ pub fn prepare(a: PrepareRewardDataArgs) -> Result<()> {
             bail!("--input_mode heldout needs --val_bin (the base model's val.bin)");
         };
         let src = a.output_dir.join("heldout_source");
-        let (ta, tb) = (src.join("train.bin"), src.join("val.bin"));
-        let (na, nb) = nanoreward::data::split_token_file(&val, 0.8, &ta, &tb)?;
+        let (ta, tb, na, nb) = nanoreward::data::heldout_split(&val, &src)?;
         println!(
             "held-out text: {} split into {na} tokens (reward train) and {nb} (reward val)",
             val.display()

@@ -24,7 +24,13 @@ pub fn load_reward_model(
     device: &Device,
     seed: u64,
 ) -> Result<(GPT, LoadReport)> {
-    let mut cfg = checkpoint::load_config(dir)?;
+    let pt = crate::interop::is_torch_file(dir)
+        .then(|| crate::interop::read_nanogpt(dir))
+        .transpose()?;
+    let mut cfg = match &pt {
+        Some(ck) => ck.config.clone(),
+        None => checkpoint::load_config(dir)?,
+    };
     let from_generator = cfg.mode == Mode::Generator;
     if from_generator {
         cfg.mode = Mode::Reward;
@@ -32,11 +38,8 @@ pub fn load_reward_model(
         cfg.pooling = pooling;
     }
     let mut model = GPT::new(&cfg, device, seed)?;
-    let (p, weights) = if crate::interop::is_torch_file(dir) {
-        (
-            dir.to_path_buf(),
-            crate::interop::read_nanogpt(dir)?.weights,
-        )
+    let (p, weights) = if let Some(ck) = pt {
+        (dir.to_path_buf(), ck.weights)
     } else {
         let p = dir.join(checkpoint::MODEL);
         let w = checkpoint::read_safetensors(&p)?;

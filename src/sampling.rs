@@ -137,9 +137,8 @@ pub fn generate(
         )));
     }
     let seeds: Vec<u64> = prompts.iter().map(|_| rng.random()).collect();
-    let w = workers.clamp(1, b);
-    let chunks: Vec<(usize, usize)> = (0..w).map(|i| (i * b / w, (i + 1) * b / w)).collect();
-    let parts = crate::device::par_map(&chunks, w, |&(r0, r1)| {
+    let chunks = crate::device::row_ranges(b, workers);
+    let parts = crate::device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
         lockstep(
             model,
             &prompts[r0..r1],

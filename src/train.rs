@@ -213,13 +213,44 @@ fn estimate_loss(model: &GPT, data: &TokenFile, cfg: &TrainConfig, rng: &mut Cha
     let batches: Vec<(Vec<i64>, Vec<i64>)> = (0..cfg.eval_iters)
         .map(|_| data.random_batch(rng, cfg.batch_size, cfg.block_size))
         .collect();
-    let losses = device::par_map(&batches, device::workers(cfg.threads), |(x, y)| {
-        let n = cfg.batch_size;
+    mean_loss(
+        model,
+        &batches,
+        cfg.batch_size,
+        device::workers(cfg.threads),
+    )
+}
+
+/// Mean next-token loss of `batches` (x, y row-major `[batch, T]`), evaluated on `workers`
+/// threads without gradients or dropout.
+pub fn mean_loss(
+    model: &GPT,
+    batches: &[(Vec<i64>, Vec<i64>)],
+    batch: usize,
+    workers: usize,
+) -> f64 {
+    let losses = device::par_map(batches, workers, |(x, y)| {
         model
-            .loss(model.tokens(x, n), model.tokens(y, n), None)
+            .loss(model.tokens(x, batch), model.tokens(y, batch), None)
             .into_scalar::<f32>() as f64
     });
-    losses.iter().sum::<f64>() / cfg.eval_iters as f64
+    losses.iter().sum::<f64>() / losses.len().max(1) as f64
+}
+
+/// The step progress bar of `train` and `grpo` (hidden when `show` is false), at `pos` of `len`.
+pub fn progress_bar(len: usize, pos: usize, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_position(pos as u64);
+    pb
 }
 
 /// nanoGPT's `init_from = 'gpt2*'`, from a local Hugging Face directory: the pretrained
@@ -360,19 +391,7 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
         val.len()
     );
     let tokens_per_iter = cfg.gradient_accumulation_steps * cfg.batch_size * cfg.block_size;
-    let pb = if show_progress {
-        let pb = ProgressBar::new(cfg.max_iters as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_position(start_iter as u64);
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = progress_bar(cfg.max_iters, start_iter, show_progress);
     let workers = device::workers(cfg.threads);
     let started = Instant::now();
     let mut evals = Vec::new();

@@ -19,7 +19,6 @@ use crate::tokenizer::Tokenizer;
 use crate::train::say;
 use crate::{device, fsutil};
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -109,19 +108,21 @@ pub fn run(cfg: &GrpoConfig, show_progress: bool) -> Result<GrpoOutcome> {
 }
 
 /// Log-probs `[B·L]` on the host of the completions of `ids` under `model`, in parallel chunks.
-fn host_logp(model: &GPT, ids: &[i64], b: usize, plen: usize, temp: f64, w: usize) -> Vec<f32> {
+fn host_logp(
+    model: &GPT,
+    ids: &[i64],
+    b: usize,
+    plen: usize,
+    temp: f64,
+    w: usize,
+) -> Result<Vec<f32>> {
     let t = ids.len() / b;
-    let chunks: Vec<(usize, usize)> = (0..w.min(b))
-        .map(|i| (i * b / w.min(b), (i + 1) * b / w.min(b)))
-        .collect();
-    let parts = device::par_map(&chunks, w, |&(r0, r1)| {
+    let chunks = device::row_ranges(b, w);
+    let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
         super::completion_logp(model, &ids[r0 * t..r1 * t], r1 - r0, plen, temp)
             .map(|(lp, _)| HostTensor::from_tensor(lp).data)
     });
-    parts
-        .into_iter()
-        .flat_map(|p| p.unwrap_or_default())
-        .collect()
+    Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
 
 /// Runs GRPO with any reward. `reward_tokenizer`, when given, must match the data's.
@@ -237,12 +238,7 @@ pub fn run_with(
         .map(|_| val.random_batch(&mut erng, cfg.eval_batch_size, mc.block_size))
         .collect();
     let evaluate = |model: &GPT, step: usize| -> Result<(EvalRecord, Vec<Vec<u32>>)> {
-        let losses = device::par_map(&val_batches, workers, |(x, y)| {
-            let n = cfg.eval_batch_size;
-            model
-                .loss(model.tokens(x, n), model.tokens(y, n), None)
-                .into_scalar::<f32>() as f64
-        });
+        let val_loss = crate::train::mean_loss(model, &val_batches, cfg.eval_batch_size, workers);
         let rows: Vec<Row> = eval_windows
             .iter()
             .enumerate()
@@ -255,7 +251,6 @@ pub fn run_with(
         let ours = rollout(model, &rows)?;
         let theirs = rollout(&reference, &rows)?;
         let mean = |v: Vec<f32>| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
-        let val_loss = losses.iter().sum::<f64>() / losses.len() as f64;
         let rec = EvalRecord {
             step,
             val_loss,
@@ -266,19 +261,7 @@ pub fn run_with(
         };
         Ok((rec, ours))
     };
-    let pb = if show_progress {
-        let pb = ProgressBar::new(cfg.max_steps as u64);
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        pb.set_position(start as u64);
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = crate::train::progress_bar(cfg.max_steps, start, show_progress);
     // The starting model's val loss (from the log when resuming): the reward-hacking guard.
     let mut base_val = metrics::read_jsonl(&log_path)?
         .iter()
@@ -385,8 +368,12 @@ pub fn run_with(
         let t2 = Instant::now();
         let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
         let temp = cfg.temperature;
-        let old = (cfg.num_iterations > 1).then(|| host_logp(&inf, &ids, b, plen, temp, workers));
-        let refl = (cfg.beta > 0.0).then(|| host_logp(&reference, &ids, b, plen, temp, workers));
+        let old = (cfg.num_iterations > 1)
+            .then(|| host_logp(&inf, &ids, b, plen, temp, workers))
+            .transpose()?;
+        let refl = (cfg.beta > 0.0)
+            .then(|| host_logp(&reference, &ids, b, plen, temp, workers))
+            .transpose()?;
         let t3 = Instant::now();
         let norm = LossNorm {
             rows: b,
