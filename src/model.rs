@@ -8,8 +8,8 @@
 //! while this file stays the one place that knows the architecture.
 
 use crate::error::{Error, Result};
-use burn::tensor::activation::{gelu, log_softmax, relu, softmax};
-use burn::tensor::module::{attention, embedding, layer_norm, linear};
+use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 pub use params::Param;
@@ -18,7 +18,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
+mod fused;
 mod params;
+pub use fused::{gelu, layer_norm};
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -179,7 +181,7 @@ impl LayerNorm {
     }
 
     fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        layer_norm(x, self.weight.clone(), self.bias.clone(), 1e-5)
+        layer_norm(x, self.weight.clone(), self.bias.clone())
     }
 }
 
@@ -371,18 +373,24 @@ impl GPT {
         x: Tensor<3>,
         cache: Option<&mut (Tensor<4>, Tensor<4>)>,
         drop: Option<&Dropout>,
+        last_only: bool,
     ) -> Tensor<3> {
-        let [b, t, c] = x.dims();
+        let [b, t_in, c] = x.dims();
         let nh = self.config.n_head;
         let hd = c / nh;
         let qkv = block.attn.c_attn.forward(x);
         let heads = |i: usize| {
             qkv.clone()
                 .narrow(2, i * c, c)
-                .reshape([b, t, nh, hd])
+                .reshape([b, t_in, nh, hd])
                 .swap_dims(1, 2)
         };
-        let (q, mut k, mut v) = (heads(0), heads(1), heads(2));
+        let (mut q, mut k, mut v) = (heads(0), heads(1), heads(2));
+        // Only the last query: it sees every key, so no mask is needed.
+        let t = if last_only { 1 } else { t_in };
+        if last_only {
+            q = q.narrow(2, t_in - 1, 1);
+        }
         let past = match cache {
             Some(slot) => {
                 let past = slot.0.dims()[2];
@@ -416,11 +424,14 @@ impl GPT {
 
     /// The trunk: embeddings, blocks and ln_f. `pos0` is the absolute position of the first
     /// token (non-zero only with a filled cache).
+    /// With `last_only`, the last block works out the last position only (the one whose
+    /// logits a cropped-context sampling step needs).
     fn trunk(
         &self,
         idx: Tensor<2, Int>,
         mut cache: Option<&mut KvCache>,
         drop: Option<&Dropout>,
+        last_only: bool,
     ) -> Tensor<3> {
         let [_, t] = idx.dims();
         let pos0 = cache.as_ref().map_or(0, |c| c.len);
@@ -434,9 +445,12 @@ impl GPT {
             let empty = || Tensor::<4>::zeros([0, 0, 0, 0], &dev);
             c.layers = (0..self.h.len()).map(|_| (empty(), empty())).collect();
         }
+        let n_layer = self.h.len();
         for (i, block) in self.h.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = x.clone() + self.attend(block, block.ln_1.forward(x), slot, drop);
+            let last = last_only && i + 1 == n_layer;
+            let a = self.attend(block, block.ln_1.forward(x.clone()), slot, drop, last);
+            x = if last { x.narrow(1, t - 1, 1) } else { x } + a;
             let m = block.mlp.c_fc.forward(block.ln_2.forward(x.clone()));
             x = x + self.dropout(block.mlp.c_proj.forward(gelu(m)), drop);
         }
@@ -459,7 +473,7 @@ impl GPT {
     pub fn forward(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<3> {
         let [b, t] = idx.dims();
         self.check_len(t, 0);
-        let x = self.trunk(idx, None, drop);
+        let x = self.trunk(idx, None, drop, false);
         let c = self.config.n_embd;
         x.reshape([b * t, c])
             .matmul(self.wte.clone().transpose())
@@ -487,9 +501,20 @@ impl GPT {
     pub fn forward_cached(&self, idx: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let [b, t] = idx.dims();
         self.check_len(t, cache.len);
-        let x = self.trunk(idx, Some(cache), None);
+        let x = self.trunk(idx, Some(cache), None, false);
         let last = x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]);
         last.matmul(self.wte.clone().transpose())
+    }
+
+    /// Logits `[B, vocab]` of the last position of `idx` `[B, T]`, without a cache: what a
+    /// sampling step needs once the context is cropped to block_size (learned positions mean
+    /// every cached key would change). The last block skips the other positions.
+    pub fn forward_last(&self, idx: Tensor<2, Int>) -> Tensor<2> {
+        let [b, t] = idx.dims();
+        self.check_len(t, 0);
+        let x = self.trunk(idx, None, None, true);
+        x.reshape([b, self.config.n_embd])
+            .matmul(self.wte.clone().transpose())
     }
 
     /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.
@@ -500,7 +525,7 @@ impl GPT {
     /// The trunk's pooled state per sequence, `[B, n_embd]` (the reward head's input).
     pub fn pooled(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<2> {
         self.check_len(idx.dims()[1], 0);
-        self.pool(self.trunk(idx, None, drop))
+        self.pool(self.trunk(idx, None, drop, false))
     }
 
     /// The reward head on pooled states: softmax(out(relu(fc(pooled)))), `[B, 2]`.

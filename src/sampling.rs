@@ -150,8 +150,8 @@ pub fn generate(
     Ok(parts.concat())
 }
 
-/// Generates for a group of rows in lockstep through one KV cache; past block_size the cropped
-/// context is prefilled again (nanoGPT's crop).
+/// Generates for a group of rows in lockstep through one KV cache; past block_size each step
+/// reads the cropped context afresh (nanoGPT's crop).
 fn lockstep(
     model: &GPT,
     prompts: &[Vec<u32>],
@@ -166,18 +166,23 @@ fn lockstep(
         .map(|&s| ChaCha8Rng::seed_from_u64(s))
         .collect();
     let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
-    let prefill = |seqs: &[Vec<u32>], cache: &mut KvCache| {
-        let n = seqs[0].len();
-        let start = n.saturating_sub(bs);
-        let ids: Vec<i64> = seqs
-            .iter()
+    let ids_of = |seqs: &[Vec<u32>], start: usize| -> Vec<i64> {
+        seqs.iter()
             .flat_map(|s| s[start..].iter().map(|&t| t as i64))
-            .collect();
-        *cache = KvCache::default();
-        model.forward_cached(model.tokens(&ids, b), cache)
+            .collect()
+    };
+    // Past block_size the context is cropped to the last block_size tokens, which moves every
+    // token to a new position: the cache cannot be reused, so those steps run `forward_last`.
+    let cropped = |seqs: &[Vec<u32>]| {
+        let ids = ids_of(seqs, seqs[0].len() - bs);
+        model.forward_last(model.tokens(&ids, b))
     };
     let mut cache = KvCache::default();
-    let mut logits = prefill(&seqs, &mut cache);
+    let mut logits = if seqs[0].len() <= bs {
+        model.forward_cached(model.tokens(&ids_of(&seqs, 0), b), &mut cache)
+    } else {
+        cropped(&seqs)
+    };
     for step in 0..max_new_tokens {
         let rows = logits_rows(logits);
         let next: Vec<u32> = rows
@@ -191,11 +196,11 @@ fn lockstep(
         if step + 1 == max_new_tokens {
             break;
         }
-        logits = if cache.len() < bs {
+        logits = if seqs[0].len() <= bs {
             let ids: Vec<i64> = next.iter().map(|&t| t as i64).collect();
             model.forward_cached(model.tokens(&ids, b), &mut cache)
         } else {
-            prefill(&seqs, &mut cache)
+            cropped(&seqs)
         };
     }
     seqs
@@ -291,12 +296,11 @@ mod tests {
                 let ids: Vec<i64> = ref_seqs.iter().map(|s| s[pos] as i64).collect();
                 logits = model.forward_cached(model.tokens(&ids, b), &mut cache);
             } else {
-                cache = KvCache::default();
                 let ids: Vec<i64> = ref_seqs
                     .iter()
                     .flat_map(|s| s[pos + 1 - 16..=pos].iter().map(|&t| t as i64))
                     .collect();
-                logits = model.forward_cached(model.tokens(&ids, b), &mut cache);
+                logits = model.forward_last(model.tokens(&ids, b));
             }
         }
         // Same tokens under the same seed, however many threads share the rows.
