@@ -18,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
+mod attention;
 mod fused;
 mod params;
 pub use fused::{gelu, layer_norm};
@@ -379,6 +380,13 @@ impl GPT {
         let nh = self.config.n_head;
         let hd = c / nh;
         let qkv = block.attn.c_attn.forward(x);
+        let dropped_weights = drop.is_some() && self.config.dropout > 0.0;
+        if cache.is_none() && !last_only && !dropped_weights && t_in > 1 {
+            // The whole causal pass in one fused kernel where the backend has it.
+            if let Some(y) = fused::causal_attention(&qkv, nh) {
+                return self.dropout(block.attn.c_proj.forward(y), drop);
+            }
+        }
         let heads = |i: usize| {
             qkv.clone()
                 .narrow(2, i * c, c)
@@ -403,7 +411,7 @@ impl GPT {
             }
             None => 0,
         };
-        let y = if drop.is_some() && self.config.dropout > 0.0 {
+        let y = if dropped_weights {
             // Explicit attention so the attention weights can be dropped out, as in nanoGPT.
             explicit_causal_attention(q, k, v, past, |att| self.dropout(att, drop))
         } else if past == 0 || t == 1 {

@@ -14,11 +14,15 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
+use super::attention::{self, Dims};
+
 /// Operations with a hand-written kernel on Flex and a hand-written backward under autodiff.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
     /// Exact (erf) GELU, `x·Φ(x)`.
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Causal self-attention from the fused projection `qkv` `[B, T, 3C]` to `[B, T, C]`.
+    fn fused_causal_attention(qkv: FloatTensor<Self>, n_head: usize) -> FloatTensor<Self>;
     /// LayerNorm over the last dimension (eps 1e-5), `weight`/`bias` of that dimension's size.
     fn fused_layer_norm(
         x: FloatTensor<Self>,
@@ -28,8 +32,14 @@ pub trait FusedOps: Backend {
 }
 
 impl FusedOps for Flex {
+    fn fused_causal_attention(qkv: FloatTensor<Self>, n_head: usize) -> FloatTensor<Self> {
+        let (qkv, dims) = attention_input(qkv, n_head);
+        let (y, _) = attention::forward(qkv.storage(), dims, false);
+        FlexTensor::from_data(TensorData::new(y, [dims.batch, dims.t, dims.c]))
+    }
+
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        map_f32(&x, &[], gelu_slice)
+        update_in_place(x, gelu_in_place)
     }
 
     fn fused_layer_norm(
@@ -38,13 +48,56 @@ impl FusedOps for Flex {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let (w, b) = (weight.to_contiguous(), bias.to_contiguous());
-        map_f32(&x, &[], |xs, _, out| {
-            layer_norm_rows(xs, w.storage(), b.storage(), out)
-        })
+        let shape = x.layout().shape().clone();
+        let x = x.to_contiguous();
+        let n = shape.num_elements();
+        let out = layer_norm_rows(&x.storage()[..n], w.storage(), b.storage());
+        FlexTensor::from_data(TensorData::new(out, shape))
     }
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn fused_causal_attention(qkv: FloatTensor<Self>, n_head: usize) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct AttentionBackward;
+
+        impl Backward<Flex, 1> for AttentionBackward {
+            type State = (FlexTensor, Vec<f32>, Dims);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [parent] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+                if let Some(node) = parent {
+                    let (qkv, weights, d) = ops.state;
+                    let dqkv = attention::backward(qkv.storage(), &weights, grad.storage(), d);
+                    let dqkv = TensorData::new(dqkv, [d.batch, d.t, 3 * d.c]);
+                    grads.register::<Flex>(node.id, FlexTensor::from_data(dqkv));
+                }
+            }
+        }
+
+        match AttentionBackward
+            .prepare::<C>([qkv.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (input, dims) = attention_input(qkv.primitive().clone(), n_head);
+                let (y, weights) = attention::forward(input.storage(), dims, true);
+                let y = FlexTensor::from_data(TensorData::new(y, [dims.batch, dims.t, dims.c]));
+                prep.finish((input, weights.unwrap_or_default(), dims), y)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::fused_causal_attention(qkv.into_primitive(), n_head))
+            }
+        }
+    }
+
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct GeluBackward;
@@ -61,9 +114,8 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 let [parent] = ops.parents;
                 let grad = grads.consume::<Flex>(&ops.node);
                 if let Some(node) = parent {
-                    let dx = map_f32(&ops.state, &[&grad], |xs, rest, out| {
-                        gelu_grad_slice(xs, rest[0], out)
-                    });
+                    let x = ops.state.to_contiguous();
+                    let dx = update_in_place(grad, |g| gelu_grad_in_place(x.storage(), g));
                     grads.register::<Flex>(node.id, dx);
                 }
             }
@@ -104,18 +156,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 let grad = grads.consume::<Flex>(&ops.node);
                 let (x, w) = ops.state;
                 let c = w.layout().shape().num_elements();
-                let (wc, gc) = (w.to_contiguous(), grad.to_contiguous());
+                let (wc, xc) = (w.to_contiguous(), x.to_contiguous());
                 let (mut dw, mut db) = (vec![0.0f32; c], vec![0.0f32; c]);
-                let dx = map_f32(&x, &[], |xs, _, dx| {
-                    let n = xs.len();
-                    layer_norm_backward_rows(
-                        xs,
-                        wc.storage(),
-                        &gc.storage()[..n],
-                        dx,
-                        &mut dw,
-                        &mut db,
-                    )
+                let dx = update_in_place(grad, |g| {
+                    layer_norm_backward_rows(xc.storage(), wc.storage(), g, &mut dw, &mut db)
                 });
                 let vector = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, [c]));
                 if let Some(node) = px {
@@ -164,6 +208,30 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
+/// A contiguous copy of `qkv` `[B, T, 3C]` and the attention sizes.
+fn attention_input(qkv: FlexTensor, n_head: usize) -> (FlexTensor, Dims) {
+    let dims = qkv.layout().shape().as_slice().to_vec();
+    let dims = Dims {
+        batch: dims[0],
+        t: dims[1],
+        c: dims[2] / 3,
+        n_head,
+    };
+    (qkv.to_contiguous(), dims)
+}
+
+/// Causal self-attention of `qkv` `[B, T, 3C]` (the fused projection) into `[B, T, C]`; `None`
+/// where the fused kernel does not apply (not on Flex, or not f32) and the caller should use
+/// burn's attention.
+pub fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<3>> {
+    (on_flex(&qkv.device()) && qkv.dtype() == DType::F32).then(|| {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_causal_attention(
+            qkv.clone().into_dispatch(),
+            n_head,
+        ))
+    })
+}
+
 /// LayerNorm over the last dimension (eps 1e-5): the fused kernel on Flex (f32), burn's own
 /// elsewhere. A missing bias is zero.
 pub fn layer_norm<const D: usize>(
@@ -185,76 +253,61 @@ pub fn layer_norm<const D: usize>(
 
 const LN_EPS: f64 = 1e-5;
 
-/// Per row of `w.len()` values: mean and 1/sqrt(biased variance + eps), in f64 accumulators.
+/// Mean and 1/sqrt(biased variance + eps) of one row (two passes, as PyTorch's CPU kernel).
 #[inline]
 fn row_stats(row: &[f32]) -> (f32, f32) {
-    let n = row.len() as f64;
-    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-    (mean as f32, (1.0 / (var + LN_EPS).sqrt()) as f32)
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + LN_EPS as f32).sqrt())
 }
 
-/// `out = (x − mean)·rstd·w + b` row by row.
-fn layer_norm_rows(xs: &[f32], w: &[f32], b: &[f32], out: &mut [f32]) {
-    let c = w.len();
-    for (row, o) in xs.chunks_exact(c).zip(out.chunks_exact_mut(c)) {
+/// `(x − mean)·rstd·w + b` row by row, `w.len()` values per row.
+fn layer_norm_rows(xs: &[f32], w: &[f32], b: &[f32]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(xs.len());
+    for row in xs.chunks_exact(w.len()) {
         let (mean, rstd) = row_stats(row);
-        for (((o, &x), &w), &b) in o.iter_mut().zip(row).zip(w).zip(b) {
-            *o = (x - mean) * rstd * w + b;
-        }
+        out.extend(
+            row.iter()
+                .zip(w)
+                .zip(b)
+                .map(|((&x, &w), &b)| (x - mean) * rstd * w + b),
+        );
     }
+    out
 }
 
-/// LayerNorm's backward: with x̂ = (x − mean)·rstd and g = dy·w,
+/// LayerNorm's backward, turning `dy` into dx in place: with x̂ = (x − mean)·rstd and g = dy·w,
 /// dx = rstd·(g − mean(g) − x̂·mean(g·x̂)); dw += Σ dy·x̂ and db += Σ dy over rows.
-fn layer_norm_backward_rows(
-    xs: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    dx: &mut [f32],
-    dw: &mut [f32],
-    db: &mut [f32],
-) {
+fn layer_norm_backward_rows(xs: &[f32], w: &[f32], dy: &mut [f32], dw: &mut [f32], db: &mut [f32]) {
     let c = w.len();
     let mut xhat = vec![0.0f32; c];
-    for ((row, dyr), dxr) in xs
-        .chunks_exact(c)
-        .zip(dy.chunks_exact(c))
-        .zip(dx.chunks_exact_mut(c))
-    {
+    for (row, d) in xs.chunks_exact(c).zip(dy.chunks_exact_mut(c)) {
         let (mean, rstd) = row_stats(row);
         let (mut sum_g, mut sum_gx) = (0.0f32, 0.0f32);
         for i in 0..c {
             xhat[i] = (row[i] - mean) * rstd;
-            let g = dyr[i] * w[i];
+            let g = d[i] * w[i];
             sum_g += g;
             sum_gx += g * xhat[i];
-            dw[i] += dyr[i] * xhat[i];
-            db[i] += dyr[i];
+            dw[i] += d[i] * xhat[i];
+            db[i] += d[i];
         }
         let (mg, mgx) = (sum_g / c as f32, sum_gx / c as f32);
         for i in 0..c {
-            dxr[i] = rstd * (dyr[i] * w[i] - mg - xhat[i] * mgx);
+            d[i] = rstd * (d[i] * w[i] - mg - xhat[i] * mgx);
         }
     }
 }
 
-/// Applies `f(x, others, out)` to contiguous f32 copies of `x` and `others` (same shape) and
-/// returns `out` as a new tensor of `x`'s shape.
-fn map_f32(
-    x: &FlexTensor,
-    others: &[&FlexTensor],
-    mut f: impl FnMut(&[f32], &[&[f32]], &mut [f32]),
-) -> FlexTensor {
-    let shape = x.layout().shape().clone();
-    let xc = x.to_contiguous();
-    let oc: Vec<FlexTensor> = others.iter().map(|t| t.to_contiguous()).collect();
-    let xs: &[f32] = xc.storage();
-    let n = shape.num_elements();
-    let rest: Vec<&[f32]> = oc.iter().map(|t| &t.storage::<f32>()[..n]).collect();
-    let mut out = vec![0.0f32; n];
-    f(&xs[..n], &rest, &mut out);
-    FlexTensor::from_data(TensorData::new(out, shape))
+/// Runs `f` on the f32 values of `x` and returns them as the result: in place when `x` is
+/// contiguous and not shared (an intermediate that nothing else holds), on a copy otherwise.
+fn update_in_place(x: FlexTensor, f: impl FnOnce(&mut [f32])) -> FlexTensor {
+    let n = x.layout().num_elements();
+    let whole = x.is_contiguous() && x.layout().start_offset() == 0 && x.bytes().len() == n * 4;
+    let mut t = if whole { x } else { x.to_contiguous() };
+    f(&mut t.storage_mut::<f32>()[..n]);
+    t
 }
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
@@ -298,52 +351,62 @@ fn normal_cdf_pdf(x: f32) -> (f32, f32) {
 }
 
 #[inline(always)]
-fn gelu_scalar_loop(xs: &[f32], out: &mut [f32]) {
-    for (o, &x) in out.iter_mut().zip(xs) {
-        *o = x * normal_cdf_pdf(x).0;
+fn gelu_loop(v: &mut [f32]) {
+    for x in v.iter_mut() {
+        *x *= normal_cdf_pdf(*x).0;
     }
 }
 
 #[inline(always)]
-fn gelu_grad_loop(xs: &[f32], gs: &[f32], out: &mut [f32]) {
-    for ((o, &x), &g) in out.iter_mut().zip(xs).zip(gs) {
+fn gelu_grad_loop(xs: &[f32], g: &mut [f32]) {
+    for (g, &x) in g.iter_mut().zip(xs) {
         let (cdf, pdf) = normal_cdf_pdf(x);
-        *o = g * (cdf + x * pdf);
+        *g *= cdf + x * pdf;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gelu_avx2(xs: &[f32], out: &mut [f32]) {
-    gelu_scalar_loop(xs, out)
+fn gelu_avx2(v: &mut [f32]) {
+    gelu_loop(v)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn gelu_grad_avx2(xs: &[f32], gs: &[f32], out: &mut [f32]) {
-    gelu_grad_loop(xs, gs, out)
+fn gelu_grad_avx2(xs: &[f32], g: &mut [f32]) {
+    gelu_grad_loop(xs, g)
 }
 
-/// `out[i] = gelu(xs[i])`, with AVX2+FMA where the CPU has them.
-pub fn gelu_slice(xs: &[f32], _: &[&[f32]], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function was compiled for (checked above).
-        unsafe { gelu_avx2(xs, out) };
-        return;
-    }
-    gelu_scalar_loop(xs, out)
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
 
-/// `out[i] = gs[i] · gelu'(xs[i])`, with AVX2+FMA where the CPU has them.
-pub fn gelu_grad_slice(xs: &[f32], gs: &[f32], out: &mut [f32]) {
+/// `v[i] = gelu(v[i])`, with AVX2+FMA where the CPU has them.
+pub fn gelu_in_place(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if has_avx2_fma() {
         // SAFETY: the CPU supports the features the function was compiled for (checked above).
-        unsafe { gelu_grad_avx2(xs, gs, out) };
+        unsafe { gelu_avx2(v) };
         return;
     }
-    gelu_grad_loop(xs, gs, out)
+    gelu_loop(v)
+}
+
+/// `g[i] *= gelu'(xs[i])`, with AVX2+FMA where the CPU has them.
+pub fn gelu_grad_in_place(xs: &[f32], g: &mut [f32]) {
+    assert_eq!(
+        xs.len(),
+        g.len(),
+        "gelu backward: input and gradient differ in size"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports the features the function was compiled for (checked above).
+        unsafe { gelu_grad_avx2(xs, g) };
+        return;
+    }
+    gelu_grad_loop(xs, g)
 }
 
 #[cfg(test)]
@@ -376,9 +439,9 @@ mod tests {
     #[test]
     fn gelu_and_its_gradient_match_an_independent_f64_computation() {
         let xs: Vec<f32> = (-500..=500).map(|i| i as f32 * 0.01).collect();
-        let (mut y, mut g) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
-        gelu_slice(&xs, &[], &mut y);
-        gelu_grad_slice(&xs, &vec![1.0; xs.len()], &mut g);
+        let (mut y, mut g) = (xs.clone(), vec![1.0; xs.len()]);
+        gelu_in_place(&mut y);
+        gelu_grad_in_place(&xs, &mut g);
         for ((&x, &yv), &gv) in xs.iter().zip(&y).zip(&g) {
             let xd = x as f64;
             let want = xd * phi_reference(xd);
