@@ -1,5 +1,6 @@
-//! Writes a model before and after one training step on a fixed batch, for comparison with
-//! PyTorch (scripts/compare_step.py).
+//! Writes a model before and after STEPS training steps on fixed batches, for comparison with
+//! PyTorch: `cargo run --release --example onestep -- TRAIN_BIN OUT_DIR STEPS`, then
+//! `python scripts/compare_step.py OUT_DIR TRAIN_BIN STEPS`.
 use burn::tensor::Device;
 use nanoreward::checkpoint::{self, CheckpointParts};
 use nanoreward::data::TokenFile;

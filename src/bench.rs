@@ -57,6 +57,9 @@ pub struct BenchResult {
     pub forward_ms_median: f64,
     pub train_tokens_per_s: f64,
     pub sample_new_tokens_per_s: Option<f64>,
+    /// The same prompts → +48 tokens: the whole sequence fits in block_size, so every step uses
+    /// the KV cache (as reward-data generation and GRPO do).
+    pub sample_in_block_new_tokens_per_s: Option<f64>,
     pub peak_rss_mib: f64,
 }
 
@@ -87,7 +90,8 @@ fn model_config(c: &BenchConfig) -> GPTConfig {
 }
 
 /// Times `iters` training steps and forwards (after `warmup` untimed ones) and, when
-/// `sample` is set, batched KV-cache sampling of 32 prompts × 16 tokens → +64 tokens.
+/// `sample` is set, batched KV-cache sampling of 32 prompts × 16 tokens → +64 tokens (the last 15
+/// steps past block_size 64, each a forward over the cropped context) and → +48 (within block).
 pub fn run(
     c: &BenchConfig,
     device: &Device,
@@ -139,7 +143,7 @@ pub fn run(
             fwd.push(t0.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let sample_rate = if sample {
+    let (sample_rate, in_block_rate) = if sample {
         let prompts: Vec<Vec<u32>> = (0..32)
             .map(|_| (0..16).map(|_| rng.random_range(0..65)).collect())
             .collect();
@@ -147,17 +151,20 @@ pub fn run(
             temperature: 1.0,
             top_k: None,
         };
-        // One untimed run warms the allocator and caches.
-        sampling::generate(&inference, &prompts, 64, &opts, &mut rng, threads)?;
-        let mut rates = Vec::new();
-        for _ in 0..3 {
-            let t0 = Instant::now();
-            sampling::generate(&inference, &prompts, 64, &opts, &mut rng, threads)?;
-            rates.push((32 * 64) as f64 / t0.elapsed().as_secs_f64());
-        }
-        Some(median(rates))
+        let mut rate = |new_tokens: usize| -> crate::Result<f64> {
+            // One untimed run warms the allocator and caches.
+            sampling::generate(&inference, &prompts, new_tokens, &opts, &mut rng, threads)?;
+            let mut rates = Vec::new();
+            for _ in 0..3 {
+                let t0 = Instant::now();
+                sampling::generate(&inference, &prompts, new_tokens, &opts, &mut rng, threads)?;
+                rates.push((32 * new_tokens) as f64 / t0.elapsed().as_secs_f64());
+            }
+            Ok(median(rates))
+        };
+        (Some(rate(64)?), Some(rate(48)?))
     } else {
-        None
+        (None, None)
     };
     let step = median(steps);
     Ok(BenchResult {
@@ -169,6 +176,7 @@ pub fn run(
         forward_ms_median: median(fwd),
         train_tokens_per_s: n as f64 / (step / 1e3),
         sample_new_tokens_per_s: sample_rate,
+        sample_in_block_new_tokens_per_s: in_block_rate,
         peak_rss_mib: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     })
 }

@@ -332,7 +332,10 @@ fn cmd_bench(a: BenchArgs) -> Result<()> {
                 r.forward_ms_median,
                 r.train_tokens_per_s,
                 r.sample_new_tokens_per_s
-                    .map(|s| format!(", sampling {s:.0} new tok/s"))
+                    .zip(r.sample_in_block_new_tokens_per_s)
+                    .map(|(s, b)| format!(
+                        ", sampling {s:.0} new tok/s (16 → +64, past block_size; {b:.0} for → +48 within it)"
+                    ))
                     .unwrap_or_default(),
                 r.peak_rss_mib,
                 r.threads

@@ -3,6 +3,8 @@
 //! pass that reuses the saved attention weights. The small per-head products go through the
 //! `gemm` crate (the kernels burn's Flex backend uses for its own matmuls).
 
+use super::fused::exp_nonpositive;
+
 /// Sizes of one attention call.
 #[derive(Debug, Clone, Copy)]
 pub struct Dims {
@@ -33,6 +35,12 @@ struct View<'a> {
     off: usize,
     rs: usize,
     cs: usize,
+}
+
+impl<'a> View<'a> {
+    fn new(data: &'a [f32], off: usize, rs: usize, cs: usize) -> Self {
+        Self { data, off, rs, cs }
+    }
 }
 
 fn in_bounds(len: usize, off: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
@@ -101,7 +109,7 @@ fn causal_softmax(s: &mut [f32], t: usize) {
         let max = keep.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for v in keep.iter_mut() {
-            *v = (*v - max).exp();
+            *v = exp_nonpositive(*v - max);
             sum += *v;
         }
         let inv = 1.0 / sum;
@@ -138,32 +146,12 @@ pub fn forward(qkv: &[f32], d: Dims, keep_weights: bool) -> (Vec<f32>, Option<Ve
                 0
             };
             let p = &mut weights[p_off..p_off + tt];
-            let q = View {
-                data: qkv,
-                off: qo,
-                rs: 3 * c,
-                cs: 1,
-            };
-            let kt = View {
-                data: qkv,
-                off: ko,
-                rs: 1,
-                cs: 3 * c,
-            };
+            let q = View::new(qkv, qo, 3 * c, 1);
+            let kt = View::new(qkv, ko, 1, 3 * c);
             matmul((t, t, hd), p, 0, t, q, kt, false, d.scale());
             causal_softmax(p, t);
-            let pv = View {
-                data: &*p,
-                off: 0,
-                rs: t,
-                cs: 1,
-            };
-            let v = View {
-                data: qkv,
-                off: vo,
-                rs: 3 * c,
-                cs: 1,
-            };
+            let pv = View::new(&*p, 0, t, 1);
+            let v = View::new(qkv, vo, 3 * c, 1);
             matmul((t, hd, t), &mut y, b * t * c + h * hd, c, pv, v, false, 1.0);
         }
     }
@@ -182,25 +170,10 @@ pub fn backward(qkv: &[f32], weights: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
             let [qo, ko, vo] = d.qkv_offsets(b, h);
             let p_off = (b * d.n_head + h) * tt;
             let p = &weights[p_off..p_off + tt];
-            let d_o = View {
-                data: dy,
-                off: b * t * c + h * hd,
-                rs: c,
-                cs: 1,
-            };
-            let pt = View {
-                data: weights,
-                off: p_off,
-                rs: 1,
-                cs: t,
-            };
+            let d_o = View::new(dy, b * t * c + h * hd, c, 1);
+            let pt = View::new(weights, p_off, 1, t);
             matmul((t, hd, t), &mut dqkv, vo, 3 * c, pt, d_o, false, 1.0);
-            let vt = View {
-                data: qkv,
-                off: vo,
-                rs: 1,
-                cs: 3 * c,
-            };
+            let vt = View::new(qkv, vo, 1, 3 * c);
             matmul((t, t, hd), &mut ds, 0, t, d_o, vt, false, 1.0);
             for (dp_row, p_row) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 let dot: f32 = dp_row.iter().zip(p_row).map(|(a, b)| a * b).sum();
@@ -208,31 +181,11 @@ pub fn backward(qkv: &[f32], weights: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
                     *g = pv * (*g - dot);
                 }
             }
-            let dsv = View {
-                data: &ds,
-                off: 0,
-                rs: t,
-                cs: 1,
-            };
-            let k = View {
-                data: qkv,
-                off: ko,
-                rs: 3 * c,
-                cs: 1,
-            };
+            let dsv = View::new(&ds, 0, t, 1);
+            let k = View::new(qkv, ko, 3 * c, 1);
             matmul((t, hd, t), &mut dqkv, qo, 3 * c, dsv, k, false, d.scale());
-            let dst = View {
-                data: &ds,
-                off: 0,
-                rs: 1,
-                cs: t,
-            };
-            let q = View {
-                data: qkv,
-                off: qo,
-                rs: 3 * c,
-                cs: 1,
-            };
+            let dst = View::new(&ds, 0, 1, t);
+            let q = View::new(qkv, qo, 3 * c, 1);
             matmul((t, hd, t), &mut dqkv, ko, 3 * c, dst, q, false, d.scale());
         }
     }

@@ -70,14 +70,11 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 grads: &mut Gradients,
                 _: &mut Checkpointer,
             ) {
-                let [parent] = ops.parents;
-                let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
-                if let Some(node) = parent {
-                    let (qkv, weights, d) = ops.state;
+                register_input_grad(ops, grads, |(qkv, weights, d), grad| {
+                    let grad = grad.to_contiguous();
                     let dqkv = attention::backward(qkv.storage(), &weights, grad.storage(), d);
-                    let dqkv = TensorData::new(dqkv, [d.batch, d.t, 3 * d.c]);
-                    grads.register::<Flex>(node.id, FlexTensor::from_data(dqkv));
-                }
+                    FlexTensor::from_data(TensorData::new(dqkv, [d.batch, d.t, 3 * d.c]))
+                });
             }
         }
 
@@ -111,13 +108,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 grads: &mut Gradients,
                 _: &mut Checkpointer,
             ) {
-                let [parent] = ops.parents;
-                let grad = grads.consume::<Flex>(&ops.node);
-                if let Some(node) = parent {
-                    let x = ops.state.to_contiguous();
-                    let dx = update_in_place(grad, |g| gelu_grad_in_place(x.storage(), g));
-                    grads.register::<Flex>(node.id, dx);
-                }
+                register_input_grad(ops, grads, |x, grad| {
+                    let x = x.to_contiguous();
+                    update_in_place(grad, |g| gelu_grad_in_place(x.storage(), g))
+                });
             }
         }
 
@@ -205,6 +199,20 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
     } else {
         burn::tensor::activation::gelu(x)
+    }
+}
+
+/// The body of a one-input backward pass: takes the output's gradient and, when the input needs
+/// one, registers `f(saved state, output gradient)` as the input's gradient.
+fn register_input_grad<S>(
+    ops: Ops<S, 1>,
+    grads: &mut Gradients,
+    f: impl FnOnce(S, FlexTensor) -> FlexTensor,
+) {
+    let [parent] = ops.parents;
+    let grad = grads.consume::<Flex>(&ops.node);
+    if let Some(node) = parent {
+        grads.register::<Flex>(node.id, f(ops.state, grad));
     }
 }
 
@@ -317,7 +325,7 @@ const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor polynomial to r⁷ (relative error < 1e-8),
 /// 2ⁿ built in the exponent bits.
 #[inline(always)]
-fn exp_nonpositive(x: f32) -> f32 {
+pub(super) fn exp_nonpositive(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer.
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
