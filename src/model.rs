@@ -21,7 +21,7 @@ use std::cell::RefCell;
 mod attention;
 mod fused;
 mod params;
-pub use fused::{gelu, layer_norm};
+pub use fused::{gelu, layer_norm, with_burn_ops};
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -381,11 +381,16 @@ impl GPT {
         let hd = c / nh;
         let qkv = block.attn.c_attn.forward(x);
         let dropped_weights = drop.is_some() && self.config.dropout > 0.0;
-        if cache.is_none() && !last_only && !dropped_weights && t_in > 1 {
-            // The whole causal pass in one fused kernel where the backend has it.
-            if let Some(y) = fused::causal_attention(&qkv, nh) {
-                return self.dropout(block.attn.c_proj.forward(y), drop);
-            }
+        if cache.is_none() && !last_only && t_in > 1 && fused::applies(&qkv) {
+            // The whole causal pass in one fused kernel where the backend has it; its dropout
+            // noise is drawn exactly as the explicit path below draws it.
+            let mask = drop.filter(|_| dropped_weights).map(|d| {
+                let n = b * nh * t_in * t_in;
+                let m = TensorData::new(d.mask(n, self.config.dropout), [b, nh, t_in, t_in]);
+                Tensor::<4>::from_data(m, &qkv.device())
+            });
+            let y = fused::causal_attention(qkv, mask, nh);
+            return self.dropout(block.attn.c_proj.forward(y), drop);
         }
         let heads = |i: usize| {
             qkv.clone()

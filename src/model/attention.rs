@@ -118,9 +118,22 @@ fn causal_softmax(s: &mut [f32], t: usize) {
     }
 }
 
-/// `y = softmax(q·kᵀ/√hd, causal)·v` per head. Returns y `[B, T, C]` and, with `keep_weights`,
+/// `out = p ⊙ mask` for one head's T×T weights.
+fn apply_mask(out: &mut [f32], p: &[f32], mask: &[f32]) {
+    for ((o, &pv), &m) in out.iter_mut().zip(p).zip(mask) {
+        *o = pv * m;
+    }
+}
+
+/// `y = softmax(q·kᵀ/√hd, causal)·v` per head, or with a dropout `mask` `[B, n_head, T, T]` (the
+/// inverted-dropout multipliers) `(softmax(...) ⊙ mask)·v`. Returns y `[B, T, C]` and, with `keep_weights`,
 /// the attention weights `[B, n_head, T, T]` for [`backward`].
-pub fn forward(qkv: &[f32], d: Dims, keep_weights: bool) -> (Vec<f32>, Option<Vec<f32>>) {
+pub fn forward(
+    qkv: &[f32],
+    d: Dims,
+    keep_weights: bool,
+    mask: Option<&[f32]>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let (t, c, hd) = (d.t, d.c, d.hd());
     assert_eq!(
         qkv.len(),
@@ -129,6 +142,14 @@ pub fn forward(qkv: &[f32], d: Dims, keep_weights: bool) -> (Vec<f32>, Option<Ve
     );
     let mut y = vec![0.0f32; d.batch * t * c];
     let tt = t * t;
+    if let Some(m) = mask {
+        assert_eq!(
+            m.len(),
+            d.batch * d.n_head * tt,
+            "attention: mask has the wrong size"
+        );
+    }
+    let mut dropped = vec![0.0f32; if mask.is_some() { tt } else { 0 }];
     let mut weights = vec![
         0.0f32;
         if keep_weights {
@@ -150,7 +171,14 @@ pub fn forward(qkv: &[f32], d: Dims, keep_weights: bool) -> (Vec<f32>, Option<Ve
             let kt = View::new(qkv, ko, 1, 3 * c);
             matmul((t, t, hd), p, 0, t, q, kt, false, d.scale());
             causal_softmax(p, t);
-            let pv = View::new(&*p, 0, t, 1);
+            let pv = match mask {
+                Some(m) => {
+                    let m_off = (b * d.n_head + h) * tt;
+                    apply_mask(&mut dropped, p, &m[m_off..m_off + tt]);
+                    View::new(&dropped, 0, t, 1)
+                }
+                None => View::new(&*p, 0, t, 1),
+            };
             let v = View::new(qkv, vo, 3 * c, 1);
             matmul((t, hd, t), &mut y, b * t * c + h * hd, c, pv, v, false, 1.0);
         }
@@ -158,23 +186,42 @@ pub fn forward(qkv: &[f32], d: Dims, keep_weights: bool) -> (Vec<f32>, Option<Ve
     (y, keep_weights.then_some(weights))
 }
 
-/// Gradient with respect to qkv `[B, T, 3C]` given dy `[B, T, C]` and the forward's weights P:
-/// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − Σⱼ P·dP)/√hd, dQ = dS·K, dK = dSᵀ·Q.
-pub fn backward(qkv: &[f32], weights: &[f32], dy: &[f32], d: Dims) -> Vec<f32> {
+/// Gradient with respect to qkv `[B, T, 3C]` given dy `[B, T, C]`, the forward's weights P and its
+/// dropout mask M (P' = P ⊙ M; no mask: P' = P): dV = P'ᵀ·dO, dP = (dO·Vᵀ) ⊙ M,
+/// dS = P ⊙ (dP − Σⱼ P·dP)/√hd, dQ = dS·K, dK = dSᵀ·Q.
+pub fn backward(
+    qkv: &[f32],
+    weights: &[f32],
+    mask: Option<&[f32]>,
+    dy: &[f32],
+    d: Dims,
+) -> Vec<f32> {
     let (t, c, hd) = (d.t, d.c, d.hd());
     let tt = t * t;
     let mut dqkv = vec![0.0f32; qkv.len()];
     let mut ds = vec![0.0f32; tt];
+    let mut dropped = vec![0.0f32; if mask.is_some() { tt } else { 0 }];
     for b in 0..d.batch {
         for h in 0..d.n_head {
             let [qo, ko, vo] = d.qkv_offsets(b, h);
             let p_off = (b * d.n_head + h) * tt;
             let p = &weights[p_off..p_off + tt];
+            let m = mask.map(|m| &m[p_off..p_off + tt]);
             let d_o = View::new(dy, b * t * c + h * hd, c, 1);
-            let pt = View::new(weights, p_off, 1, t);
+            // dV = P'ᵀ·dO with P' = P ⊙ mask, the weights the forward multiplied v by.
+            let pt = match m {
+                Some(m) => {
+                    apply_mask(&mut dropped, p, m);
+                    View::new(&dropped, 0, 1, t)
+                }
+                None => View::new(weights, p_off, 1, t),
+            };
             matmul((t, hd, t), &mut dqkv, vo, 3 * c, pt, d_o, false, 1.0);
             let vt = View::new(qkv, vo, 1, 3 * c);
             matmul((t, t, hd), &mut ds, 0, t, d_o, vt, false, 1.0);
+            if let Some(m) = m {
+                ds.iter_mut().zip(m).for_each(|(g, &mv)| *g *= mv);
+            }
             for (dp_row, p_row) in ds.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
                 let dot: f32 = dp_row.iter().zip(p_row).map(|(a, b)| a * b).sum();
                 for (g, &pv) in dp_row.iter_mut().zip(p_row) {
@@ -208,8 +255,8 @@ mod tests {
             .collect()
     }
 
-    /// Naive f64 attention with the mask and softmax written out, as a reference.
-    fn naive(qkv: &[f32], d: Dims) -> Vec<f64> {
+    /// Naive f64 attention with the causal mask, softmax and dropout multipliers written out.
+    fn naive(qkv: &[f32], d: Dims, drop: Option<&[f32]>) -> Vec<f64> {
         let (t, c, hd) = (d.t, d.c, d.hd());
         let at = |b: usize, i: usize, col: usize| qkv[(b * t + i) * 3 * c + col] as f64;
         let mut y = vec![0.0f64; d.batch * t * c];
@@ -226,9 +273,14 @@ mod tests {
                         .collect();
                     let m = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     let z: f64 = scores.iter().map(|s| (s - m).exp()).sum();
+                    let keep = |j: usize| {
+                        drop.map_or(1.0, |k| k[((b * d.n_head + h) * t + i) * t + j] as f64)
+                    };
                     for e in 0..hd {
                         y[(b * t + i) * c + h * hd + e] = (0..=i)
-                            .map(|j| (scores[j] - m).exp() / z * at(b, j, 2 * c + h * hd + e))
+                            .map(|j| {
+                                (scores[j] - m).exp() / z * keep(j) * at(b, j, 2 * c + h * hd + e)
+                            })
                             .sum();
                     }
                 }
@@ -246,28 +298,42 @@ mod tests {
             n_head: 2,
         };
         let qkv = pseudo(d.batch * d.t * 3 * d.c, 1);
-        let (y, w) = forward(&qkv, d, true);
-        let reference = naive(&qkv, d);
-        for (a, b) in y.iter().zip(&reference) {
-            assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
-        }
-        // Loss L = Σ y·u; its gradient by the backward pass vs central differences of the naive
-        // f64 forward.
-        let u = pseudo(y.len(), 2);
-        let grad = backward(&qkv, &w.unwrap(), &u, d);
-        let loss =
-            |x: &[f32]| -> f64 { naive(x, d).iter().zip(&u).map(|(a, &b)| a * b as f64).sum() };
-        let h = 1e-3f32;
-        for i in 0..qkv.len() {
-            let (mut plus, mut minus) = (qkv.clone(), qkv.clone());
-            plus[i] += h;
-            minus[i] -= h;
-            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
-            assert!(
-                (grad[i] as f64 - fd).abs() < 1e-3,
-                "d qkv[{i}]: {} vs {fd}",
-                grad[i]
-            );
+        // Inverted dropout with p = 0.25: multipliers 0 or 4/3.
+        let mask: Vec<f32> = pseudo(d.batch * d.n_head * d.t * d.t, 3)
+            .iter()
+            .map(|&r| if r < -0.5 { 0.0 } else { 4.0 / 3.0 })
+            .collect();
+        assert!(mask.contains(&0.0) && mask.contains(&(4.0 / 3.0)));
+        for drop in [None, Some(&mask[..])] {
+            let (y, w) = forward(&qkv, d, true, drop);
+            let reference = naive(&qkv, d, drop);
+            for (a, b) in y.iter().zip(&reference) {
+                assert!((*a as f64 - b).abs() < 1e-5, "{a} vs {b}");
+            }
+            // Loss L = Σ y·u; its gradient by the backward pass vs central differences of the
+            // naive f64 forward.
+            let u = pseudo(y.len(), 2);
+            let grad = backward(&qkv, &w.unwrap(), drop, &u, d);
+            let loss = |x: &[f32]| -> f64 {
+                naive(x, d, drop)
+                    .iter()
+                    .zip(&u)
+                    .map(|(a, &b)| a * b as f64)
+                    .sum()
+            };
+            let h = 1e-3f32;
+            for i in 0..qkv.len() {
+                let (mut plus, mut minus) = (qkv.clone(), qkv.clone());
+                plus[i] += h;
+                minus[i] -= h;
+                let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
+                assert!(
+                    (grad[i] as f64 - fd).abs() < 1e-3,
+                    "d qkv[{i}] (dropout {}): {} vs {fd}",
+                    drop.is_some(),
+                    grad[i]
+                );
+            }
         }
     }
 }

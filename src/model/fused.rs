@@ -23,6 +23,13 @@ pub trait FusedOps: Backend {
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Causal self-attention from the fused projection `qkv` `[B, T, 3C]` to `[B, T, C]`.
     fn fused_causal_attention(qkv: FloatTensor<Self>, n_head: usize) -> FloatTensor<Self>;
+    /// The same with dropout on the attention weights: `mask` `[B, n_head, T, T]` holds the
+    /// inverted-dropout multipliers (0 or 1/(1−p)); it gets no gradient.
+    fn fused_causal_attention_dropout(
+        qkv: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        n_head: usize,
+    ) -> FloatTensor<Self>;
     /// LayerNorm over the last dimension (eps 1e-5), `weight`/`bias` of that dimension's size.
     fn fused_layer_norm(
         x: FloatTensor<Self>,
@@ -33,9 +40,15 @@ pub trait FusedOps: Backend {
 
 impl FusedOps for Flex {
     fn fused_causal_attention(qkv: FloatTensor<Self>, n_head: usize) -> FloatTensor<Self> {
-        let (qkv, dims) = attention_input(qkv, n_head);
-        let (y, _) = attention::forward(qkv.storage(), dims, false);
-        FlexTensor::from_data(TensorData::new(y, [dims.batch, dims.t, dims.c]))
+        flex_attention(qkv, None, n_head, false).0
+    }
+
+    fn fused_causal_attention_dropout(
+        qkv: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        n_head: usize,
+    ) -> FloatTensor<Self> {
+        flex_attention(qkv, Some(mask), n_head, false).0
     }
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -58,41 +71,15 @@ impl FusedOps for Flex {
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn fused_causal_attention(qkv: FloatTensor<Self>, n_head: usize) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct AttentionBackward;
+        autodiff_attention::<C>(qkv, None, n_head)
+    }
 
-        impl Backward<Flex, 1> for AttentionBackward {
-            type State = (FlexTensor, Vec<f32>, Dims);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 1>,
-                grads: &mut Gradients,
-                _: &mut Checkpointer,
-            ) {
-                register_input_grad(ops, grads, |(qkv, weights, d), grad| {
-                    let grad = grad.to_contiguous();
-                    let dqkv = attention::backward(qkv.storage(), &weights, grad.storage(), d);
-                    FlexTensor::from_data(TensorData::new(dqkv, [d.batch, d.t, 3 * d.c]))
-                });
-            }
-        }
-
-        match AttentionBackward
-            .prepare::<C>([qkv.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (input, dims) = attention_input(qkv.primitive().clone(), n_head);
-                let (y, weights) = attention::forward(input.storage(), dims, true);
-                let y = FlexTensor::from_data(TensorData::new(y, [dims.batch, dims.t, dims.c]));
-                prep.finish((input, weights.unwrap_or_default(), dims), y)
-            }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::fused_causal_attention(qkv.into_primitive(), n_head))
-            }
-        }
+    fn fused_causal_attention_dropout(
+        qkv: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        n_head: usize,
+    ) -> FloatTensor<Self> {
+        autodiff_attention::<C>(qkv, Some(mask), n_head)
     }
 
     fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -193,9 +180,27 @@ pub fn on_flex(device: &Device) -> bool {
     device.clone().inner() == Device::flex()
 }
 
+thread_local! {
+    static BURN_OPS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with burn's own ops instead of the fused kernels on this thread: the reference the
+/// kernels are checked against (tests) and a way to compare the two.
+pub fn with_burn_ops<R>(f: impl FnOnce() -> R) -> R {
+    let before = BURN_OPS.replace(true);
+    let out = f();
+    BURN_OPS.set(before);
+    out
+}
+
+/// Whether the fused kernels apply to `x`: f32 on Flex, and not switched off by [`with_burn_ops`].
+pub fn applies<const D: usize>(x: &Tensor<D>) -> bool {
+    !BURN_OPS.get() && on_flex(&x.device()) && x.dtype() == DType::F32
+}
+
 /// Exact GELU: the fused kernel on Flex (f32), burn's own elsewhere.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if on_flex(&x.device()) && x.dtype() == DType::F32 {
+    if applies(&x) {
         Tensor::from_dispatch(<Dispatch as FusedOps>::fused_gelu(x.into_dispatch()))
     } else {
         burn::tensor::activation::gelu(x)
@@ -216,6 +221,66 @@ fn register_input_grad<S>(
     }
 }
 
+/// Attention on Flex tensors; with `keep`, also returns what the backward pass needs.
+fn flex_attention(
+    qkv: FlexTensor,
+    mask: Option<FlexTensor>,
+    n_head: usize,
+    keep: bool,
+) -> (FlexTensor, Option<AttentionState>) {
+    let (qkv, dims) = attention_input(qkv, n_head);
+    let mask = mask.map(|m| m.to_contiguous());
+    let m = mask.as_ref().map(|m| m.storage::<f32>());
+    let (y, weights) = attention::forward(qkv.storage(), dims, keep, m);
+    let y = FlexTensor::from_data(TensorData::new(y, [dims.batch, dims.t, dims.c]));
+    let state = weights.map(|w| (qkv, w, mask, dims));
+    (y, state)
+}
+
+/// Saved by the attention's forward for its backward: the input, the weights, the mask.
+type AttentionState = (FlexTensor, Vec<f32>, Option<FlexTensor>, Dims);
+
+/// The autodiff node of the fused attention (the mask is a constant).
+fn autodiff_attention<C: CheckpointStrategy>(
+    qkv: FloatTensor<Autodiff<Flex, C>>,
+    mask: Option<FloatTensor<Autodiff<Flex, C>>>,
+    n_head: usize,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct AttentionBackward;
+
+    impl Backward<Flex, 1> for AttentionBackward {
+        type State = AttentionState;
+
+        fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            register_input_grad(ops, grads, |(qkv, weights, mask, d), grad| {
+                let grad = grad.to_contiguous();
+                let m = mask.as_ref().map(|m| m.storage::<f32>());
+                let dqkv = attention::backward(qkv.storage(), &weights, m, grad.storage(), d);
+                FlexTensor::from_data(TensorData::new(dqkv, [d.batch, d.t, 3 * d.c]))
+            });
+        }
+    }
+
+    let mask = mask.map(|m| m.into_primitive());
+    match AttentionBackward
+        .prepare::<C>([qkv.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (y, state) = flex_attention(qkv.primitive().clone(), mask, n_head, true);
+            match state {
+                Some(state) => prep.finish(state, y),
+                None => unreachable!("flex_attention keeps its state when asked to"),
+            }
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(flex_attention(qkv.into_primitive(), mask, n_head, false).0)
+        }
+    }
+}
+
 /// A contiguous copy of `qkv` `[B, T, 3C]` and the attention sizes.
 fn attention_input(qkv: FlexTensor, n_head: usize) -> (FlexTensor, Dims) {
     let dims = qkv.layout().shape().as_slice().to_vec();
@@ -228,15 +293,19 @@ fn attention_input(qkv: FlexTensor, n_head: usize) -> (FlexTensor, Dims) {
     (qkv.to_contiguous(), dims)
 }
 
-/// Causal self-attention of `qkv` `[B, T, 3C]` (the fused projection) into `[B, T, C]`; `None`
-/// where the fused kernel does not apply (not on Flex, or not f32) and the caller should use
-/// burn's attention.
-pub fn causal_attention(qkv: &Tensor<3>, n_head: usize) -> Option<Tensor<3>> {
-    (on_flex(&qkv.device()) && qkv.dtype() == DType::F32).then(|| {
-        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_causal_attention(
-            qkv.clone().into_dispatch(),
-            n_head,
-        ))
+/// Causal self-attention of `qkv` `[B, T, 3C]` (the fused projection) into `[B, T, C]`, with
+/// dropout on the weights when a mask `[B, n_head, T, T]` is given. Only where [`applies`] says so.
+pub fn causal_attention(
+    qkv: Tensor<3>,
+    dropout_mask: Option<Tensor<4>>,
+    n_head: usize,
+) -> Tensor<3> {
+    let qkv = qkv.into_dispatch();
+    Tensor::from_dispatch(match dropout_mask {
+        None => <Dispatch as FusedOps>::fused_causal_attention(qkv, n_head),
+        Some(m) => {
+            <Dispatch as FusedOps>::fused_causal_attention_dropout(qkv, m.into_dispatch(), n_head)
+        }
     })
 }
 
@@ -247,7 +316,7 @@ pub fn layer_norm<const D: usize>(
     weight: Tensor<1>,
     bias: Option<Tensor<1>>,
 ) -> Tensor<D> {
-    if on_flex(&x.device()) && x.dtype() == DType::F32 {
+    if applies(&x) {
         let bias = bias.unwrap_or_else(|| weight.zeros_like());
         Tensor::from_dispatch(<Dispatch as FusedOps>::fused_layer_norm(
             x.into_dispatch(),
