@@ -3,7 +3,7 @@
 //! Stages, one module each: [`tokenizer`] and [`data`] (nanoGPT's prepare), [`model`] (the GPT
 //! and its reward mode), [`sampling`] (KV-cache generation), [`train`] (nanoGPT's train loop with
 //! [`optim`]), [`checkpoint`] (directory checkpoints), [`metrics`] (JSONL logs and plots) and
-//! [`bench`].
+//! [`bench`](mod@bench).
 
 pub mod bench;
 pub mod checkpoint;

@@ -6,6 +6,10 @@
 //! layout); checkpoints store them `[out, in]` like PyTorch. Keeping the parameters as plain
 //! tensors lets the training loop, the optimizer and checkpoints treat the model generically
 //! while this file stays the one place that knows the architecture.
+//!
+//! On the CPU (Flex) backend, GELU, LayerNorm and whole-sequence causal attention run as fused
+//! kernels with their own backward passes (`model/fused.rs`, `model/attention.rs`); elsewhere,
+//! and inside [`with_burn_ops`], the same functions use burn's ops.
 
 use crate::error::{Error, Result};
 use burn::tensor::activation::{log_softmax, relu, softmax};
