@@ -62,6 +62,11 @@ impl FusedOps for Flex {
     ) -> FloatTensor<Self> {
         let (w, b) = (weight.to_contiguous(), bias.to_contiguous());
         let shape = x.layout().shape().clone();
+        assert_eq!(
+            shape.as_slice().last().copied(),
+            Some(w.layout().num_elements()),
+            "layer_norm: the weight must match the last dimension"
+        );
         let x = x.to_contiguous();
         let n = shape.num_elements();
         let out = layer_norm_rows(&x.storage()[..n], w.storage(), b.storage());
