@@ -357,16 +357,27 @@ impl GPT {
         Tensor::from_data(TensorData::new(ids.to_vec(), [batch, t]), &self.device())
     }
 
-    fn dropout<const D: usize>(&self, x: Tensor<D>, drop: Option<&Dropout>) -> Tensor<D> {
+    /// The inverted-dropout multipliers for a tensor of shape `dims`, drawn from `drop`'s noise;
+    /// `None` when dropout is off (evaluation, or p = 0).
+    fn dropout_mask<const D: usize>(
+        &self,
+        dims: [usize; D],
+        drop: Option<&Dropout>,
+        device: &Device,
+    ) -> Option<Tensor<D>> {
         let p = self.config.dropout;
-        match drop {
-            Some(d) if p > 0.0 => {
-                let dims = x.dims();
-                let n: usize = dims.iter().product();
-                let mask = Tensor::<1>::from_data(TensorData::new(d.mask(n, p), [n]), &x.device());
-                x * mask.reshape(dims)
-            }
-            _ => x,
+        let d = drop.filter(|_| p > 0.0)?;
+        let n: usize = dims.iter().product();
+        Some(Tensor::from_data(
+            TensorData::new(d.mask(n, p), dims),
+            device,
+        ))
+    }
+
+    fn dropout<const D: usize>(&self, x: Tensor<D>, drop: Option<&Dropout>) -> Tensor<D> {
+        match self.dropout_mask(x.dims(), drop, &x.device()) {
+            Some(mask) => x * mask,
+            None => x,
         }
     }
 
@@ -387,12 +398,8 @@ impl GPT {
         let dropped_weights = drop.is_some() && self.config.dropout > 0.0;
         if cache.is_none() && !last_only && t_in > 1 && fused::applies(&qkv) {
             // The whole causal pass in one fused kernel where the backend has it; its dropout
-            // noise is drawn exactly as the explicit path below draws it.
-            let mask = drop.filter(|_| dropped_weights).map(|d| {
-                let n = b * nh * t_in * t_in;
-                let m = TensorData::new(d.mask(n, self.config.dropout), [b, nh, t_in, t_in]);
-                Tensor::<4>::from_data(m, &qkv.device())
-            });
+            // noise is the mask the explicit path below would multiply the weights by.
+            let mask = self.dropout_mask([b, nh, t_in, t_in], drop, &qkv.device());
             let y = fused::causal_attention(qkv, mask, nh);
             return self.dropout(block.attn.c_proj.forward(y), drop);
         }
@@ -491,9 +498,7 @@ impl GPT {
         let [b, t] = idx.dims();
         self.check_len(t, 0);
         let x = self.trunk(idx, None, drop, false);
-        let c = self.config.n_embd;
-        x.reshape([b * t, c])
-            .matmul(self.wte.clone().transpose())
+        self.lm_head(x.reshape([b * t, self.config.n_embd]))
             .reshape([b, t, self.config.vocab_size])
     }
 
@@ -519,8 +524,7 @@ impl GPT {
         let [b, t] = idx.dims();
         self.check_len(t, cache.len);
         let x = self.trunk(idx, Some(cache), None, false);
-        let last = x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]);
-        last.matmul(self.wte.clone().transpose())
+        self.lm_head(x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]))
     }
 
     /// Logits `[B, vocab]` of the last position of `idx` `[B, T]`, without a cache: what a
@@ -530,8 +534,12 @@ impl GPT {
         let [b, t] = idx.dims();
         self.check_len(t, 0);
         let x = self.trunk(idx, None, None, true);
-        x.reshape([b, self.config.n_embd])
-            .matmul(self.wte.clone().transpose())
+        self.lm_head(x.reshape([b, self.config.n_embd]))
+    }
+
+    /// The lm_head (tied to wte): logits `[N, vocab]` of trunk states `[N, n_embd]`.
+    fn lm_head(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.wte.clone().transpose())
     }
 
     /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.

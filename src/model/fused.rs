@@ -1,10 +1,14 @@
 //! Fused CPU kernels for the Flex backend, with their own backward passes under autodiff.
 //!
 //! Burn's Flex backend computes GELU with a scalar `erff` per element (about a fifth of a
-//! training step and of a forward pass on config A). Here GELU runs as one vectorised pass with
-//! a branch-free error function (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7) and a branch-free
-//! `exp`, and its backward (`Φ(x) + x·φ(x)`) is one more pass. Other backends (CUDA) keep burn's
-//! own `gelu`: [`gelu`] picks the path from the tensor's device.
+//! training step and of a forward pass on config A), and under autodiff decomposes LayerNorm and
+//! attention into many basic ops. Here GELU runs as one vectorised pass with a branch-free error
+//! function (Abramowitz–Stegun 7.1.26, |error| ≤ 1.5e-7) and a branch-free `exp`, its backward
+//! (`Φ(x) + x·φ(x)`) as one more; LayerNorm forward and backward take one pass per row each; and
+//! causal self-attention goes from the fused qkv projection to the merged heads in one call
+//! (`attention.rs`), dropout included. Other backends (CUDA), and code inside [`with_burn_ops`],
+//! keep burn's own ops: [`gelu`], [`layer_norm`] and the model's attention pick the path from
+//! the tensor ([`applies`]).
 
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
