@@ -66,6 +66,26 @@ fn kill_then_finish(
     landed
 }
 
+/// Runs the job to completion into `ref/`, then again into `k/` killed at each delay and
+/// resumed (`args(out, resume)`), and checks that kills landed and both runs end with the same
+/// weights.
+fn killed_run_equals_uninterrupted(
+    cwd: &Path,
+    delays: &[u64],
+    args: impl Fn(&str, bool) -> Vec<String>,
+) {
+    finish(&args("ref", false), cwd);
+    let ck = cwd.join("k/ckpt");
+    let landed = kill_then_finish(cwd, &ck, delays, |resume| args("k", resume));
+    assert!(landed > 0, "no kill landed mid-run");
+    same_weights(&cwd.join("ref/ckpt"), &ck);
+}
+
+/// A command line of owned strings.
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 fn data_dir(d: &Path) -> std::path::PathBuf {
     let dd = d.join("data");
     data::prepare(&d.join("input.txt"), &dd, TokenizationKind::Char, 0.9).unwrap();
@@ -77,7 +97,7 @@ fn train_killed_and_resumed_equals_uninterrupted() {
     let (d, _m, _ck) = common::tiny_base();
     let dd = data_dir(d.path());
     let args = |out: &str, resume: bool| -> Vec<String> {
-        [
+        strings(&[
             "train",
             &format!("--data_dir={}", dd.display()),
             &format!("--out_dir={out}"),
@@ -91,16 +111,9 @@ fn train_killed_and_resumed_equals_uninterrupted() {
             "--eval_interval=40",
             "--eval_iters=2",
             "--threads=1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ])
     };
-    finish(&args("ref", false), d.path());
-    let ck = d.path().join("k/ckpt");
-    let landed = kill_then_finish(d.path(), &ck, &[300, 700, 1100, 1500], |r| args("k", r));
-    assert!(landed > 0, "no kill landed mid-run");
-    same_weights(&d.path().join("ref/ckpt"), &ck);
+    killed_run_equals_uninterrupted(d.path(), &[300, 700, 1100, 1500], args);
     assert!(common::leftovers(d.path()).is_empty());
 }
 
@@ -131,7 +144,7 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
         } else {
             base.display().to_string()
         };
-        [
+        strings(&[
             "grpo",
             &format!("--init_from={init}"),
             &format!("--reward_model={}", rm.display()),
@@ -150,16 +163,9 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
             "--eval_batch_size=2",
             "--eval_prompts=2",
             "--threads=1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ])
     };
-    finish(&args("ref", false), d.path());
-    let ck = d.path().join("k/ckpt");
-    let landed = kill_then_finish(d.path(), &ck, &[300, 700, 1100, 1500], |r| args("k", r));
-    assert!(landed > 0, "no kill landed mid-run");
-    same_weights(&d.path().join("ref/ckpt"), &ck);
+    killed_run_equals_uninterrupted(d.path(), &[300, 700, 1100, 1500], args);
     // One line per step in the log, none repeated or lost.
     let log = nanoreward::metrics::read_jsonl(&d.path().join("k/metrics.jsonl")).unwrap();
     let steps: Vec<u64> = log
@@ -176,7 +182,7 @@ fn train_reward_killed_then_rerun_equals_uninterrupted() {
     let o = common::prep_options(d.path(), &base, "rd");
     nanoreward::reward_prepare::run(&o, &model, false).unwrap();
     let args = |out: &str| -> Vec<String> {
-        [
+        strings(&[
             "train-reward",
             &format!("--base={}", base.display()),
             &format!("--data={}", d.path().join("rd").display()),
@@ -187,15 +193,9 @@ fn train_reward_killed_then_rerun_equals_uninterrupted() {
             "--freeze_trunk=false",
             "--batch_size=8",
             "--threads=1",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ])
     };
-    finish(&args("ref"), d.path());
-    let ck = d.path().join("k/ckpt");
-    let landed = kill_then_finish(d.path(), &ck, &[400, 900, 1400], |_| args("k"));
-    assert!(landed > 0, "no kill landed mid-run");
-    same_weights(&d.path().join("ref/ckpt"), &ck);
+    // A rerun (not `resume`) picks up the latest epoch checkpoint by itself.
+    killed_run_equals_uninterrupted(d.path(), &[400, 900, 1400], |out, _| args(out));
     assert!(common::leftovers(d.path()).is_empty());
 }
