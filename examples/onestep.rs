@@ -5,7 +5,7 @@ use burn::tensor::Device;
 use nanoreward::checkpoint::{self, CheckpointParts};
 use nanoreward::data::TokenFile;
 use nanoreward::model::{GPT, GPTConfig};
-use nanoreward::optim::{self, AdamW, AdamWConfig};
+use nanoreward::train::optim::{self, AdamW, AdamWConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -28,7 +28,7 @@ fn main() {
             &CheckpointParts {
                 model: m,
                 optimizer: None,
-                train_state: None,
+                train_state: Default::default(),
                 tokenizer: None,
             },
         )

@@ -3,8 +3,9 @@
 
 use crate::metrics::peak_rss_bytes;
 use crate::model::{GPT, GPTConfig};
-use crate::optim::{self, AdamW, AdamWConfig};
-use crate::sampling::{self, SampleOptions};
+use crate::reward::recipe::{self, Split};
+use crate::sampling::{self, Batching, Row, SampleOptions};
+use crate::train::optim::{self, AdamW, AdamWConfig};
 use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -89,9 +90,99 @@ fn model_config(c: &BenchConfig) -> GPTConfig {
     }
 }
 
+/// Random tokens of vocab 65: `n` inputs and `n` targets.
+fn random_batch(rng: &mut ChaCha8Rng, n: usize) -> (Vec<i64>, Vec<i64>) {
+    let x = (0..n).map(|_| rng.random_range(0..65)).collect();
+    let y = (0..n).map(|_| rng.random_range(0..65)).collect();
+    (x, y)
+}
+
+/// Times `iters` training steps after `warmup` untimed ones: per step the total, forward +
+/// backward, and clipping + AdamW (milliseconds). Returns the trained model too.
+fn time_training(
+    c: &BenchConfig,
+    model: GPT,
+    rng: &mut ChaCha8Rng,
+    warmup: usize,
+    iters: usize,
+    threads: usize,
+) -> (GPT, [Vec<f64>; 3]) {
+    let mut model = model.into_trainable(|_| true);
+    let mut opt = AdamW::new(AdamWConfig {
+        beta1: 0.9,
+        beta2: 0.95,
+        eps: 1e-8,
+        weight_decay: 0.1,
+    });
+    let n = c.batch_size * c.block_size;
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..warmup + iters {
+        let (x, y) = random_batch(rng, n);
+        let t0 = Instant::now();
+        let seed = (c.dropout > 0.0).then_some(i as u64);
+        let (_loss, mut grads) =
+            optim::batch_grads(&model, &x, &y, c.batch_size, threads, 1.0, seed);
+        let t1 = Instant::now();
+        optim::clip_grad_norm(&mut grads, 1.0);
+        opt.step(&mut model, grads, 1e-3);
+        if i >= warmup {
+            let t2 = Instant::now();
+            times[0].push((t2 - t0).as_secs_f64() * 1e3);
+            times[1].push((t1 - t0).as_secs_f64() * 1e3);
+            times[2].push((t2 - t1).as_secs_f64() * 1e3);
+        }
+    }
+    (model, times)
+}
+
+/// Milliseconds of each of `iters` forward passes (after `warmup` untimed ones).
+fn time_forward(
+    c: &BenchConfig,
+    model: &GPT,
+    rng: &mut ChaCha8Rng,
+    warmup: usize,
+    iters: usize,
+) -> Vec<f64> {
+    let mut fwd = Vec::new();
+    for i in 0..warmup + iters {
+        let (x, _) = random_batch(rng, c.batch_size * c.block_size);
+        let t0 = Instant::now();
+        let logits = model.forward(model.tokens(&x, c.batch_size), None);
+        let _ = logits.sum().into_scalar::<f32>();
+        if i >= warmup {
+            fwd.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    fwd
+}
+
+/// New tokens per second of batched KV-cache sampling of 32 prompts × 16 tokens → +64 (the
+/// last 15 steps past block_size 64, each a forward over the cropped context) and → +48
+/// (within block): the median of 3 runs after an untimed one.
+fn time_sampling(model: &GPT, rng: &mut ChaCha8Rng, threads: usize) -> crate::Result<(f64, f64)> {
+    let prompts: Vec<Vec<u32>> = (0..32)
+        .map(|_| (0..16).map(|_| rng.random_range(0..65)).collect())
+        .collect();
+    let opts = SampleOptions {
+        temperature: 1.0,
+        top_k: None,
+    };
+    let mut rate = |new_tokens: usize| -> crate::Result<f64> {
+        // One untimed run warms the allocator and caches.
+        sampling::generate(model, &prompts, new_tokens, &opts, rng, threads)?;
+        let mut rates = Vec::new();
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            sampling::generate(model, &prompts, new_tokens, &opts, rng, threads)?;
+            rates.push((32 * new_tokens) as f64 / t0.elapsed().as_secs_f64());
+        }
+        Ok(median(rates))
+    };
+    Ok((rate(64)?, rate(48)?))
+}
+
 /// Times `iters` training steps and forwards (after `warmup` untimed ones) and, when
-/// `sample` is set, batched KV-cache sampling of 32 prompts × 16 tokens → +64 tokens (the last 15
-/// steps past block_size 64, each a forward over the cropped context) and → +48 (within block).
+/// `sample` is set, batched KV-cache sampling (see [`time_sampling`]).
 pub fn run(
     c: &BenchConfig,
     device: &Device,
@@ -102,81 +193,25 @@ pub fn run(
 ) -> crate::Result<BenchResult> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let base = GPT::new(&model_config(c), device, 0)?;
-    let mut model = base.into_trainable(|_| true);
-    let mut opt = AdamW::new(AdamWConfig {
-        beta1: 0.9,
-        beta2: 0.95,
-        eps: 1e-8,
-        weight_decay: 0.1,
-    });
-    let n = c.batch_size * c.block_size;
-    let batch = |rng: &mut ChaCha8Rng| -> (Vec<i64>, Vec<i64>) {
-        let x = (0..n).map(|_| rng.random_range(0..65)).collect();
-        let y = (0..n).map(|_| rng.random_range(0..65)).collect();
-        (x, y)
-    };
-    let (mut steps, mut parts) = (Vec::new(), [Vec::new(), Vec::new()]);
-    for i in 0..warmup + iters {
-        let (x, y) = batch(&mut rng);
-        let t0 = Instant::now();
-        let seed = (c.dropout > 0.0).then_some(i as u64);
-        let (_loss, mut grads) =
-            optim::batch_grads(&model, &x, &y, c.batch_size, threads, 1.0, seed);
-        let t1 = Instant::now();
-        optim::clip_grad_norm(&mut grads, 1.0);
-        opt.step(&mut model, grads, 1e-3);
-        if i >= warmup {
-            let t2 = Instant::now();
-            steps.push((t2 - t0).as_secs_f64() * 1e3);
-            parts[0].push((t1 - t0).as_secs_f64() * 1e3);
-            parts[1].push((t2 - t1).as_secs_f64() * 1e3);
-        }
-    }
+    let (model, [steps, fb, opt]) = time_training(c, base, &mut rng, warmup, iters, threads);
     let inference = model.inference();
-    let mut fwd = Vec::new();
-    for i in 0..warmup + iters {
-        let (x, _) = batch(&mut rng);
-        let t0 = Instant::now();
-        let logits = inference.forward(inference.tokens(&x, c.batch_size), None);
-        let _ = logits.sum().into_scalar::<f32>();
-        if i >= warmup {
-            fwd.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    let (sample_rate, in_block_rate) = if sample {
-        let prompts: Vec<Vec<u32>> = (0..32)
-            .map(|_| (0..16).map(|_| rng.random_range(0..65)).collect())
-            .collect();
-        let opts = SampleOptions {
-            temperature: 1.0,
-            top_k: None,
-        };
-        let mut rate = |new_tokens: usize| -> crate::Result<f64> {
-            // One untimed run warms the allocator and caches.
-            sampling::generate(&inference, &prompts, new_tokens, &opts, &mut rng, threads)?;
-            let mut rates = Vec::new();
-            for _ in 0..3 {
-                let t0 = Instant::now();
-                sampling::generate(&inference, &prompts, new_tokens, &opts, &mut rng, threads)?;
-                rates.push((32 * new_tokens) as f64 / t0.elapsed().as_secs_f64());
-            }
-            Ok(median(rates))
-        };
-        (Some(rate(64)?), Some(rate(48)?))
+    let fwd = time_forward(c, &inference, &mut rng, warmup, iters);
+    let rates = if sample {
+        Some(time_sampling(&inference, &mut rng, threads)?)
     } else {
-        (None, None)
+        None
     };
     let step = median(steps);
     Ok(BenchResult {
         config: c.name.to_string(),
         threads,
         train_step_ms_median: step,
-        step_forward_backward_ms: median(parts[0].clone()),
-        step_optimizer_ms: median(parts[1].clone()),
+        step_forward_backward_ms: median(fb),
+        step_optimizer_ms: median(opt),
         forward_ms_median: median(fwd),
-        train_tokens_per_s: n as f64 / (step / 1e3),
-        sample_new_tokens_per_s: sample_rate,
-        sample_in_block_new_tokens_per_s: in_block_rate,
+        train_tokens_per_s: (c.batch_size * c.block_size) as f64 / (step / 1e3),
+        sample_new_tokens_per_s: rates.map(|r| r.0),
+        sample_in_block_new_tokens_per_s: rates.map(|r| r.1),
         peak_rss_mib: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     })
 }
@@ -206,7 +241,6 @@ pub fn run_reward_data(
     batch_size: usize,
     workers: usize,
 ) -> crate::Result<RewardBenchResult> {
-    use crate::reward_data::{self, GenOptions, Row, Split};
     let model = GPT::new(
         &GPTConfig {
             dropout: 0.0,
@@ -222,10 +256,9 @@ pub fn run_reward_data(
         .collect();
     let mut rows = Vec::new();
     for (b, nat) in natural.iter().enumerate() {
-        for (k, seed) in reward_data::block_plan(42, Split::Train, b, 10, n) {
+        for (k, seed) in recipe::block_plan(42, Split::Train, b, 10, n) {
             rows.push(Row {
-                natural: nat,
-                k,
+                prefix: &nat[..k],
                 seed,
             });
         }
@@ -234,20 +267,17 @@ pub fn run_reward_data(
         temperature: 1.0,
         top_k: None,
     };
-    let opts = GenOptions {
-        samples_per_chunk: 10,
-        sample,
-        seed: 42,
+    let batching = Batching {
         batch_size,
         workers,
     };
     let t0 = Instant::now();
-    reward_data::generate_rows(&model, &rows, &opts)?;
+    sampling::complete(&model, &rows, n, &sample, &batching)?;
     let dt = t0.elapsed().as_secs_f64();
-    let generated: usize = rows.iter().map(|r| n - r.k).sum();
+    let generated: usize = rows.iter().map(|r| n - r.prefix.len()).sum();
     let t1 = Instant::now();
     for row in rows.iter().take(baseline_samples) {
-        reward_data::generate_row_naive(&model, row, &sample);
+        sampling::complete_one_naive(&model, row, n, &sample);
     }
     let base_dt = t1.elapsed().as_secs_f64();
     let sps = rows.len() as f64 / dt;

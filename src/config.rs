@@ -1,11 +1,81 @@
 //! Job configuration: a TOML file plus nanoGPT-style `--key=value` overrides, validated against
 //! the known keys (an unknown key is an error with a did-you-mean).
 
-use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util::fsutil;
+use crate::{Error, Result};
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::Path;
 use toml::{Table, Value};
+
+/// "a", "a or b", "a, b or c": the accepted values of a choice, for messages.
+pub fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Declares an enum for a closed choice written as a string in configs and on the command line:
+/// `FromStr`, `Display`, and serde as that string; an unknown value is the error
+/// "KEY must be a, b or c, got 'x'". One variant carries `#[default]`.
+#[macro_export]
+macro_rules! choice {
+    ($(#[$m:meta])* $vis:vis enum $name:ident ($key:literal) {
+        $($(#[$vm:meta])* $var:ident = $s:literal),+ $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        $vis enum $name { $($(#[$vm])* $var),+ }
+
+        impl $name {
+            /// Every accepted value, as written.
+            pub const NAMES: &'static [&'static str] = &[$($s),+];
+
+            /// The value as written in configs.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$var => $s),+ }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Error;
+            fn from_str(s: &str) -> $crate::Result<Self> {
+                match s {
+                    $($s => Ok(Self::$var),)+
+                    other => Err($crate::Error::Config(format!(
+                        "{} must be {}, got '{other}'",
+                        $key,
+                        $crate::config::one_of(Self::NAMES)
+                    ))),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> std::result::Result<Self, String> {
+                s.parse().map_err(|e: $crate::Error| match e {
+                    $crate::Error::Config(m) => m,
+                    other => other.to_string(),
+                })
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.as_str().to_string()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
 
 /// Levenshtein distance, for did-you-mean suggestions.
 fn edit_distance(a: &str, b: &str) -> usize {
@@ -165,11 +235,21 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
     overrides: &[(String, String)],
     aliases: &[(&str, Option<&str>)],
 ) -> Result<T> {
+    let text = file.map(fsutil::read_text).transpose()?;
+    let source = file.zip(text.as_deref());
+    load_text(source, overrides, aliases)
+}
+
+/// [`load`] from a config's text (`source` = where it came from, for messages, and the text).
+pub fn load_text<T: Serialize + DeserializeOwned + Default>(
+    source: Option<(&Path, &str)>,
+    overrides: &[(String, String)],
+    aliases: &[(&str, Option<&str>)],
+) -> Result<T> {
     let defaults = Table::try_from(T::default())
         .map_err(|e| Error::Config(format!("internal: cannot tabulate defaults: {e}")))?;
     let mut table = defaults.clone();
-    if let Some(path) = file {
-        let text = fsutil::read_text(path)?;
+    if let Some((path, text)) = source {
         let parsed: Table = text.parse().map_err(|e: toml::de::Error| {
             let at = e.span().map_or(String::new(), |s| {
                 let before = &text[..s.start.min(text.len())];

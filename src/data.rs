@@ -1,9 +1,10 @@
-//! Token data: nanoGPT's `prepare.py` (text → `train.bin`/`val.bin` + `meta.pkl`) and random
-//! training windows read from memory-mapped uint16 token files.
+//! Token data: nanoGPT's `prepare.py` (text → `train.bin`/`val.bin` + `meta.pkl`), random
+//! training windows read from memory-mapped uint16 token files, the held-out split of val.bin, and
+//! the one lookup of a data folder's tokenizer (`meta.pkl` / `meta.json`, else GPT-2 BPE).
 
-use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::tokenizer::{CharVocab, Tokenizer};
+use crate::util::fsutil;
+use crate::{Error, Result};
 use memmap2::Mmap;
 use rand::Rng;
 use std::fs::File;
@@ -29,6 +30,24 @@ pub struct PrepareReport {
     pub train_tokens: usize,
     pub val_tokens: usize,
     pub tokenizer: Tokenizer,
+}
+
+pub mod download;
+
+/// The data folder's `meta.pkl` (or `meta.json`), when present.
+pub fn data_meta(data_dir: &Path) -> Option<PathBuf> {
+    ["meta.pkl", "meta.json"]
+        .iter()
+        .map(|n| data_dir.join(n))
+        .find(|p| p.exists())
+}
+
+/// The data folder's tokenizer: its meta.pkl / meta.json when present, else GPT-2 BPE.
+pub fn data_tokenizer(data_dir: &Path) -> Result<Tokenizer> {
+    match data_meta(data_dir) {
+        Some(p) => Ok(Tokenizer::Char(CharVocab::load(&p)?)),
+        None => Ok(Tokenizer::Bpe),
+    }
 }
 
 /// nanoGPT's split point: `int(n * train_split)` characters go to train.

@@ -1,31 +1,40 @@
 //! nanoreward: self-supervised reward models for language models, in Rust.
 //!
-//! Stages, one module each: [`tokenizer`] and [`data`] (nanoGPT's prepare), [`model`] (the GPT
-//! and its reward mode), [`sampling`] (KV-cache generation), [`train`] (nanoGPT's train loop with
-//! [`optim`]), [`checkpoint`] (directory checkpoints), [`metrics`] (JSONL logs and plots) and
-//! [`bench`](mod@bench).
+//! The crate in pipeline order, one line per module:
+//!
+//! - [`util`]: errors, atomic file writes, device and threads, seed mixing, progress bars.
+//! - [`config`]: TOML files plus nanoGPT-style `--key=value` overrides.
+//! - [`tokenizer`]: character level (nanoGPT's `meta.pkl`, a bounded reader) and GPT-2 BPE.
+//! - [`data`]: nanoGPT's `prepare.py`, uint16 token files, the held-out split, the data folder's tokenizer.
+//! - [`model`]: **the GPT** (nanoGPT's architecture) and its reward mode, with the CPU kernels.
+//! - [`sampling`]: the one lockstep KV-cache sampler (sample, reward data, GRPO rollouts).
+//! - [`checkpoint`]: opening any checkpoint once (directory, nanoGPT `.pt`, Hugging Face GPT-2) and saving one.
+//! - [`train`]: nanoGPT's training loop and its optimizer (AdamW, schedule, clipping).
+//! - [`reward`]: the reward side — [`reward::recipe`] (cuts and labels), [`reward::dataset`] (**the
+//!   reward dataset format**: reader, writer, merge), [`reward::prepare`] (the job), [`reward::model`]
+//!   (**the reward model**), [`reward::train`] and [`reward::eval`].
+//! - [`grpo`]: **the GRPO loss** ([`grpo::loss`]), its config and its trainer.
+//! - [`pipeline`]: **the cycle** (rounds of reward data → reward model → GRPO) and the demo.
+//! - [`metrics`]: JSON-lines logs, SVG plots and peak memory; [`bench`](mod@bench): speed benchmarks.
 
-pub mod bench;
-pub mod checkpoint;
+pub mod util;
+
 pub mod config;
-pub mod cycle;
-pub mod data;
-pub mod device;
-pub mod download;
-pub mod error;
-pub mod fsutil;
-pub mod grpo;
-pub mod interop;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod reward_data;
-pub mod reward_dataset;
-pub mod reward_eval;
-pub mod reward_model;
-pub mod reward_prepare;
-pub mod sampling;
 pub mod tokenizer;
+
+pub mod data;
+pub mod model;
+pub mod sampling;
+
+pub mod checkpoint;
 pub mod train;
 
-pub use error::{Error, Result};
+pub mod reward;
+
+pub mod grpo;
+pub mod pipeline;
+
+pub mod bench;
+pub mod metrics;
+
+pub use util::error::{Error, Result};

@@ -1,7 +1,7 @@
 //! Metrics: JSON-lines logs, SVG curve plots and peak memory.
 
-use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::util::fsutil;
+use crate::{Error, Result};
 use plotters::prelude::*;
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -1,8 +1,13 @@
-//! Batched autoregressive sampling with a KV cache (temperature, top-k), cropping the context to
-//! block_size past its end exactly as nanoGPT's `generate()` does.
+//! The one sampler: batched autoregressive generation through the KV cache, every row of a
+//! batch in lockstep, with temperature and top-k. A row may carry a forced prefix longer than
+//! the others' (its natural tokens are fed, not sampled, until it ends), which is how reward
+//! data cuts a block at K; `sample`, reward data and GRPO rollouts all run [`lockstep`].
+//! Past block_size the context is cropped to its last block_size tokens exactly as nanoGPT's
+//! `generate()` does.
 
-use crate::error::{Error, Result};
 use crate::model::{GPT, KvCache};
+use crate::util::device;
+use crate::{Error, Result};
 use burn::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -96,18 +101,91 @@ pub fn sample_row(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u
 /// Copies a `[B, V]` logits tensor to host rows.
 pub fn logits_rows(logits: Tensor<2>) -> Vec<Vec<f32>> {
     let [b, v] = logits.dims();
-    let flat: Vec<f32> = logits
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap_or_default();
+    let flat = crate::util::to_host(logits);
     (0..b).map(|i| flat[i * v..(i + 1) * v].to_vec()).collect()
 }
 
-/// Generates `max_new_tokens` after each prompt (all prompts the same length) with the KV cache.
-/// Each row samples from its own random stream (seeded from `rng`), so the rows can be split
-/// over `workers` threads and the result does not depend on how many there are. Returns the
-/// prompts with their continuations.
+/// Token sequences, one per row.
+pub type Seqs = Vec<Vec<u32>>;
+
+/// One sequence to complete: its forced prefix (a prompt, or a block's first K natural tokens;
+/// at least one token) and the seed of its own sampling noise.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    pub prefix: &'a [u32],
+    pub seed: u64,
+}
+
+/// How [`complete`] groups rows: batches of up to `batch_size` rows of similar prefix length,
+/// run on `workers` threads.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub batch_size: usize,
+    pub workers: usize,
+}
+
+/// Refuses rows the model cannot complete to `len` tokens.
+fn check_rows(model: &GPT, rows: &[Row], len: usize) -> Result<()> {
+    if rows
+        .iter()
+        .any(|r| r.prefix.is_empty() || r.prefix.len() > len)
+    {
+        return Err(Error::Other(format!(
+            "every row needs a prefix of 1 to {len} tokens"
+        )));
+    }
+    let vs = model.config.vocab_size;
+    if let Some(bad) = rows
+        .iter()
+        .flat_map(|r| r.prefix)
+        .find(|&&t| t as usize >= vs)
+    {
+        return Err(Error::Mismatch(format!(
+            "prompt token {bad} is outside the model's vocabulary of {vs}"
+        )));
+    }
+    Ok(())
+}
+
+/// Completes every row to `len` tokens (≤ block_size): rows are sorted by prefix length (longest
+/// first, so a batch shares a long prefill), cut into batches and generated on the worker
+/// threads; the result is in `rows` order. Each row samples from its own stream, so batching
+/// and threading never change what it draws.
+pub fn complete(
+    model: &GPT,
+    rows: &[Row],
+    len: usize,
+    opts: &SampleOptions,
+    batching: &Batching,
+) -> Result<Vec<Vec<u32>>> {
+    opts.validate()?;
+    if len > model.config.block_size {
+        return Err(Error::Mismatch(format!(
+            "rows of {len} tokens exceed the model's block_size {}",
+            model.config.block_size
+        )));
+    }
+    check_rows(model, rows, len)?;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(rows[i].prefix.len()), i));
+    let batches: Vec<&[usize]> = order.chunks(batching.batch_size.max(1)).collect();
+    let done = device::par_map(&batches, batching.workers, |batch| {
+        let group: Vec<Row> = batch.iter().map(|&i| rows[i]).collect();
+        lockstep(model, &group, len, opts)
+    });
+    let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
+    for (batch, seqs) in batches.iter().zip(done) {
+        for (&i, s) in batch.iter().zip(seqs) {
+            out[i] = s;
+        }
+    }
+    Ok(out)
+}
+
+/// nanoGPT's `generate()` for a batch of prompts of one length: `max_new_tokens` after each,
+/// through the KV cache, past block_size by cropping. Each row samples from its own stream
+/// (seeded from `rng`); the rows are split into `workers` contiguous groups, and the result does
+/// not depend on how many there are. Returns the prompts with their continuations.
 pub fn generate(
     model: &GPT,
     prompts: &[Vec<u32>],
@@ -117,7 +195,6 @@ pub fn generate(
     workers: usize,
 ) -> Result<Vec<Vec<u32>>> {
     opts.validate()?;
-    let b = prompts.len();
     let Some(first) = prompts.first() else {
         return Ok(Vec::new());
     };
@@ -126,84 +203,93 @@ pub fn generate(
             "prompts must be non-empty and all of the same length".into(),
         ));
     }
-    if let Some(bad) = prompts
+    let len = first.len() + max_new_tokens;
+    let rows: Vec<Row> = prompts
         .iter()
-        .flatten()
-        .find(|&&t| t as usize >= model.config.vocab_size)
-    {
-        return Err(Error::Mismatch(format!(
-            "prompt token {bad} is outside the model's vocabulary of {}",
-            model.config.vocab_size
-        )));
-    }
-    let seeds: Vec<u64> = prompts.iter().map(|_| rng.random()).collect();
-    let chunks = crate::device::row_ranges(b, workers);
-    let parts = crate::device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
-        lockstep(
-            model,
-            &prompts[r0..r1],
-            &seeds[r0..r1],
-            max_new_tokens,
-            opts,
-        )
+        .map(|p| Row {
+            prefix: p,
+            seed: rng.random(),
+        })
+        .collect();
+    check_rows(model, &rows, len)?;
+    let chunks = device::row_ranges(rows.len(), workers);
+    let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
+        lockstep(model, &rows[r0..r1], len, opts)
     });
     Ok(parts.concat())
 }
 
-/// Generates for a group of rows in lockstep through one KV cache; past block_size each step
-/// reads the cropped context afresh (nanoGPT's crop).
-fn lockstep(
-    model: &GPT,
-    prompts: &[Vec<u32>],
-    seeds: &[u64],
-    max_new_tokens: usize,
-    opts: &SampleOptions,
-) -> Vec<Vec<u32>> {
-    let b = prompts.len();
+/// Generates a group of rows in lockstep through one KV cache: the prefix the rows share is
+/// prefilled at once, then one step per position, feeding a row's forced token while it has one
+/// and a sampled token after. Past block_size each step reads the cropped context afresh
+/// (learned positions: cropping moves every token, so no cached key survives).
+pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> Vec<Vec<u32>> {
+    let b = rows.len();
     let bs = model.config.block_size;
-    let mut rngs: Vec<ChaCha8Rng> = seeds
+    let min_k = rows.iter().map(|r| r.prefix.len()).min().unwrap_or(1);
+    let mut rngs: Vec<ChaCha8Rng> = rows
         .iter()
-        .map(|&s| ChaCha8Rng::seed_from_u64(s))
+        .map(|r| ChaCha8Rng::seed_from_u64(r.seed))
         .collect();
-    let mut seqs: Vec<Vec<u32>> = prompts.to_vec();
+    let mut seqs: Vec<Vec<u32>> = rows.iter().map(|r| r.prefix[..min_k].to_vec()).collect();
     let ids_of = |seqs: &[Vec<u32>], start: usize| -> Vec<i64> {
         seqs.iter()
             .flat_map(|s| s[start..].iter().map(|&t| t as i64))
             .collect()
     };
-    // Past block_size the context is cropped to the last block_size tokens, which moves every
-    // token to a new position: the cache cannot be reused, so those steps run `forward_last`.
     let cropped = |seqs: &[Vec<u32>]| {
         let ids = ids_of(seqs, seqs[0].len() - bs);
         model.forward_last(model.tokens(&ids, b))
     };
     let mut cache = KvCache::default();
-    let mut logits = if seqs[0].len() <= bs {
+    let mut logits = if min_k <= bs {
         model.forward_cached(model.tokens(&ids_of(&seqs, 0), b), &mut cache)
     } else {
         cropped(&seqs)
     };
-    for step in 0..max_new_tokens {
-        let rows = logits_rows(logits);
-        let next: Vec<u32> = rows
-            .iter()
-            .zip(rngs.iter_mut())
-            .map(|(r, rng)| sample_row(r, opts, rng))
-            .collect();
-        for (s, &t) in seqs.iter_mut().zip(&next) {
-            s.push(t);
+    for t in min_k..len {
+        let sampling = rows.iter().any(|r| t >= r.prefix.len());
+        let host = sampling.then(|| logits_rows(logits));
+        let mut next = Vec::with_capacity(b);
+        for (r, row) in rows.iter().enumerate() {
+            let tok = match row.prefix.get(t) {
+                Some(&forced) => forced,
+                // `host` is present whenever some row of the batch samples at t.
+                None => {
+                    let l = host.as_ref().map(|h| h[r].as_slice()).unwrap_or(&[]);
+                    sample_row(l, opts, &mut rngs[r])
+                }
+            };
+            seqs[r].push(tok);
+            next.push(tok as i64);
         }
-        if step + 1 == max_new_tokens {
+        if t + 1 == len {
             break;
         }
         logits = if seqs[0].len() <= bs {
-            let ids: Vec<i64> = next.iter().map(|&t| t as i64).collect();
-            model.forward_cached(model.tokens(&ids, b), &mut cache)
+            model.forward_cached(model.tokens(&next, b), &mut cache)
         } else {
             cropped(&seqs)
         };
     }
     seqs
+}
+
+/// The seed's way, kept as the reference and the speed baseline: one row at a time, a full
+/// forward over the whole sequence for every new token (nanoGPT's `generate()` without a
+/// cache), to `len` ≤ block_size tokens.
+pub fn complete_one_naive(model: &GPT, row: &Row, len: usize, opts: &SampleOptions) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(row.seed);
+    let mut seq: Vec<u32> = row.prefix.to_vec();
+    while seq.len() < len {
+        let ids: Vec<i64> = seq.iter().map(|&t| t as i64).collect();
+        let logits = model.forward(model.tokens(&ids, 1), None);
+        let v = model.config.vocab_size;
+        let last = logits.narrow(1, seq.len() - 1, 1).reshape([1, v]);
+        let rows = logits_rows(last);
+        seq.push(sample_row(&rows[0], opts, &mut rng));
+    }
+    seq
 }
 
 #[cfg(test)]

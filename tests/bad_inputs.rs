@@ -192,13 +192,13 @@ fn checkpoint_and_reward_inputs() {
     for e in std::fs::read_dir(&ck).unwrap().flatten() {
         std::fs::copy(e.path(), nan.join(e.file_name())).unwrap();
     }
-    let mut w = nanoreward::checkpoint::read_safetensors(&nan.join("model.safetensors")).unwrap();
+    let mut w = nanoreward::checkpoint::safetensors::read(&nan.join("model.safetensors")).unwrap();
     w.get_mut("transformer.ln_f.weight").unwrap().data[0] = f32::NAN;
     let mut named: Vec<_> = w.into_iter().collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     std::fs::write(
         nan.join("model.safetensors"),
-        nanoreward::checkpoint::safetensors_bytes(&named).unwrap(),
+        nanoreward::checkpoint::safetensors::to_bytes(&named).unwrap(),
     )
     .unwrap();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();

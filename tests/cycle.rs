@@ -95,7 +95,7 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
     );
     let own = s["reward_samples_train"].as_u64().unwrap();
     assert_eq!(s["replayed_samples"].as_u64().unwrap(), own / 2);
-    let mixed = nanoreward::reward_dataset::RewardDataset::open(
+    let mixed = nanoreward::reward::dataset::RewardDataset::open(
         &out.join("cycle_2/reward_data_replay"),
         "train",
         None,

@@ -60,7 +60,10 @@ fn prefers(token: u32) -> impl Fn(&[Vec<u32>], usize) -> Vec<f32> {
 #[test]
 fn policy_reward_rises_on_a_known_reward() {
     let (d, ck, data_dir) = setup();
-    let tok = checkpoint::load_tokenizer(&ck).unwrap();
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
     let target = tok.encode("o").unwrap()[0];
     let cfg = config(d.path(), &ck, &data_dir, "g", 40);
     let reward = prefers(target);
@@ -117,8 +120,8 @@ fn resumed_run_equals_uninterrupted() {
     assert_eq!(out.steps, 12);
     let diff = common::max_weight_diff(&d.path().join("a/ckpt"), &d.path().join("b/ckpt"));
     assert!(diff < 1e-6, "resumed run differs by {diff}");
-    let a = checkpoint::read_safetensors(&d.path().join("a/ckpt/model.safetensors")).unwrap();
-    let start = checkpoint::read_safetensors(&ck.join("model.safetensors")).unwrap();
+    let a = checkpoint::safetensors::read(&d.path().join("a/ckpt/model.safetensors")).unwrap();
+    let start = checkpoint::safetensors::read(&ck.join("model.safetensors")).unwrap();
     let moved = a["transformer.wte.weight"]
         .data
         .iter()
@@ -156,7 +159,10 @@ fn bad_settings_fail_clearly() {
 #[test]
 fn val_loss_guard_stops_a_degenerating_policy() {
     let (d, ck, data_dir) = setup();
-    let tok = checkpoint::load_tokenizer(&ck).unwrap();
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
     let reward = prefers(tok.encode("o").unwrap()[0]);
     let mut cfg = config(d.path(), &ck, &data_dir, "h", 60);
     cfg.learning_rate = 3e-2;
@@ -169,6 +175,6 @@ fn val_loss_guard_stops_a_degenerating_policy() {
     let first = out.evals[0].val_loss;
     let last = out.evals.last().unwrap().val_loss;
     assert!(last - first > 0.05, "{first} -> {last}");
-    let state = checkpoint::load_train_state(&d.path().join("h/ckpt")).unwrap();
-    assert_eq!(state["step"].as_u64(), Some(out.steps as u64));
+    let state = checkpoint::dir::read_state(&d.path().join("h/ckpt")).unwrap();
+    assert_eq!(state.step, Some(out.steps));
 }

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{expect_clean_error, expect_success, run};
+use nanoreward::checkpoint::nanogpt;
 use nanoreward::checkpoint::{self, HostTensor};
-use nanoreward::interop;
 use nanoreward::model::GPT;
 use nanoreward::tokenizer::CharVocab;
 use std::path::{Path, PathBuf};
@@ -121,8 +121,8 @@ fn imported_logits_equal_the_numpy_forward_and_export_round_trips() {
         if let Some(reference) = numpy_logits(&back) {
             assert_close(&ours, &reference, &format!("exported {name}"));
         }
-        let again = interop::read_nanogpt(&back).unwrap();
-        let orig = checkpoint::read_safetensors(&out.join("model.safetensors")).unwrap();
+        let again = nanogpt::read(&back).unwrap();
+        let orig = checkpoint::safetensors::read(&out.join("model.safetensors")).unwrap();
         for (k, t) in &orig {
             assert_eq!(&again.weights[k], t, "{k} changed in the round trip");
         }
@@ -131,7 +131,7 @@ fn imported_logits_equal_the_numpy_forward_and_export_round_trips() {
             orig["transformer.wte.weight"]
         );
         assert_eq!(again.config, model.config);
-        assert_eq!(again.iter_num, Some(250));
+        assert_eq!(again.state.iter_num, Some(250));
     }
 }
 
@@ -195,7 +195,7 @@ fn broken_pt_files_fail_clearly() {
     }
     // A reward model cannot become a nanoGPT checkpoint.
     let (t, _m, ck) = common::tiny_base();
-    let mut cfg = checkpoint::load_config(&ck).unwrap();
+    let mut cfg = checkpoint::read_config(&ck).unwrap();
     cfg.mode = nanoreward::model::Mode::Reward;
     let rm = GPT::new(&cfg, &burn::tensor::Device::flex(), 1).unwrap();
     let rdir = t.path().join("rm");
@@ -204,7 +204,7 @@ fn broken_pt_files_fail_clearly() {
         &checkpoint::CheckpointParts {
             model: &rm,
             optimizer: None,
-            train_state: None,
+            train_state: Default::default(),
             tokenizer: None,
         },
     )
@@ -221,7 +221,7 @@ fn broken_pt_files_fail_clearly() {
 #[test]
 fn hugging_face_gpt2_directory_matches_the_pt_import() {
     let d = tempfile::tempdir().unwrap();
-    let ck = interop::read_nanogpt(&fixture("nanogpt_tiny.pt")).unwrap();
+    let ck = nanogpt::read(&fixture("nanogpt_tiny.pt")).unwrap();
     let hf = d.path().join("gpt2");
     std::fs::create_dir_all(&hf).unwrap();
     let c = &ck.config;
@@ -256,17 +256,17 @@ fn hugging_face_gpt2_directory_matches_the_pt_import() {
     ));
     std::fs::write(
         hf.join("model.safetensors"),
-        checkpoint::safetensors_bytes(&tensors).unwrap(),
+        checkpoint::safetensors::to_bytes(&tensors).unwrap(),
     )
     .unwrap();
-    let (cfg, weights) = interop::read_hf_gpt2(&hf).unwrap();
+    let (cfg, weights) = checkpoint::hf::read(&hf).unwrap();
     let dev = burn::tensor::Device::flex();
     let mut from_hf = GPT::new(&cfg, &dev, 0).unwrap();
     checkpoint::load_weights(&mut from_hf, &weights, &hf, |_| false).unwrap();
-    let (from_pt, _) = interop::nanogpt_model(&ck, &hf, &dev).unwrap();
+    let (from_pt, _) = nanogpt::model(&ck, &dev).unwrap();
     assert_eq!(our_logits(&from_hf), our_logits(&from_pt));
     // `train --init_from=gpt2` without the directory explains itself.
-    let e = interop::read_hf_gpt2(&d.path().join("missing"))
+    let e = checkpoint::hf::read(&d.path().join("missing"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("never downloads"), "{e}");
@@ -325,7 +325,7 @@ fn train_starts_from_a_local_gpt2_directory() {
     }
     std::fs::write(
         hf.join("model.safetensors"),
-        checkpoint::safetensors_bytes(&tensors).unwrap(),
+        checkpoint::safetensors::to_bytes(&tensors).unwrap(),
     )
     .unwrap();
     let args = |dir: &str| {
@@ -345,9 +345,9 @@ fn train_starts_from_a_local_gpt2_directory() {
     let a = args(hf.to_str().unwrap());
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), d.path());
     expect_success(&o);
-    let cfg = checkpoint::load_config(&d.path().join("out/ckpt")).unwrap();
+    let cfg = checkpoint::read_config(&d.path().join("out/ckpt")).unwrap();
     assert_eq!((cfg.block_size, cfg.vocab_size, cfg.n_embd), (8, v, c));
-    let w = checkpoint::read_safetensors(&d.path().join("out/ckpt/model.safetensors")).unwrap();
+    let w = checkpoint::safetensors::read(&d.path().join("out/ckpt/model.safetensors")).unwrap();
     assert_eq!(w["transformer.wpe.weight"].shape, vec![8, c]);
     let a = args(d.path().join("nowhere").to_str().unwrap());
     let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>(), d.path());
@@ -359,8 +359,9 @@ fn train_starts_from_a_local_gpt2_directory() {
 fn a_pt_file_is_a_reward_model_base() {
     let pt = fixture("nanogpt_tiny.pt");
     let dev = burn::tensor::Device::flex();
-    let (rm, report) = nanoreward::reward_model::load_reward_model(
-        &pt,
+    let base = checkpoint::Checkpoint::open(&pt).unwrap();
+    let (rm, report) = nanoreward::reward::model::from_checkpoint(
+        &base,
         16,
         nanoreward::model::Pooling::Mean,
         &dev,
@@ -379,7 +380,7 @@ fn a_pt_file_is_a_reward_model_base() {
             .iter()
             .all(|n| n.starts_with("reward_head."))
     );
-    let ck = interop::read_nanogpt(&pt).unwrap();
+    let ck = nanogpt::read(&pt).unwrap();
     for (name, t) in checkpoint::model_tensors(&rm) {
         if !name.starts_with("reward_head.") {
             assert_eq!(&t, &ck.weights[&name], "{name}");

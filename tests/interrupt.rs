@@ -36,7 +36,7 @@ fn kill_after(args: &[String], cwd: &Path, ms: u64) -> bool {
 
 /// The checkpoint under `dir`, if one exists (or was moved aside by the kill), must load whole.
 fn intact(dir: &Path) {
-    nanoreward::fsutil::recover(dir);
+    nanoreward::util::fsutil::recover(dir);
     if dir.exists() {
         let m = checkpoint::load_model(dir, &burn::tensor::Device::flex());
         assert!(m.is_ok(), "{}: {:?}", dir.display(), m.err());
@@ -123,17 +123,20 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
     let dd = data_dir(d.path());
     // A reward model for the tiny base: its head is fresh, which is enough to drive GRPO.
     let rm = d.path().join("rm");
-    let mut cfg = checkpoint::load_config(&base).unwrap();
+    let mut cfg = checkpoint::read_config(&base).unwrap();
     cfg.mode = nanoreward::model::Mode::Reward;
     cfg.reward_head_hidden_dim = 8;
     let model = nanoreward::model::GPT::new(&cfg, &burn::tensor::Device::flex(), 3).unwrap();
-    let tok = checkpoint::load_tokenizer(&base).unwrap();
+    let tok = checkpoint::Checkpoint::open(&base)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
     checkpoint::save(
         &rm,
         &checkpoint::CheckpointParts {
             model: &model,
             optimizer: None,
-            train_state: None,
+            train_state: Default::default(),
             tokenizer: Some(&tok),
         },
     )
@@ -180,7 +183,7 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
 fn train_reward_killed_then_rerun_equals_uninterrupted() {
     let (d, model, base) = common::tiny_base();
     let o = common::prep_options(d.path(), &base, "rd");
-    nanoreward::reward_prepare::run(&o, &model, false).unwrap();
+    nanoreward::reward::prepare::run(&o, &model, false).unwrap();
     let args = |out: &str| -> Vec<String> {
         strings(&[
             "train-reward",

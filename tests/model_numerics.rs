@@ -81,7 +81,7 @@ fn gradients_match_finite_differences() {
     let grads = train
         .loss(train.tokens(&x, 2), train.tokens(&y, 2), None)
         .backward();
-    let g = nanoreward::optim::collect_grads(&train, &grads);
+    let g = nanoreward::train::optim::collect_grads(&train, &grads);
     let params = m.named_params();
     let eps = 1e-2f32;
     let mut checked = 0;
@@ -120,8 +120,8 @@ fn data_parallel_gradients_equal_single_thread() {
     let m = tiny(0.0).into_trainable(|_| true);
     let x: Vec<i64> = (0..4 * 12).map(|i| (i * 7 % 11) as i64).collect();
     let y: Vec<i64> = (0..4 * 12).map(|i| (i * 3 % 11) as i64).collect();
-    let (l1, g1) = nanoreward::optim::batch_grads(&m, &x, &y, 4, 1, 1.0, None);
-    let (l3, g3) = nanoreward::optim::batch_grads(&m, &x, &y, 4, 3, 1.0, None);
+    let (l1, g1) = nanoreward::train::optim::batch_grads(&m, &x, &y, 4, 1, 1.0, None);
+    let (l3, g3) = nanoreward::train::optim::batch_grads(&m, &x, &y, 4, 3, 1.0, None);
     assert!((l1 - l3).abs() < 1e-5, "{l1} vs {l3}");
     for (a, b) in g1.into_iter().zip(g3) {
         assert!(max_diff(a.unwrap(), b.unwrap()) < 1e-5);
@@ -193,7 +193,7 @@ fn fused_kernels_match_burn_ops_in_loss_and_every_gradient() {
             let noise = Dropout::new(42);
             let loss = m.loss(m.tokens(&x, 2), m.tokens(&y, 2), Some(&noise));
             let value = loss.clone().into_scalar::<f32>();
-            let grads = nanoreward::optim::collect_grads(&m, &loss.backward());
+            let grads = nanoreward::train::optim::collect_grads(&m, &loss.backward());
             (value, grads)
         };
         let (fused_loss, fused_grads) = run();

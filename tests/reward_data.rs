@@ -6,10 +6,10 @@ mod common;
 
 use burn::tensor::Device;
 use nanoreward::model::{GPT, GPTConfig};
-use nanoreward::reward_data::{self, GenOptions, Row, Split};
-use nanoreward::reward_dataset::RewardDataset;
-use nanoreward::reward_prepare::{self, RewardPrepOptions};
-use nanoreward::sampling::SampleOptions;
+use nanoreward::reward::dataset::RewardDataset;
+use nanoreward::reward::prepare::{self as reward_prepare, RewardPrepOptions};
+use nanoreward::reward::recipe::{self as reward_data, Split};
+use nanoreward::sampling::{self, Batching, Row, SampleOptions};
 use nanoreward::tokenizer::{CharVocab, Tokenizer};
 use std::path::{Path, PathBuf};
 
@@ -47,8 +47,7 @@ fn lockstep_generation_equals_one_at_a_time() {
     for (b, nat) in blocks.iter().enumerate() {
         for (k, seed) in reward_data::block_plan(9, Split::Train, b, 3, N) {
             rows.push(Row {
-                natural: nat,
-                k,
+                prefix: &nat[..k],
                 seed,
             });
         }
@@ -57,16 +56,13 @@ fn lockstep_generation_equals_one_at_a_time() {
         temperature: 1.0,
         top_k: Some(10),
     };
-    let g = GenOptions {
-        samples_per_chunk: 3,
-        sample,
-        seed: 9,
+    let g = Batching {
         batch_size: 5,
         workers: 2,
     };
-    let fast = reward_data::generate_rows(&model, &rows, &g).unwrap();
+    let fast = sampling::complete(&model, &rows, N, &sample, &g).unwrap();
     for (row, got) in rows.iter().zip(&fast) {
-        assert_eq!(got, &reward_data::generate_row_naive(&model, row, &sample));
+        assert_eq!(got, &sampling::complete_one_naive(&model, row, N, &sample));
     }
 }
 
@@ -134,7 +130,7 @@ fn dataset_contract_determinism_and_shards() {
         shard_dirs.push(so.output_dir);
     }
     let merged = d.path().join("merged");
-    reward_prepare::merge(&merged, &shard_dirs).unwrap();
+    nanoreward::reward::dataset::merge(&merged, &shard_dirs).unwrap();
     for split in ["train", "val"] {
         let a = RewardDataset::open(&o.output_dir, split, None).unwrap();
         let b = RewardDataset::open(&merged, split, None).unwrap();
@@ -147,7 +143,7 @@ fn dataset_contract_determinism_and_shards() {
         }
     }
     // A shard set that does not belong together is refused.
-    assert!(reward_prepare::merge(&d.path().join("bad"), &shard_dirs[..2]).is_err());
+    assert!(nanoreward::reward::dataset::merge(&d.path().join("bad"), &shard_dirs[..2]).is_err());
     // The seed's numpy snippet reads the files and agrees with the Rust reader.
     numpy_check(&o.output_dir);
 }
@@ -322,7 +318,7 @@ fn corrupt_datasets_are_reported_precisely() {
         "{}",
         err(&t)
     );
-    let expect = nanoreward::reward_dataset::TokenizationInfo {
+    let expect = nanoreward::reward::dataset::TokenizationInfo {
         method: "bpe".into(),
         vocab_size: 50257,
     };
@@ -337,7 +333,7 @@ fn corrupt_datasets_are_reported_precisely() {
 fn incompatible_inputs_are_refused_before_work() {
     let (d, model, ck) = setup();
     let mut o = opts(d.path(), &ck, "x");
-    o.tokenization = "bpe".into();
+    o.tokenization = nanoreward::reward::prepare::TokenizationChoice::Bpe;
     let e = reward_prepare::run(&o, &model, false)
         .err()
         .unwrap()

@@ -7,15 +7,16 @@ mod common;
 use burn::tensor::Device;
 use nanoreward::checkpoint::{self, HostTensor};
 use nanoreward::model::Pooling;
-use nanoreward::reward_dataset::RewardDataset;
-use nanoreward::reward_eval;
-use nanoreward::reward_model::{self, RewardModel, RewardTrainConfig};
-use nanoreward::reward_prepare::{self, RewardPrepOptions};
+use nanoreward::reward::dataset::RewardDataset;
+use nanoreward::reward::eval as reward_eval;
+use nanoreward::reward::prepare::{self as reward_prepare, RewardPrepOptions};
+use nanoreward::reward::train as reward_model;
+use nanoreward::reward::{RewardModel, RewardTrainConfig};
 use std::collections::HashMap;
 use std::path::Path;
 
 fn weights(dir: &Path) -> HashMap<String, HostTensor> {
-    checkpoint::read_safetensors(&dir.join("model.safetensors")).unwrap()
+    checkpoint::safetensors::read(&dir.join("model.safetensors")).unwrap()
 }
 
 fn dataset(d: &Path, ck: &Path, model: &nanoreward::model::GPT) -> std::path::PathBuf {
@@ -27,6 +28,18 @@ fn dataset(d: &Path, ck: &Path, model: &nanoreward::model::GPT) -> std::path::Pa
     };
     reward_prepare::run(&o, model, false).unwrap();
     o.output_dir
+}
+
+/// A checkpoint in reward mode (see `reward::model::from_checkpoint`).
+fn load_reward_model(
+    p: &Path,
+    hidden: usize,
+    pooling: Pooling,
+    dev: &Device,
+    seed: u64,
+) -> nanoreward::Result<(nanoreward::model::GPT, checkpoint::LoadReport)> {
+    let ck = checkpoint::Checkpoint::open(p)?;
+    nanoreward::reward::model::from_checkpoint(&ck, hidden, pooling, dev, seed)
 }
 
 fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
@@ -48,7 +61,7 @@ fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
 fn generator_to_reward_keeps_the_trunk() {
     let (d, _m, ck) = common::tiny_base();
     let dev = Device::flex();
-    let (rm, report) = reward_model::load_reward_model(&ck, 24, Pooling::Mean, &dev, 1).unwrap();
+    let (rm, report) = load_reward_model(&ck, 24, Pooling::Mean, &dev, 1).unwrap();
     let base = weights(&ck);
     assert_eq!(report.loaded.len(), base.len());
     assert!(
@@ -85,7 +98,7 @@ fn generator_to_reward_keeps_the_trunk() {
         .unwrap()
         .replace("\"n_embd\": 32", "\"n_embd\": 48");
     std::fs::write(wrong.join("config.json"), cfg).unwrap();
-    let e = reward_model::load_reward_model(&wrong, 24, Pooling::Last, &dev, 1)
+    let e = load_reward_model(&wrong, 24, Pooling::Last, &dev, 1)
         .err()
         .unwrap()
         .to_string();
@@ -166,14 +179,17 @@ fn scoring_batches_and_eval_report() {
     assert!(rm.score(&[vec![1; 17]]).is_err());
     assert!(RewardModel::load(&ck, &dev).is_err());
     let val = RewardDataset::open(&data, "val", None).unwrap();
-    let j = reward_eval::evaluate(
-        &rm.model,
-        &model,
-        &val,
-        &rm.tokenizer,
-        16,
-        1,
-        &d.path().join("eval"),
+    let j = serde_json::to_value(
+        reward_eval::evaluate(
+            &rm.model,
+            &model,
+            &val,
+            &rm.tokenizer,
+            16,
+            1,
+            &d.path().join("eval"),
+        )
+        .unwrap(),
     )
     .unwrap();
     for k in [

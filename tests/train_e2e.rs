@@ -92,7 +92,7 @@ fn loss_falls_and_resume_continues_the_same_curve() {
         &checkpoint::CheckpointParts {
             model: &m,
             optimizer: None,
-            train_state: None,
+            train_state: Default::default(),
             tokenizer: None,
         },
     )

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let path = Path::new("fuzz.safetensors");
-    if let Ok(weights) = checkpoint::parse_safetensors(rest, path) {
+    if let Ok(weights) = checkpoint::safetensors::parse(rest, path) {
         let cfg = GPTConfig {
             block_size: 4,
             vocab_size: 5,

@@ -1,7 +1,7 @@
 //! The reward dataset's `{split}_metadata.txt` parser: any text gives a value or an error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nanoreward::reward_dataset::Metadata;
+use nanoreward::reward::dataset::Metadata;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data)

@@ -6,7 +6,7 @@ fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("temp dir");
     let p = dir.path().join("ckpt.pt");
     std::fs::write(&p, data).expect("write");
-    if let Ok(ck) = nanoreward::interop::read_nanogpt(&p) {
+    if let Ok(ck) = nanoreward::checkpoint::nanogpt::read(&p) {
         let dev = burn::tensor::Device::flex();
         let c = &ck.config;
         let (v, b, l, e) = (
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         );
         let size = (v + b + 12 * l * e) * e;
         if size < 1 << 20 {
-            let _ = nanoreward::interop::nanogpt_model(&ck, &p, &dev);
+            let _ = nanoreward::checkpoint::nanogpt::model(&ck, &dev);
         }
     }
 });

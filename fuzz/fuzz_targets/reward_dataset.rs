@@ -1,7 +1,7 @@
 //! The reward dataset reader: x/y/metadata files cut from the input, opened and read whole.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nanoreward::reward_dataset::{RewardDataset, split_paths};
+use nanoreward::reward::dataset::{RewardDataset, split_paths};
 
 fuzz_target!(|data: &[u8]| {
     // Two little-endian u16 lengths split the rest into metadata text, x bytes and y bytes.

@@ -1,9 +1,9 @@
 //! `grpo` settings: the TOML keys of `nanoreward grpo` and their checks.
 
-use super::{LossConfig, LossType, ScaleRewards};
-use crate::error::{Error, Result};
-use crate::optim;
+use super::loss::{LossConfig, LossType, ScaleRewards};
 use crate::sampling::SampleOptions;
+use crate::train::optim;
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// `grpo` configuration (TOML + `--key=value`).

@@ -5,20 +5,22 @@
 //! Every step's randomness (prompt length, prompt positions, sampling noise of each completion)
 //! comes from (seed, step) alone, so a resumed run draws what the uninterrupted one would have.
 
-pub use super::config::GrpoConfig;
-use super::{LossInputs, LossNorm, LossStats};
-use crate::checkpoint::{self, CheckpointParts, HostTensor};
-use crate::data::TokenFile;
-use crate::error::{Error, Result};
+use super::config::GrpoConfig;
+use super::loss::{self, LossConfig, LossInputs, LossNorm, LossStats};
+use crate::checkpoint::{self, Checkpoint, CheckpointParts, HostTensor, TrainState};
+use crate::data::{self, TokenFile};
 use crate::metrics::{self, JsonlLog, Series};
 use crate::model::{GPT, Mode};
-use crate::optim::{self, AdamW, AdamWConfig};
-use crate::reward_data::{GenOptions, Row, generate_rows, mix};
-use crate::reward_model::RewardModel;
+use crate::reward::RewardModel;
+use crate::sampling::{self, Batching, Row};
 use crate::tokenizer::Tokenizer;
-use crate::train::say;
-use crate::{device, fsutil};
+use crate::train::{mean_loss, optim};
+use crate::util::rng::mix;
+use crate::util::{device, fsutil, progress};
+use crate::{Error, Result};
 use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::ProgressBar;
+use optim::{AdamW, AdamWConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -93,6 +95,16 @@ pub fn dirs(out_dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Runs GRPO against the reward model of `cfg.reward_model`.
 pub fn run(cfg: &GrpoConfig, show_progress: bool) -> Result<GrpoOutcome> {
+    run_from(cfg, None, show_progress)
+}
+
+/// [`run`], the starting policy given already loaded (`initial`, the model of
+/// `cfg.init_from`) so that its checkpoint is not read again; ignored when resuming.
+pub fn run_from(
+    cfg: &GrpoConfig,
+    initial: Option<&GPT>,
+    show_progress: bool,
+) -> Result<GrpoOutcome> {
     cfg.validate()?;
     let dev = device::select(&cfg.device)?;
     let mut rm = RewardModel::load(Path::new(&cfg.reward_model), &dev)?;
@@ -104,7 +116,7 @@ pub fn run(cfg: &GrpoConfig, show_progress: bool) -> Result<GrpoOutcome> {
             cfg.prompt_max + cfg.completion_len
         )));
     }
-    run_with(cfg, &rm, Some(&rm.tokenizer), show_progress)
+    run_inner(cfg, &rm, Some(&rm.tokenizer), initial, show_progress)
 }
 
 /// Log-probs `[B·L]` on the host of the completions of `ids` under `model`, in parallel chunks.
@@ -119,30 +131,113 @@ fn host_logp(
     let t = ids.len() / b;
     let chunks = device::row_ranges(b, w);
     let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
-        super::completion_logp(model, &ids[r0 * t..r1 * t], r1 - r0, plen, temp)
+        loss::completion_logp(model, &ids[r0 * t..r1 * t], r1 - r0, plen, temp)
             .map(|(lp, _)| HostTensor::from_tensor(lp).data)
     });
     Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
 
-/// Runs GRPO with any reward. `reward_tokenizer`, when given, must match the data's.
-pub fn run_with(
+/// The fixed evaluation material: val prompts with their natural continuations, and val
+/// windows for the val loss — the same at every evaluation.
+struct EvalSet {
+    prompt_len: usize,
+    windows: Vec<Vec<u32>>,
+    val_batches: Vec<(Vec<i64>, Vec<i64>)>,
+}
+
+impl EvalSet {
+    fn new(cfg: &GrpoConfig, val: &TokenFile, block_size: usize) -> Self {
+        let prompt_len = (cfg.prompt_min + cfg.prompt_max) / 2;
+        let n = prompt_len + cfg.completion_len;
+        let mut erng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ 0x6576_616c));
+        let windows = (0..cfg.eval_prompts)
+            .map(|_| val.slice(erng.random_range(0..=val.len() - n), n))
+            .collect();
+        let val_batches = (0..cfg.eval_iters)
+            .map(|_| val.random_batch(&mut erng, cfg.eval_batch_size, block_size))
+            .collect();
+        Self {
+            prompt_len,
+            windows,
+            val_batches,
+        }
+    }
+}
+
+/// One batch of rollouts as the update sees it: token ids (row-major, prompts of `plen`), one
+/// advantage per row, and the old / reference log-probs of the completion tokens when needed.
+struct Rollouts {
+    ids: Vec<i64>,
+    plen: usize,
+    adv: Vec<f32>,
+    old: Option<Vec<f32>>,
+    refl: Option<Vec<f32>>,
+}
+
+/// What one training step measured (its JSONL record).
+struct StepRecord {
+    reward_mean: f64,
+    reward_std: f64,
+    stats: LossStats,
+    zero_std: f64,
+    entropy: f64,
+    policy_loss: f64,
+    grad_norm: f64,
+    prompt_len: usize,
+    /// Milliseconds in sampling, reward, old/reference log-probs and updates.
+    phase_ms: [f64; 4],
+}
+
+/// A GRPO run in progress.
+struct Trainer<'a> {
+    cfg: &'a GrpoConfig,
+    reward: &'a dyn RewardFn,
+    policy: GPT,
+    reference: GPT,
+    opt: AdamW,
+    train: TokenFile,
+    eval: EvalSet,
+    tokenizer: Tokenizer,
+    ckpt_dir: PathBuf,
+    workers: usize,
+    lcfg: LossConfig,
+}
+
+/// The policy, its optimizer and the step to start at: restored from `ckpt_dir` when resuming,
+/// else `init_from`'s weights (or `initial`, already loaded) with a fresh optimizer.
+fn load_policy(
     cfg: &GrpoConfig,
-    reward: &dyn RewardFn,
-    reward_tokenizer: Option<&Tokenizer>,
-    show_progress: bool,
-) -> Result<GrpoOutcome> {
-    cfg.validate()?;
-    device::set_threads(cfg.threads);
-    let dev: Device = device::select(&cfg.device)?;
-    let workers = device::workers(cfg.threads);
-    let data_dir = PathBuf::from(&cfg.data_dir);
-    let out_dir = PathBuf::from(&cfg.out_dir);
-    let (ckpt_dir, ref_dir) = dirs(&out_dir);
-    let train = TokenFile::open(&data_dir.join("train.bin"))?;
-    let val = TokenFile::open(&data_dir.join("val.bin"))?;
-    let tokenizer = crate::train::data_tokenizer(&data_dir)?;
-    if let Some(rt) = reward_tokenizer
+    initial: Option<&GPT>,
+    ckpt_dir: &Path,
+    dev: &Device,
+) -> Result<(GPT, AdamW, usize)> {
+    if cfg.init_from == "resume" {
+        let ck = Checkpoint::open(ckpt_dir)?;
+        let opt = AdamW::from_state(ck.optimizer()?, ckpt_dir, dev)?;
+        return Ok((ck.model(dev)?, opt, ck.state.step.unwrap_or(0)));
+    }
+    let m = match initial {
+        Some(m) => m.clone(),
+        None => Checkpoint::open(Path::new(&cfg.init_from))?.model(dev)?,
+    };
+    let opt = AdamW::new(AdamWConfig {
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: 1e-8,
+        weight_decay: cfg.weight_decay,
+    });
+    Ok((m, opt, 0))
+}
+
+/// The data's tokenizer, checked against the reward model's and the policy's vocabulary.
+fn check_tokenizers(
+    cfg: &GrpoConfig,
+    data_dir: &Path,
+    reward: Option<&Tokenizer>,
+    policy: &GPT,
+) -> Result<Tokenizer> {
+    let tokenizer = data::data_tokenizer(data_dir)?;
+    if let Some(rt) = reward
         && (rt.method() != tokenizer.method() || rt.vocab_size() != tokenizer.vocab_size())
     {
         return Err(Error::Mismatch(format!(
@@ -154,28 +249,12 @@ pub fn run_with(
             tokenizer.vocab_size()
         )));
     }
-    let resume = cfg.init_from == "resume";
-    let (policy, mut opt, start) = if resume {
-        let state = checkpoint::load_train_state(&ckpt_dir)?;
-        let step = state["step"].as_u64().unwrap_or(0) as usize;
-        let opt = checkpoint::load_optimizer(&ckpt_dir, &dev)?;
-        (checkpoint::load_model(&ckpt_dir, &dev)?, opt, step)
-    } else {
-        let m = checkpoint::load_model(Path::new(&cfg.init_from), &dev)?;
-        let opt = AdamW::new(AdamWConfig {
-            beta1: cfg.beta1,
-            beta2: cfg.beta2,
-            eps: 1e-8,
-            weight_decay: cfg.weight_decay,
-        });
-        (m, opt, 0)
-    };
-    if policy.config.mode != Mode::Generator {
+    let mc = &policy.config;
+    if mc.mode != Mode::Generator {
         return Err(Error::Config(
             "init_from must be a generator checkpoint (this one is a reward model)".into(),
         ));
     }
-    let mc = policy.config.clone();
     let window_max = cfg.prompt_max + cfg.completion_len;
     if window_max > mc.block_size {
         return Err(Error::Config(format!(
@@ -191,167 +270,140 @@ pub fn run_with(
             mc.vocab_size
         )));
     }
-    train.require_window(window_max)?;
-    val.require_window(mc.block_size)?;
-    let reference = if resume {
-        checkpoint::load_model(&ref_dir, &dev)?
+    Ok(tokenizer)
+}
+
+/// Loads everything a run needs; a fresh run also saves the frozen reference.
+fn setup<'a>(
+    cfg: &'a GrpoConfig,
+    reward: &'a dyn RewardFn,
+    reward_tokenizer: Option<&Tokenizer>,
+    initial: Option<&GPT>,
+) -> Result<(Trainer<'a>, usize)> {
+    let dev: Device = device::select(&cfg.device)?;
+    let data_dir = PathBuf::from(&cfg.data_dir);
+    let out_dir = PathBuf::from(&cfg.out_dir);
+    let (ckpt_dir, ref_dir) = dirs(&out_dir);
+    let train = TokenFile::open(&data_dir.join("train.bin"))?;
+    let val = TokenFile::open(&data_dir.join("val.bin"))?;
+    let (policy, mut opt, start) = load_policy(cfg, initial, &ckpt_dir, &dev)?;
+    let tokenizer = check_tokenizers(cfg, &data_dir, reward_tokenizer, &policy)?;
+    train.require_window(cfg.prompt_max + cfg.completion_len)?;
+    val.require_window(policy.config.block_size)?;
+    let reference = if cfg.init_from == "resume" {
+        Checkpoint::open(&ref_dir)?.model(&dev)?
     } else {
         fsutil::create_dir_all(&out_dir)?;
+        let state = TrainState {
+            role: Some("GRPO reference".into()),
+            from: Some(cfg.init_from.clone()),
+            ..Default::default()
+        };
         let parts = CheckpointParts {
             model: &policy,
             optimizer: None,
-            train_state: Some(serde_json::json!({"role": "GRPO reference", "from": cfg.init_from})),
+            train_state: state,
             tokenizer: Some(&tokenizer),
         };
         checkpoint::save(&ref_dir, &parts)?;
         policy.clone()
     };
     opt.config.weight_decay = cfg.weight_decay;
-    let mut policy = policy.into_trainable(|_| true);
-    let log_path = out_dir.join("metrics.jsonl");
-    let mut log = JsonlLog::open(&log_path, Some(("step", start as u64)))?;
-    let (p, g, l) = (cfg.prompts_per_step, cfg.group_size, cfg.completion_len);
-    let b = p * g;
-    let rollout = |model: &GPT, rows: &[Row]| {
-        generate_rows(
-            model,
-            rows,
-            &GenOptions {
-                samples_per_chunk: 1,
-                sample: cfg.sample_options(),
-                seed: cfg.seed,
-                batch_size: rows.len().div_ceil(workers).max(1),
-                workers,
-            },
-        )
+    let eval = EvalSet::new(cfg, &val, policy.config.block_size);
+    let trainer = Trainer {
+        cfg,
+        reward,
+        policy: policy.into_trainable(|_| true),
+        reference,
+        opt,
+        train,
+        eval,
+        tokenizer,
+        ckpt_dir,
+        workers: device::workers(cfg.threads),
+        lcfg: cfg.loss_config(),
     };
-    // Fixed evaluation material: val prompts and val windows, the same at every evaluation.
-    let eval_plen = (cfg.prompt_min + cfg.prompt_max) / 2;
-    let mut erng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ 0x6576_616c));
-    let eval_windows: Vec<Vec<u32>> = (0..cfg.eval_prompts)
-        .map(|_| {
-            let s = erng.random_range(0..=val.len() - (eval_plen + l));
-            val.slice(s, eval_plen + l)
-        })
-        .collect();
-    let val_batches: Vec<(Vec<i64>, Vec<i64>)> = (0..cfg.eval_iters)
-        .map(|_| val.random_batch(&mut erng, cfg.eval_batch_size, mc.block_size))
-        .collect();
-    let evaluate = |model: &GPT, step: usize| -> Result<(EvalRecord, Vec<Vec<u32>>)> {
-        let val_loss = crate::train::mean_loss(model, &val_batches, cfg.eval_batch_size, workers);
-        let rows: Vec<Row> = eval_windows
+    Ok((trainer, start))
+}
+
+impl Trainer<'_> {
+    /// Completes every row to `len` tokens with `model` (the rows split over the workers).
+    fn rollout(&self, model: &GPT, rows: &[Row], len: usize) -> Result<Vec<Vec<u32>>> {
+        let batching = Batching {
+            batch_size: rows.len().div_ceil(self.workers).max(1),
+            workers: self.workers,
+        };
+        sampling::complete(model, rows, len, &self.cfg.sample_options(), &batching)
+    }
+
+    /// The policy's val loss and the reward of policy / reference / natural continuations of
+    /// the fixed val prompts; also returns the policy's completions.
+    fn evaluate(&self, model: &GPT, step: usize) -> Result<(EvalRecord, Vec<Vec<u32>>)> {
+        let (cfg, e) = (self.cfg, &self.eval);
+        let val_loss = mean_loss(model, &e.val_batches, cfg.eval_batch_size, self.workers);
+        let rows: Vec<Row> = e
+            .windows
             .iter()
             .enumerate()
             .map(|(i, w)| Row {
-                natural: w,
-                k: eval_plen,
+                prefix: &w[..e.prompt_len],
                 seed: mix(cfg.seed ^ 0x7265_6600 ^ i as u64),
             })
             .collect();
-        let ours = rollout(model, &rows)?;
-        let theirs = rollout(&reference, &rows)?;
+        let len = e.prompt_len + cfg.completion_len;
+        let ours = self.rollout(model, &rows, len)?;
+        let theirs = self.rollout(&self.reference, &rows, len)?;
         let mean = |v: Vec<f32>| v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+        let plen = e.prompt_len;
         let rec = EvalRecord {
             step,
             val_loss,
             val_ppl: val_loss.exp(),
-            reward_policy: mean(reward.rewards(&ours, eval_plen)?),
-            reward_ref: mean(reward.rewards(&theirs, eval_plen)?),
-            reward_natural: mean(reward.rewards(&eval_windows, eval_plen)?),
+            reward_policy: mean(self.reward.rewards(&ours, plen)?),
+            reward_ref: mean(self.reward.rewards(&theirs, plen)?),
+            reward_natural: mean(self.reward.rewards(&e.windows, plen)?),
         };
         Ok((rec, ours))
-    };
-    let pb = crate::train::progress_bar(cfg.max_steps, start, show_progress);
-    // The starting model's val loss (from the log when resuming): the reward-hacking guard.
-    let mut base_val = metrics::read_jsonl(&log_path)?
-        .iter()
-        .find(|r| r.get("eval").is_some())
-        .and_then(|r| r["val_loss"].as_f64());
-    let mut stop = false;
-    let started = Instant::now();
-    let mut evals = Vec::new();
-    let mut rewards_seen = Vec::new();
-    let mut phase = [0.0f64; 4];
-    let lcfg = cfg.loss_config();
-    let mut step = start;
-    loop {
-        let mut is_last = step >= cfg.max_steps;
-        if step % cfg.eval_interval == 0 || is_last {
-            let inf = policy.inference();
-            let (rec, samples) = evaluate(&inf, step)?;
-            say(
-                &pb,
-                format!(
-                    "step {step}: val loss {:.4} | reward on val prompts: policy {:.4}, reference {:.4}, natural {:.4}",
-                    rec.val_loss, rec.reward_policy, rec.reward_ref, rec.reward_natural
-                ),
-            );
-            for s in samples.iter().take(2) {
-                let text = tokenizer.decode(&s[eval_plen..]).replace('\n', "⏎");
-                say(&pb, format!("  sample: {text}"));
-            }
-            let mut j = serde_json::to_value(&rec)
-                .map_err(|e| Error::Other(format!("cannot serialise eval: {e}")))?;
-            j["eval"] = serde_json::json!(true);
-            log.write(&j)?;
-            let base = *base_val.get_or_insert(rec.val_loss);
-            let rise = rec.val_loss - base;
-            if rise > 0.1 {
-                say(
-                    &pb,
-                    format!(
-                        "warning: the policy's val loss rose by {rise:.3} since step 0: it is probably exploiting the reward model (raise beta, lower learning_rate, or retrain the reward model on its samples with `cycle`)"
-                    ),
-                );
-            }
-            if cfg.max_val_loss_increase > 0.0 && rise > cfg.max_val_loss_increase {
-                say(
-                    &pb,
-                    format!(
-                        "stopping at step {step}: val loss rose by {rise:.3} > max_val_loss_increase {}",
-                        cfg.max_val_loss_increase
-                    ),
-                );
-                stop = true;
-                is_last = true;
-            }
-            evals.push(rec);
-            if step > start || is_last {
-                let state = serde_json::json!({"step": step, "config": cfg});
-                checkpoint::save(
-                    &ckpt_dir,
-                    &CheckpointParts {
-                        model: &inf,
-                        optimizer: Some(&opt),
-                        train_state: Some(state),
-                        tokenizer: Some(&tokenizer),
-                    },
-                )?;
-            }
-        }
-        if is_last {
-            break;
-        }
-        let lr = cfg.lr_at(step);
+    }
+
+    /// Saves the policy and its optimizer at `step`.
+    fn save(&self, inference: &GPT, step: usize) -> Result<()> {
+        let state = TrainState {
+            step: Some(step),
+            config: serde_json::to_value(self.cfg).ok(),
+            ..Default::default()
+        };
+        checkpoint::save(
+            &self.ckpt_dir,
+            &CheckpointParts {
+                model: inference,
+                optimizer: Some(self.opt.to_state()),
+                train_state: state,
+                tokenizer: Some(&self.tokenizer),
+            },
+        )
+    }
+
+    /// The step's prompt length and the natural windows its prompts are cut from.
+    fn draw(&self, step: usize) -> (u64, usize, Vec<Vec<u32>>) {
+        let cfg = self.cfg;
         let s_seed = mix(cfg.seed ^ mix(step as u64 + 1));
         let mut rng = ChaCha8Rng::seed_from_u64(s_seed);
         let plen = rng.random_range(cfg.prompt_min..=cfg.prompt_max);
-        let n = plen + l;
-        let windows: Vec<Vec<u32>> = (0..p)
-            .map(|_| train.slice(rng.random_range(0..=train.len() - n), n))
-            .collect();
-        let rows: Vec<Row> = (0..b)
-            .map(|i| Row {
-                natural: &windows[i / g],
-                k: plen,
-                seed: mix(s_seed ^ mix(i as u64 + 7)),
+        let n = plen + cfg.completion_len;
+        let windows = (0..cfg.prompts_per_step)
+            .map(|_| {
+                self.train
+                    .slice(rng.random_range(0..=self.train.len() - n), n)
             })
             .collect();
-        let inf = policy.inference();
-        let t0 = Instant::now();
-        let seqs = rollout(&inf, &rows)?;
-        let t1 = Instant::now();
-        let mut r = reward.rewards(&seqs, plen)?;
+        (s_seed, plen, windows)
+    }
+
+    /// Rewards of the rollouts (with the repetition penalty); returns them and the raw mean.
+    fn rewards(&self, seqs: &[Vec<u32>], plen: usize) -> Result<(Vec<f32>, f64)> {
+        let b = seqs.len();
+        let mut r = self.reward.rewards(seqs, plen)?;
         if r.len() != b || r.iter().any(|x| !x.is_finite()) {
             return Err(Error::Other(format!(
                 "the reward function returned {} values (need {b} finite ones)",
@@ -359,32 +411,45 @@ pub fn run_with(
             )));
         }
         let raw_mean = r.iter().map(|&x| x as f64).sum::<f64>() / b as f64;
-        if cfg.repetition_penalty > 0.0 {
-            for (x, s) in r.iter_mut().zip(&seqs) {
-                *x -= (cfg.repetition_penalty * repeated_share(s, plen)) as f32;
+        if self.cfg.repetition_penalty > 0.0 {
+            for (x, s) in r.iter_mut().zip(seqs) {
+                *x -= (self.cfg.repetition_penalty * repeated_share(s, plen)) as f32;
             }
         }
-        let (adv, zero_std) = super::advantages(&r, g, cfg.scale_rewards, 1e-4);
-        let t2 = Instant::now();
-        let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
-        let temp = cfg.temperature;
-        let old = (cfg.num_iterations > 1)
-            .then(|| host_logp(&inf, &ids, b, plen, temp, workers))
-            .transpose()?;
-        let refl = (cfg.beta > 0.0)
-            .then(|| host_logp(&reference, &ids, b, plen, temp, workers))
-            .transpose()?;
-        let t3 = Instant::now();
+        Ok((r, raw_mean))
+    }
+
+    /// μ clipped updates on one batch of rollouts at learning rate `lr`. Returns the loss
+    /// statistics, mean entropy and loss of the first update, and the last gradient norm.
+    fn update(
+        &mut self,
+        batch: &Rollouts,
+        step: usize,
+        lr: f64,
+    ) -> Result<(LossStats, f64, f64, f64)> {
+        let Rollouts {
+            ids,
+            plen,
+            adv,
+            old,
+            refl,
+        } = batch;
+        let (ids, plen, adv) = (ids.as_slice(), *plen, adv.as_slice());
+        let (old, refl) = (old.as_deref(), refl.as_deref());
+        let (cfg, l) = (self.cfg, self.cfg.completion_len);
+        let b = adv.len();
+        let n = plen + l;
         let norm = LossNorm {
             rows: b,
             tokens: (b * l) as f64,
             max_len: l,
         };
+        let (temp, lcfg) = (cfg.temperature, self.lcfg);
         let mut stats = LossStats::default();
         let (mut loss_v, mut entropy, mut gnorm) = (0.0, 0.0, 0.0);
         for mu in 0..cfg.num_iterations {
             let (lv, mut grads, parts) =
-                optim::parallel_grads(&policy, b, workers, |m, _, r0, r1| {
+                optim::parallel_grads(&self.policy, b, self.workers, |m, _, r0, r1| {
                     let rows = r1 - r0;
                     let host = |v: &[f32]| {
                         Tensor::<2>::from_data(
@@ -393,11 +458,11 @@ pub fn run_with(
                         )
                     };
                     let (logp, ent) =
-                        super::completion_logp(m, &ids[r0 * n..r1 * n], rows, plen, temp)
+                        loss::completion_logp(m, &ids[r0 * n..r1 * n], rows, plen, temp)
                             .unwrap_or_else(|e| unreachable!("window checked above: {e}"));
                     let x = LossInputs {
-                        old_logp: old.as_deref().map_or(logp.clone().detach(), host),
-                        ref_logp: refl.as_deref().map(host),
+                        old_logp: old.map_or(logp.clone().detach(), host),
+                        ref_logp: refl.map(host),
                         logp,
                         advantages: Tensor::from_data(
                             TensorData::new(adv[r0..r1].to_vec(), [rows]),
@@ -405,7 +470,7 @@ pub fn run_with(
                         ),
                         mask: Tensor::ones([rows, l], &m.device()),
                     };
-                    let (loss, st) = super::grpo_loss(&x, &lcfg, &norm);
+                    let (loss, st) = loss::grpo_loss(&x, &lcfg, &norm);
                     let ent_sum = ent.sum().into_scalar::<f32>() as f64;
                     (loss, (st, ent_sum))
                 });
@@ -423,33 +488,189 @@ pub fn run_with(
                 )));
             }
             gnorm = optim::clip_grad_norm(&mut grads, cfg.grad_clip);
-            opt.step(&mut policy, grads, lr);
+            self.opt.step(&mut self.policy, grads, lr);
         }
+        Ok((stats, entropy, loss_v, gnorm))
+    }
+
+    /// One GRPO step: rollouts, rewards, advantages, log-probs, μ updates.
+    fn step(&mut self, step: usize, lr: f64) -> Result<StepRecord> {
+        let cfg = self.cfg;
+        let (p, g, l) = (cfg.prompts_per_step, cfg.group_size, cfg.completion_len);
+        let b = p * g;
+        let (s_seed, plen, windows) = self.draw(step);
+        let rows: Vec<Row> = (0..b)
+            .map(|i| Row {
+                prefix: &windows[i / g][..plen],
+                seed: mix(s_seed ^ mix(i as u64 + 7)),
+            })
+            .collect();
+        let inf = self.policy.inference();
+        let t0 = Instant::now();
+        let seqs = self.rollout(&inf, &rows, plen + l)?;
+        let t1 = Instant::now();
+        let (r, raw_mean) = self.rewards(&seqs, plen)?;
+        let (adv, zero_std) = loss::advantages(&r, g, cfg.scale_rewards, 1e-4);
+        let t2 = Instant::now();
+        let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
+        let (temp, w) = (cfg.temperature, self.workers);
+        let old = (cfg.num_iterations > 1)
+            .then(|| host_logp(&inf, &ids, b, plen, temp, w))
+            .transpose()?;
+        let refl = (cfg.beta > 0.0)
+            .then(|| host_logp(&self.reference, &ids, b, plen, temp, w))
+            .transpose()?;
+        let t3 = Instant::now();
+        let batch = Rollouts {
+            ids,
+            plen,
+            adv,
+            old,
+            refl,
+        };
+        let (stats, entropy, policy_loss, grad_norm) = self.update(&batch, step, lr)?;
         let t4 = Instant::now();
-        let dts = [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64() * 1e3);
-        for (acc, d) in phase.iter_mut().zip(dts) {
-            *acc += d;
-        }
-        let std = (r
+        let phase_ms = [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64() * 1e3);
+        let var = r
             .iter()
             .map(|&x| (x as f64 - raw_mean).powi(2))
             .sum::<f64>()
-            / b as f64)
-            .sqrt();
-        rewards_seen.push(raw_mean);
+            / b as f64;
+        Ok(StepRecord {
+            reward_mean: raw_mean,
+            reward_std: var.sqrt(),
+            stats,
+            zero_std,
+            entropy,
+            policy_loss,
+            grad_norm,
+            prompt_len: plen,
+            phase_ms,
+        })
+    }
+}
+
+/// The reward-hacking guard's verdict on an evaluation.
+fn guard(cfg: &GrpoConfig, rec: &EvalRecord, base: f64, pb: &ProgressBar) -> bool {
+    let (step, rise) = (rec.step, rec.val_loss - base);
+    if rise > 0.1 {
+        progress::say(
+            pb,
+            format!(
+                "warning: the policy's val loss rose by {rise:.3} since step 0: it is probably exploiting the reward model (raise beta, lower learning_rate, or retrain the reward model on its samples with `cycle`)"
+            ),
+        );
+    }
+    if cfg.max_val_loss_increase > 0.0 && rise > cfg.max_val_loss_increase {
+        progress::say(
+            pb,
+            format!(
+                "stopping at step {step}: val loss rose by {rise:.3} > max_val_loss_increase {}",
+                cfg.max_val_loss_increase
+            ),
+        );
+        return true;
+    }
+    false
+}
+
+/// Prints an evaluation and two of the policy's completions.
+fn show_eval(t: &Trainer, rec: &EvalRecord, samples: &[Vec<u32>], pb: &ProgressBar) {
+    progress::say(
+        pb,
+        format!(
+            "step {}: val loss {:.4} | reward on val prompts: policy {:.4}, reference {:.4}, natural {:.4}",
+            rec.step, rec.val_loss, rec.reward_policy, rec.reward_ref, rec.reward_natural
+        ),
+    );
+    for s in samples.iter().take(2) {
+        let text = t
+            .tokenizer
+            .decode(&s[t.eval.prompt_len..])
+            .replace('\n', "⏎");
+        progress::say(pb, format!("  sample: {text}"));
+    }
+}
+
+/// The JSONL record of a step.
+fn step_json(step: usize, lr: f64, s: &StepRecord) -> serde_json::Value {
+    let d = s.phase_ms;
+    serde_json::json!({
+        "step": step, "reward_mean": s.reward_mean, "reward_std": s.reward_std,
+        "kl": s.stats.kl(), "clip_frac": s.stats.clip_frac(), "zero_std_frac": s.zero_std,
+        "entropy": s.entropy, "policy_loss": s.policy_loss, "grad_norm": s.grad_norm, "lr": lr,
+        "prompt_len": s.prompt_len, "sample_ms": d[0], "reward_ms": d[1],
+        "ref_ms": d[2], "update_ms": d[3],
+    })
+}
+
+/// Runs GRPO with any reward. `reward_tokenizer`, when given, must match the data's.
+pub fn run_with(
+    cfg: &GrpoConfig,
+    reward: &dyn RewardFn,
+    reward_tokenizer: Option<&Tokenizer>,
+    show_progress: bool,
+) -> Result<GrpoOutcome> {
+    run_inner(cfg, reward, reward_tokenizer, None, show_progress)
+}
+
+fn run_inner(
+    cfg: &GrpoConfig,
+    reward: &dyn RewardFn,
+    reward_tokenizer: Option<&Tokenizer>,
+    initial: Option<&GPT>,
+    show_progress: bool,
+) -> Result<GrpoOutcome> {
+    cfg.validate()?;
+    device::set_threads(cfg.threads);
+    let (mut t, start) = setup(cfg, reward, reward_tokenizer, initial)?;
+    let out_dir = PathBuf::from(&cfg.out_dir);
+    let log_path = out_dir.join("metrics.jsonl");
+    let mut log = JsonlLog::open(&log_path, Some(("step", start as u64)))?;
+    let pb = progress::steps(cfg.max_steps, start, show_progress);
+    // The starting model's val loss (from the log when resuming): the reward-hacking guard.
+    let mut base_val = metrics::read_jsonl(&log_path)?
+        .iter()
+        .find(|r| r.get("eval").is_some())
+        .and_then(|r| r["val_loss"].as_f64());
+    let (mut stop, started) = (false, Instant::now());
+    let (mut evals, mut rewards_seen, mut phase) = (Vec::new(), Vec::new(), [0.0f64; 4]);
+    let mut step = start;
+    loop {
+        let mut is_last = step >= cfg.max_steps;
+        if step % cfg.eval_interval == 0 || is_last {
+            let inf = t.policy.inference();
+            let (rec, samples) = t.evaluate(&inf, step)?;
+            show_eval(&t, &rec, &samples, &pb);
+            let mut j = serde_json::to_value(&rec)
+                .map_err(|e| Error::Other(format!("cannot serialise eval: {e}")))?;
+            j["eval"] = serde_json::json!(true);
+            log.write(&j)?;
+            if guard(cfg, &rec, *base_val.get_or_insert(rec.val_loss), &pb) {
+                (stop, is_last) = (true, true);
+            }
+            evals.push(rec);
+            if step > start || is_last {
+                t.save(&inf, step)?;
+            }
+        }
+        if is_last {
+            break;
+        }
+        let lr = cfg.lr_at(step);
+        let s = t.step(step, lr)?;
+        for (acc, d) in phase.iter_mut().zip(s.phase_ms) {
+            *acc += d;
+        }
+        rewards_seen.push(s.reward_mean);
         pb.set_message(format!(
-            "reward {raw_mean:.4} | kl {:.4} | clip {:.3} | {:.0} ms/step",
-            stats.kl(),
-            stats.clip_frac(),
-            dts.iter().sum::<f64>()
+            "reward {:.4} | kl {:.4} | clip {:.3} | {:.0} ms/step",
+            s.reward_mean,
+            s.stats.kl(),
+            s.stats.clip_frac(),
+            s.phase_ms.iter().sum::<f64>()
         ));
-        log.write(&serde_json::json!({
-            "step": step, "reward_mean": raw_mean, "reward_std": std,
-            "kl": stats.kl(), "clip_frac": stats.clip_frac(), "zero_std_frac": zero_std,
-            "entropy": entropy, "policy_loss": loss_v, "grad_norm": gnorm, "lr": lr,
-            "prompt_len": plen, "sample_ms": dts[0], "reward_ms": dts[1],
-            "ref_ms": dts[2], "update_ms": dts[3],
-        }))?;
+        log.write(&step_json(step, lr, &s))?;
         step += 1;
         pb.set_position(step as u64);
     }
@@ -466,7 +687,7 @@ pub fn run_with(
         seconds: started.elapsed().as_secs_f64(),
         stopped_early: stop,
         phase_ms: phase.map(|t| t / steps_run.max(1) as f64),
-        checkpoint: ckpt_dir,
+        checkpoint: t.ckpt_dir,
     })
 }
 

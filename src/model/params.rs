@@ -2,7 +2,7 @@
 //! conversions between training (autodiff leaves) and inference copies.
 
 use super::{GPT, LayerNorm, Linear};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// Applies one rank-generic expression to the tensor inside a [`Param`].
@@ -157,7 +157,7 @@ impl GPT {
             if n != name {
                 return Ok(p);
             }
-            let mut v = crate::checkpoint::HostTensor::from_tensor(p.flat()).data;
+            let mut v = crate::util::to_host(p.flat());
             let slot = v
                 .get_mut(idx)
                 .ok_or_else(|| Error::Other(format!("{name} has no element {idx}")))?;

@@ -107,7 +107,7 @@ pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
         &CheckpointParts {
             model: &model,
             optimizer: None,
-            train_state: None,
+            train_state: Default::default(),
             tokenizer: Some(&tok),
         },
     )
@@ -120,14 +120,14 @@ pub fn prep_options(
     d: &Path,
     ck: &Path,
     out: &str,
-) -> nanoreward::reward_prepare::RewardPrepOptions {
-    nanoreward::reward_prepare::RewardPrepOptions {
+) -> nanoreward::reward::prepare::RewardPrepOptions {
+    nanoreward::reward::prepare::RewardPrepOptions {
         model_path: ck.to_path_buf(),
-        input_mode: "text".into(),
+        input_mode: nanoreward::reward::prepare::InputMode::Text,
         data_path: Some(d.join("input.txt")),
         train_bin: None,
         val_bin: None,
-        tokenization: "auto".into(),
+        tokenization: nanoreward::reward::prepare::TokenizationChoice::Auto,
         meta_path: None,
         output_dir: d.join(out),
         train_split: 0.9,
@@ -145,8 +145,8 @@ pub fn prep_options(
 
 /// The largest absolute difference between the same-named weights of two checkpoints.
 pub fn max_weight_diff(a: &Path, b: &Path) -> f32 {
-    let wa = nanoreward::checkpoint::read_safetensors(&a.join("model.safetensors")).unwrap();
-    let wb = nanoreward::checkpoint::read_safetensors(&b.join("model.safetensors")).unwrap();
+    let wa = nanoreward::checkpoint::safetensors::read(&a.join("model.safetensors")).unwrap();
+    let wb = nanoreward::checkpoint::safetensors::read(&b.join("model.safetensors")).unwrap();
     assert_eq!(wa.len(), wb.len(), "different tensor sets");
     wa.iter()
         .flat_map(|(k, t)| t.data.iter().zip(&wb[k].data).map(|(x, y)| (x - y).abs()))

@@ -1,0 +1,180 @@
+//! `prepare`, `train`, `sample` and `bench`.
+
+use super::{ConfigArgs, printed, report};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use nanoreward::checkpoint::Checkpoint;
+use nanoreward::util::{device, fsutil};
+use nanoreward::{bench, data, sampling, train};
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct PrepareArgs {
+    /// Text file to tokenize (UTF-8).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Download a named corpus when --input is not given (only `tinyshakespeare`).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// Output folder (default data/shakespeare_char for char, data/shakespeare for bpe).
+    #[arg(long = "out-dir", alias = "out_dir")]
+    out_dir: Option<PathBuf>,
+    /// Tokenization: char (writes meta.pkl) or bpe (GPT-2).
+    #[arg(long, value_enum, default_value = "char")]
+    tokenization: data::TokenizationKind,
+    /// Share of the characters that go to train.bin.
+    #[arg(long = "train-split", alias = "train_split", default_value_t = 0.9)]
+    train_split: f64,
+}
+
+pub fn prepare(a: PrepareArgs) -> Result<()> {
+    let input = match (&a.input, &a.dataset) {
+        (Some(p), _) => p.clone(),
+        (None, Some(name)) => data::download::fetch_dataset(name, Path::new("data"))?,
+        (None, None) => bail!("give --input FILE (a UTF-8 text file) or --dataset tinyshakespeare"),
+    };
+    let out = a.out_dir.clone().unwrap_or_else(|| match a.tokenization {
+        data::TokenizationKind::Char => PathBuf::from("data/shakespeare_char"),
+        data::TokenizationKind::Bpe => PathBuf::from("data/shakespeare"),
+    });
+    let r = data::prepare(&input, &out, a.tokenization, a.train_split)?;
+    report::prepared(&r, &out);
+    Ok(())
+}
+
+pub fn train(a: ConfigArgs) -> Result<()> {
+    let cfg: train::TrainConfig = a.load(train::IGNORED_KEYS)?;
+    cfg.validate()?;
+    if printed(&a, &cfg)? {
+        return Ok(());
+    }
+    let out = train::run(&cfg, true)?;
+    report::trained(&out);
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// Checkpoint directory, or a training out_dir holding ckpt/.
+    #[arg(long, alias = "out_dir", alias = "out-dir", default_value = "out")]
+    checkpoint: PathBuf,
+    /// Prompt text, or FILE:path to read it from a file.
+    #[arg(long, default_value = "\n")]
+    start: String,
+    #[arg(long = "num-samples", alias = "num_samples", default_value_t = 10)]
+    num_samples: usize,
+    #[arg(
+        long = "max-new-tokens",
+        alias = "max_new_tokens",
+        default_value_t = 500
+    )]
+    max_new_tokens: usize,
+    /// Softmax temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Keep only the k most likely tokens.
+    #[arg(long = "top-k", alias = "top_k", default_value_t = 200)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1337)]
+    seed: u64,
+    /// auto, cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+pub fn sample(a: SampleArgs) -> Result<()> {
+    let dev = device::select(&a.device)?;
+    let ck = Checkpoint::open(&a.checkpoint)?;
+    let model = ck.model(&dev)?;
+    let tok = ck.tokenizer()?;
+    let start = match a.start.strip_prefix("FILE:") {
+        Some(p) => fsutil::read_text(Path::new(p))?,
+        None => a.start.clone(),
+    };
+    let ids = tok
+        .encode(&start)
+        .context("cannot encode --start with the checkpoint's tokenizer")?;
+    if ids.is_empty() {
+        bail!("--start is empty: give at least one token of prompt");
+    }
+    if a.num_samples == 0 {
+        bail!("--num-samples must be at least 1");
+    }
+    let opts = sampling::SampleOptions {
+        temperature: a.temperature,
+        top_k: Some(a.top_k),
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    let prompts = vec![ids; a.num_samples];
+    let t0 = std::time::Instant::now();
+    let out = sampling::generate(
+        &model,
+        &prompts,
+        a.max_new_tokens,
+        &opts,
+        &mut rng,
+        device::workers(0),
+    )?;
+    for s in &out {
+        println!("{}", tok.decode(s));
+        println!("---------------");
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{} samples × {} new tokens in {secs:.2} s ({:.0} tokens/s)",
+        a.num_samples,
+        a.max_new_tokens,
+        (a.num_samples * a.max_new_tokens) as f64 / secs
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Which configs: A, B or all.
+    #[arg(long, default_value = "all")]
+    config: String,
+    /// Timed iterations per measurement (config B uses a third of them).
+    #[arg(long, default_value_t = 15)]
+    iters: usize,
+    /// CPU threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print JSON lines only.
+    #[arg(long)]
+    json: bool,
+    /// Benchmark reward-data generation (lockstep KV cache vs the seed's one-at-a-time loop).
+    #[arg(long = "reward-data", alias = "reward_data")]
+    reward_data: bool,
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    device::set_threads(a.threads);
+    let dev = device::select(&a.device)?;
+    let configs: Vec<bench::BenchConfig> = match a.config.to_ascii_uppercase().as_str() {
+        "A" => vec![bench::CONFIG_A],
+        "B" => vec![bench::CONFIG_B],
+        "ALL" => vec![bench::CONFIG_A, bench::CONFIG_B],
+        other => bail!("unknown bench config '{other}': use A, B or all"),
+    };
+    let threads = device::workers(a.threads);
+    for c in configs {
+        if a.reward_data {
+            let (blocks, base) = if c.name == "B" { (13, 3) } else { (64, 20) };
+            let r = bench::run_reward_data(&c, &dev, blocks, base, 64, threads)?;
+            report::bench_reward_data(&r, a.json)?;
+        } else {
+            let iters = if c.name == "B" {
+                (a.iters / 3).max(2)
+            } else {
+                a.iters.max(1)
+            };
+            let r = bench::run(&c, &dev, 2.min(iters), iters, c.name == "A", threads)?;
+            report::bench(&r, iters, a.json)?;
+        }
+    }
+    Ok(())
+}

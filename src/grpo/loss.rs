@@ -1,0 +1,250 @@
+//! The GRPO objective: group-relative advantages ([`advantages`]) and the clipped surrogate with
+//! a k3 KL penalty to a frozen reference ([`grpo_loss`], the whole objective in one function),
+//! and the per-token log-probabilities it is computed on ([`completion_logp`]).
+
+use crate::model::GPT;
+use crate::util::to_host;
+use crate::{Error, Result};
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_softmax;
+
+crate::choice! {
+    /// How per-token losses are aggregated into the batch loss.
+    pub enum LossType("loss_type") {
+        /// GRPO: mean over each sequence's tokens, then mean over sequences.
+        #[default]
+        Grpo = "grpo",
+        /// Dr. GRPO: sum over all tokens divided by a constant (sequences × max completion length).
+        DrGrpo = "dr_grpo",
+        /// DAPO: mean over all tokens of the batch (token-level).
+        Dapo = "dapo",
+    }
+}
+
+crate::choice! {
+    /// How group-centred rewards are scaled into advantages.
+    pub enum ScaleRewards("scale_rewards") {
+        /// Divide by the group's standard deviation (GRPO).
+        #[default]
+        Group = "group",
+        /// Divide by the standard deviation of the whole batch.
+        Batch = "batch",
+        /// Do not scale (Dr. GRPO's mean-only advantage).
+        None = "none",
+    }
+}
+
+/// Settings of the loss.
+#[derive(Debug, Clone, Copy)]
+pub struct LossConfig {
+    pub epsilon_low: f64,
+    pub epsilon_high: f64,
+    /// KL coefficient (0 = no KL term).
+    pub beta: f64,
+    pub loss_type: LossType,
+}
+
+/// Unbiased standard deviation (PyTorch's `std()`, which TRL uses); 0 for fewer than 2 values.
+fn std_unbiased(v: &[f32]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64;
+    let ss: f64 = v.iter().map(|&x| (x as f64 - m).powi(2)).sum();
+    (ss / (v.len() - 1) as f64).sqrt()
+}
+
+/// Group-relative advantages: A_i = (r_i − mean of its group) / (std + eps), the std taken over
+/// the group, the whole batch, or not at all (`scale`). `rewards` holds consecutive groups of
+/// `group_size`. Returns the advantages and the share of groups whose rewards are all equal
+/// (those carry no learning signal).
+pub fn advantages(
+    rewards: &[f32],
+    group_size: usize,
+    scale: ScaleRewards,
+    eps: f64,
+) -> (Vec<f32>, f64) {
+    let g = group_size.max(1);
+    let batch_std = std_unbiased(rewards);
+    let mut out = Vec::with_capacity(rewards.len());
+    let mut flat = 0usize;
+    let groups = rewards.chunks(g);
+    let n_groups = groups.len();
+    for group in groups {
+        let mean = group.iter().map(|&x| x as f64).sum::<f64>() / group.len() as f64;
+        let std = std_unbiased(group);
+        if std < 1e-12 {
+            flat += 1;
+        }
+        let denom = match scale {
+            ScaleRewards::Group => std + eps,
+            ScaleRewards::Batch => batch_std + eps,
+            ScaleRewards::None => 1.0,
+        };
+        out.extend(group.iter().map(|&r| ((r as f64 - mean) / denom) as f32));
+    }
+    (out, flat as f64 / n_groups.max(1) as f64)
+}
+
+/// Per-token inputs of the loss for a batch of B completions of L tokens.
+pub struct LossInputs {
+    /// log π_θ of each completion token `[B, L]` (differentiable).
+    pub logp: Tensor<2>,
+    /// log π_old of the same tokens `[B, L]` (constants).
+    pub old_logp: Tensor<2>,
+    /// log π_ref of the same tokens `[B, L]` (constants), when β > 0.
+    pub ref_logp: Option<Tensor<2>>,
+    /// One advantage per completion `[B]`.
+    pub advantages: Tensor<1>,
+    /// 1 for tokens that count, 0 for padding `[B, L]`.
+    pub mask: Tensor<2>,
+}
+
+/// Batch-wide counts the normalisation needs (a data-parallel shard sees only its rows).
+#[derive(Debug, Clone, Copy)]
+pub struct LossNorm {
+    /// Completions in the whole batch.
+    pub rows: usize,
+    /// Counted tokens in the whole batch.
+    pub tokens: f64,
+    /// The maximum completion length (Dr. GRPO's constant).
+    pub max_len: usize,
+}
+
+/// Sums over the batch (shards add up): tokens clipped below / above the band, k3 KL, tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LossStats {
+    pub clipped_low: f64,
+    pub clipped_high: f64,
+    pub kl_sum: f64,
+    pub tokens: f64,
+}
+
+impl LossStats {
+    /// Adds another shard's sums.
+    pub fn add(&mut self, o: &LossStats) {
+        self.clipped_low += o.clipped_low;
+        self.clipped_high += o.clipped_high;
+        self.kl_sum += o.kl_sum;
+        self.tokens += o.tokens;
+    }
+
+    /// Share of tokens whose ratio was clipped (the clip was active for their advantage sign).
+    pub fn clip_frac(&self) -> f64 {
+        (self.clipped_low + self.clipped_high) / self.tokens.max(1.0)
+    }
+
+    /// Mean k3 KL per token.
+    pub fn kl(&self) -> f64 {
+        self.kl_sum / self.tokens.max(1.0)
+    }
+}
+
+/// The GRPO objective. Per token, with ρ = exp(logp − old_logp):
+///
+///   ℓ = −min(ρ·A, clip(ρ, 1−ε_low, 1+ε_high)·A) + β·(exp(ref − logp) − (ref − logp) − 1)
+///
+/// aggregated by `loss_type` over the masked tokens: `grpo` averages each sequence's tokens and
+/// then the sequences (÷ `norm.rows`), `dr_grpo` divides the token sum by
+/// `norm.rows × norm.max_len`, `dapo` by `norm.tokens`. With one policy update per batch
+/// (old = θ, so ρ = 1) the gradient is REINFORCE with the group baseline. Returns the loss and
+/// the statistics of this (part of the) batch.
+pub fn grpo_loss(x: &LossInputs, cfg: &LossConfig, norm: &LossNorm) -> (Tensor<1>, LossStats) {
+    let [b, l] = x.logp.dims();
+    let adv = x.advantages.clone().reshape([b, 1]).expand([b, l]);
+    let ratio = (x.logp.clone() - x.old_logp.clone()).exp();
+    let clipped = ratio
+        .clone()
+        .clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high);
+    let surrogate = (ratio.clone() * adv.clone()).min_pair(clipped * adv.clone());
+    let mut per_token = surrogate.neg();
+    let kl = match &x.ref_logp {
+        Some(r) if cfg.beta != 0.0 => {
+            let d = r.clone() - x.logp.clone();
+            let kl = d.clone().exp() - d - 1.0;
+            per_token = per_token + kl.clone().mul_scalar(cfg.beta);
+            Some(kl)
+        }
+        _ => None,
+    };
+    let mask = x.mask.clone();
+    let masked = per_token * mask.clone();
+    let loss = match cfg.loss_type {
+        LossType::Grpo => {
+            let per_seq = masked.sum_dim(1) / mask.clone().sum_dim(1).clamp_min(1.0);
+            per_seq.sum().div_scalar(norm.rows.max(1) as f64)
+        }
+        LossType::DrGrpo => masked
+            .sum()
+            .div_scalar((norm.rows * norm.max_len).max(1) as f64),
+        LossType::Dapo => masked.sum().div_scalar(norm.tokens.max(1.0)),
+    };
+    // Statistics (constants): where the clip is active for the advantage's sign.
+    let ratio = ratio.detach();
+    let low = ratio
+        .clone()
+        .lower_elem(1.0 - cfg.epsilon_low)
+        .bool_and(adv.clone().lower_elem(0.0))
+        .float();
+    let high = ratio
+        .greater_elem(1.0 + cfg.epsilon_high)
+        .bool_and(adv.greater_elem(0.0))
+        .float();
+    let mut parts = vec![
+        (low * mask.clone()).sum(),
+        (high * mask.clone()).sum(),
+        mask.clone().sum(),
+    ];
+    if let Some(kl) = kl {
+        parts.push((kl.detach() * mask).sum());
+    }
+    let v = to_host(Tensor::cat(parts, 0));
+    let stats = LossStats {
+        clipped_low: v[0] as f64,
+        clipped_high: v[1] as f64,
+        tokens: v[2] as f64,
+        kl_sum: v.get(3).copied().unwrap_or(0.0) as f64,
+    };
+    (loss, stats)
+}
+
+/// Log-probabilities `[B, L]` of the completion tokens of `ids` (row-major `[B, T]`, the last
+/// L = T − `prompt_len` tokens of each row being the completion) under `model`, with logits
+/// divided by `temperature` (the distribution they were sampled from), and each token's
+/// entropy `[B, L]` (a constant).
+pub fn completion_logp(
+    model: &GPT,
+    ids: &[i64],
+    b: usize,
+    prompt_len: usize,
+    temperature: f64,
+) -> Result<(Tensor<2>, Tensor<2>)> {
+    let t = ids.len() / b.max(1);
+    if prompt_len == 0 || prompt_len >= t || t > model.config.block_size {
+        return Err(Error::Config(format!(
+            "a window of {t} tokens with a {prompt_len}-token prompt does not fit: need 1 ≤ prompt < window ≤ block_size {}",
+            model.config.block_size
+        )));
+    }
+    let l = t - prompt_len;
+    let logits = model.forward(model.tokens(ids, b), None);
+    let logits = logits.narrow(1, prompt_len - 1, l);
+    let logits = if temperature > 0.0 && temperature != 1.0 {
+        logits.div_scalar(temperature)
+    } else {
+        logits
+    };
+    let logp_all = log_softmax(logits, 2);
+    let targets: Vec<i64> = ids
+        .chunks(t)
+        .flat_map(|row| row[prompt_len..].iter().copied())
+        .collect();
+    let targets = model.tokens(&targets, b).reshape([b, l, 1]);
+    let logp = logp_all.clone().gather(2, targets).reshape([b, l]);
+    let lp = logp_all.detach();
+    let entropy = (lp.clone().exp() * lp).sum_dim(2).neg().reshape([b, l]);
+    Ok((logp, entropy))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,572 @@
+//! The GPT: nanoGPT's architecture (wte + wpe, pre-LayerNorm blocks with causal self-attention
+//! and a GELU MLP, ln_f, lm_head tied to wte) and its reward mode (trunk + `reward_head`).
+//!
+//! Parameters are plain burn tensors held in named fields whose names map 1:1 onto nanoGPT's
+//! `state_dict` keys (see [`GPT::named_params`]). Linear weights are held `[in, out]` (burn's
+//! layout); checkpoints store them `[out, in]` like PyTorch. Keeping the parameters as plain
+//! tensors lets the training loop, the optimizer and checkpoints treat the model generically
+//! while this file stays the one place that knows the architecture.
+//!
+//! On the CPU (Flex) backend, GELU, LayerNorm and whole-sequence causal attention run as fused
+//! kernels with their own backward passes (`model/fused.rs`, `model/attention.rs`); elsewhere,
+//! and inside [`with_burn_ops`], the same functions use burn's ops.
+
+use crate::{Error, Result};
+use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::module::{attention, embedding, linear};
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+pub use params::Param;
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+mod attention;
+mod fused;
+mod params;
+pub use fused::{gelu, layer_norm, with_burn_ops};
+
+/// Whether the model predicts next tokens or scores sequences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Language model: logits over the vocabulary through the tied lm_head.
+    #[default]
+    Generator,
+    /// Reward model: [P(natural), P(synthetic)] per sequence through `reward_head`.
+    Reward,
+}
+
+crate::choice! {
+    /// How the reward head turns the trunk's states into one vector per sequence.
+    pub enum Pooling("pooling") {
+        /// The last position, which sees the whole sequence through causal attention.
+        #[default]
+        Last = "last",
+        /// The mean over positions.
+        Mean = "mean",
+    }
+}
+
+/// Model hyper-parameters; field names and defaults are nanoGPT's `GPTConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GPTConfig {
+    pub block_size: usize,
+    pub vocab_size: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub dropout: f64,
+    pub bias: bool,
+    pub mode: Mode,
+    pub reward_head_hidden_dim: usize,
+    pub pooling: Pooling,
+}
+
+impl Default for GPTConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 1024,
+            vocab_size: 50304,
+            n_layer: 12,
+            n_head: 12,
+            n_embd: 768,
+            dropout: 0.0,
+            bias: true,
+            mode: Mode::Generator,
+            reward_head_hidden_dim: 256,
+            pooling: Pooling::Last,
+        }
+    }
+}
+
+impl GPTConfig {
+    /// Checks the shape constraints; every violation is a clear error.
+    pub fn validate(&self) -> Result<()> {
+        let pos = [
+            ("block_size", self.block_size),
+            ("vocab_size", self.vocab_size),
+            ("n_layer", self.n_layer),
+            ("n_head", self.n_head),
+            ("n_embd", self.n_embd),
+        ];
+        for (name, v) in pos {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        if !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(Error::Config(format!(
+                "n_embd ({}) must be divisible by n_head ({})",
+                self.n_embd, self.n_head
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        if self.mode == Mode::Reward && self.reward_head_hidden_dim == 0 {
+            return Err(Error::Config(
+                "reward_head_hidden_dim must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A linear layer; `weight` is `[in, out]`.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    pub weight: Tensor<2>,
+    pub bias: Option<Tensor<1>>,
+}
+
+/// Weight initialisation from its own seeded RNG (not the backend's process-wide one, which any
+/// concurrent work can advance), so a seed always gives the same model.
+struct Init<'a> {
+    rng: ChaCha8Rng,
+    device: &'a Device,
+}
+
+impl<'a> Init<'a> {
+    fn new(seed: u64, device: &'a Device) -> Self {
+        Self {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            device,
+        }
+    }
+
+    /// N(0, std²) samples (Box–Muller) as a `[rows, cols]` tensor.
+    fn normal(&mut self, shape: [usize; 2], std: f64) -> Tensor<2> {
+        let n = shape[0] * shape[1];
+        let mut v = Vec::with_capacity(n + 1);
+        while v.len() < n {
+            let u1 = 1.0 - self.rng.random::<f64>();
+            let u2 = self.rng.random::<f64>();
+            let r = (-2.0 * u1.ln()).sqrt() * std;
+            let a = std::f64::consts::TAU * u2;
+            v.push((r * a.cos()) as f32);
+            v.push((r * a.sin()) as f32);
+        }
+        v.truncate(n);
+        Tensor::from_data(TensorData::new(v, shape), self.device)
+    }
+}
+
+impl Linear {
+    fn new(d_in: usize, d_out: usize, bias: bool, std: f64, init: &mut Init) -> Self {
+        Self {
+            weight: init.normal([d_in, d_out], std),
+            bias: bias.then(|| Tensor::zeros([d_out], init.device)),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        linear(x, self.weight.clone(), self.bias.clone())
+    }
+}
+
+/// LayerNorm over the last dimension (eps 1e-5, like PyTorch).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub weight: Tensor<1>,
+    pub bias: Option<Tensor<1>>,
+}
+
+impl LayerNorm {
+    fn new(dim: usize, bias: bool, device: &Device) -> Self {
+        Self {
+            weight: Tensor::ones([dim], device),
+            bias: bias.then(|| Tensor::zeros([dim], device)),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        layer_norm(x, self.weight.clone(), self.bias.clone())
+    }
+}
+
+/// Causal self-attention with a fused q/k/v projection.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    pub c_attn: Linear,
+    pub c_proj: Linear,
+}
+
+/// The two-layer GELU MLP.
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    pub c_fc: Linear,
+    pub c_proj: Linear,
+}
+
+/// One pre-LayerNorm transformer block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub ln_1: LayerNorm,
+    pub attn: Attention,
+    pub ln_2: LayerNorm,
+    pub mlp: Mlp,
+}
+
+/// The reward head: n_embd → hidden → ReLU → 2 (softmax applied in the forward pass).
+#[derive(Debug, Clone)]
+pub struct RewardHead {
+    pub fc: Linear,
+    pub out: Linear,
+}
+
+/// Causal attention written out (scores, mask, softmax, weighted sum) for the cases burn's fused
+/// `attention` does not cover: dropout on the attention weights, and several queries after
+/// `past` cached positions (query i sits at absolute position past + i and sees keys ≤ past + i).
+pub fn explicit_causal_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    past: usize,
+    on_weights: impl FnOnce(Tensor<4>) -> Tensor<4>,
+) -> Tensor<4> {
+    let [_, _, t, hd] = q.dims();
+    let keys = k.dims()[2];
+    let scale = 1.0 / (hd as f64).sqrt();
+    let att = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    // tril_mask marks (true) the entries above the shifted diagonal: keys after the query.
+    let mask = Tensor::<2, Bool>::tril_mask([t, keys], past as i64, &att.device()).unsqueeze::<4>();
+    let att = softmax(att.mask_fill(mask, f32::NEG_INFINITY), 3);
+    on_weights(att).matmul(v)
+}
+
+/// The dropout noise of training forward passes, drawn from its own seeded RNG on the host so a
+/// run is reproducible (and resumable) whatever the threading. Passing one to a forward pass
+/// turns dropout on; `None` is evaluation mode.
+pub struct Dropout(RefCell<ChaCha8Rng>);
+
+impl Dropout {
+    /// Noise from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(RefCell::new(ChaCha8Rng::seed_from_u64(seed)))
+    }
+
+    /// `n` inverted-dropout multipliers: 0 with probability `p`, else 1/(1-p).
+    fn mask(&self, n: usize, p: f64) -> Vec<f32> {
+        let mut rng = self.0.borrow_mut();
+        let keep = 1.0 / (1.0 - p) as f32;
+        let threshold = (p * 4_294_967_296.0) as u64;
+        (0..n)
+            .map(|_| {
+                if (rng.next_u32() as u64) < threshold {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect()
+    }
+}
+
+/// Keys and values of earlier positions, one pair per layer, each `[B, n_head, T, head_dim]`.
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor<4>, Tensor<4>)>,
+    len: usize,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first forward.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// nanoGPT's GPT.
+#[derive(Debug, Clone)]
+pub struct GPT {
+    pub config: GPTConfig,
+    /// Token embeddings `[vocab_size, n_embd]`; also the (tied) lm_head.
+    pub wte: Tensor<2>,
+    /// Position embeddings `[block_size, n_embd]`.
+    pub wpe: Tensor<2>,
+    pub h: Vec<Block>,
+    pub ln_f: LayerNorm,
+    pub reward_head: Option<RewardHead>,
+}
+
+impl GPT {
+    /// A freshly initialised model with nanoGPT's scheme: N(0, 0.02) weights and embeddings,
+    /// N(0, 0.02/sqrt(2·n_layer)) for every c_proj, zero biases, unit LayerNorm weights. The same
+    /// seed always gives the same weights.
+    pub fn new(config: &GPTConfig, device: &Device, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let c = config;
+        let std = 0.02;
+        let proj_std = 0.02 / ((2 * c.n_layer) as f64).sqrt();
+        let mut init = Init::new(seed, device);
+        let wte = init.normal([c.vocab_size, c.n_embd], std);
+        let wpe = init.normal([c.block_size, c.n_embd], std);
+        let h = (0..c.n_layer)
+            .map(|_| Block {
+                ln_1: LayerNorm::new(c.n_embd, c.bias, device),
+                attn: Attention {
+                    c_attn: Linear::new(c.n_embd, 3 * c.n_embd, c.bias, std, &mut init),
+                    c_proj: Linear::new(c.n_embd, c.n_embd, c.bias, proj_std, &mut init),
+                },
+                ln_2: LayerNorm::new(c.n_embd, c.bias, device),
+                mlp: Mlp {
+                    c_fc: Linear::new(c.n_embd, 4 * c.n_embd, c.bias, std, &mut init),
+                    c_proj: Linear::new(4 * c.n_embd, c.n_embd, c.bias, proj_std, &mut init),
+                },
+            })
+            .collect();
+        let reward_head = (c.mode == Mode::Reward).then(|| Self::new_reward_head(c, device, seed));
+        Ok(Self {
+            config: c.clone(),
+            wte,
+            wpe,
+            h,
+            ln_f: LayerNorm::new(c.n_embd, c.bias, device),
+            reward_head,
+        })
+    }
+
+    /// A fresh reward head (N(0, 0.02) weights, zero biases) from its own stream of `seed`.
+    pub fn new_reward_head(c: &GPTConfig, device: &Device, seed: u64) -> RewardHead {
+        let mut init = Init::new(seed ^ 0x7265_7761_7264_6864, device);
+        RewardHead {
+            fc: Linear::new(c.n_embd, c.reward_head_hidden_dim, true, 0.02, &mut init),
+            out: Linear::new(c.reward_head_hidden_dim, 2, true, 0.02, &mut init),
+        }
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.wte.device()
+    }
+
+    /// Token ids `[B, T]` (row-major) as an int tensor on the model's device.
+    pub fn tokens(&self, ids: &[i64], batch: usize) -> Tensor<2, Int> {
+        let t = ids.len() / batch.max(1);
+        Tensor::from_data(TensorData::new(ids.to_vec(), [batch, t]), &self.device())
+    }
+
+    /// The inverted-dropout multipliers for a tensor of shape `dims`, drawn from `drop`'s noise;
+    /// `None` when dropout is off (evaluation, or p = 0).
+    fn dropout_mask<const D: usize>(
+        &self,
+        dims: [usize; D],
+        drop: Option<&Dropout>,
+        device: &Device,
+    ) -> Option<Tensor<D>> {
+        let p = self.config.dropout;
+        let d = drop.filter(|_| p > 0.0)?;
+        let n: usize = dims.iter().product();
+        Some(Tensor::from_data(
+            TensorData::new(d.mask(n, p), dims),
+            device,
+        ))
+    }
+
+    fn dropout<const D: usize>(&self, x: Tensor<D>, drop: Option<&Dropout>) -> Tensor<D> {
+        match self.dropout_mask(x.dims(), drop, &x.device()) {
+            Some(mask) => x * mask,
+            None => x,
+        }
+    }
+
+    /// Self-attention of `x` `[B, T, C]`. With a cache slot, the cached keys/values of earlier
+    /// positions are used and the new ones appended; with `last_only`, only the last query is
+    /// worked out.
+    fn attend(
+        &self,
+        block: &Block,
+        x: Tensor<3>,
+        cache: Option<&mut (Tensor<4>, Tensor<4>)>,
+        drop: Option<&Dropout>,
+        last_only: bool,
+    ) -> Tensor<3> {
+        let [b, t_in, c] = x.dims();
+        let nh = self.config.n_head;
+        let hd = c / nh;
+        let qkv = block.attn.c_attn.forward(x);
+        let dropped_weights = drop.is_some() && self.config.dropout > 0.0;
+        if cache.is_none() && !last_only && t_in > 1 && fused::applies(&qkv) {
+            // The whole causal pass in one fused kernel where the backend has it; its dropout
+            // noise is the mask the explicit path below would multiply the weights by.
+            let mask = self.dropout_mask([b, nh, t_in, t_in], drop, &qkv.device());
+            let y = fused::causal_attention(qkv, mask, nh);
+            return self.dropout(block.attn.c_proj.forward(y), drop);
+        }
+        let heads = |i: usize| {
+            qkv.clone()
+                .narrow(2, i * c, c)
+                .reshape([b, t_in, nh, hd])
+                .swap_dims(1, 2)
+        };
+        let (mut q, mut k, mut v) = (heads(0), heads(1), heads(2));
+        // Only the last query: it sees every key, so no mask is needed.
+        let t = if last_only { 1 } else { t_in };
+        if last_only {
+            q = q.narrow(2, t_in - 1, 1);
+        }
+        let past = match cache {
+            Some(slot) => {
+                let past = slot.0.dims()[2];
+                if past > 0 {
+                    k = Tensor::cat(vec![slot.0.clone(), k], 2);
+                    v = Tensor::cat(vec![slot.1.clone(), v], 2);
+                }
+                *slot = (k.clone(), v.clone());
+                past
+            }
+            None => 0,
+        };
+        let y = if dropped_weights {
+            // Explicit attention so the attention weights can be dropped out, as in nanoGPT.
+            explicit_causal_attention(q, k, v, past, |att| self.dropout(att, drop))
+        } else if past == 0 || t == 1 {
+            // Prefill or training (causal), or one new token that may see every cached key.
+            let opts = AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: past == 0 && t > 1,
+            };
+            attention(q, k, v, None, None, opts)
+        } else {
+            // Several new tokens after a cache: query i (absolute past + i) sees keys ≤ past + i.
+            explicit_causal_attention(q, k, v, past, |att| att)
+        };
+        let y = y.swap_dims(1, 2).reshape([b, t, c]);
+        self.dropout(block.attn.c_proj.forward(y), drop)
+    }
+
+    /// The trunk: embeddings, blocks and ln_f. With a cache, the tokens sit after its cached
+    /// positions. With `last_only`, the last block works out the last position only (the one
+    /// whose logits a cropped-context sampling step needs).
+    fn trunk(
+        &self,
+        idx: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+        drop: Option<&Dropout>,
+        last_only: bool,
+    ) -> Tensor<3> {
+        let [_, t] = idx.dims();
+        let pos0 = cache.as_ref().map_or(0, |c| c.len);
+        let tok = embedding(self.wte.clone(), idx);
+        let pos = self.wpe.clone().narrow(0, pos0, t).unsqueeze::<3>();
+        let mut x = self.dropout(tok + pos, drop);
+        if let Some(c) = cache.as_deref_mut()
+            && c.layers.is_empty()
+        {
+            let dev = self.device();
+            let empty = || Tensor::<4>::zeros([0, 0, 0, 0], &dev);
+            c.layers = (0..self.h.len()).map(|_| (empty(), empty())).collect();
+        }
+        let n_layer = self.h.len();
+        for (i, block) in self.h.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let last = last_only && i + 1 == n_layer;
+            let a = self.attend(block, block.ln_1.forward(x.clone()), slot, drop, last);
+            x = if last { x.narrow(1, t - 1, 1) } else { x } + a;
+            let m = block.mlp.c_fc.forward(block.ln_2.forward(x.clone()));
+            x = x + self.dropout(block.mlp.c_proj.forward(gelu(m)), drop);
+        }
+        if let Some(c) = cache {
+            c.len = pos0 + t;
+        }
+        self.ln_f.forward(x)
+    }
+
+    fn check_len(&self, t: usize, past: usize) {
+        assert!(
+            past + t <= self.config.block_size,
+            "sequence of {} positions exceeds block_size {}",
+            past + t,
+            self.config.block_size
+        );
+    }
+
+    /// Logits `[B, T, vocab]` for every position (generator mode).
+    pub fn forward(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<3> {
+        let [b, t] = idx.dims();
+        self.check_len(t, 0);
+        let x = self.trunk(idx, None, drop, false);
+        self.lm_head(x.reshape([b * t, self.config.n_embd]))
+            .reshape([b, t, self.config.vocab_size])
+    }
+
+    /// Mean cross-entropy of next-token prediction; `targets` is `[B, T]`.
+    pub fn loss(
+        &self,
+        idx: Tensor<2, Int>,
+        targets: Tensor<2, Int>,
+        drop: Option<&Dropout>,
+    ) -> Tensor<1> {
+        let [b, t] = idx.dims();
+        let logits = self
+            .forward(idx, drop)
+            .reshape([b * t, self.config.vocab_size]);
+        let logp = log_softmax(logits, 1);
+        let picked = logp.gather(1, targets.reshape([b * t, 1]));
+        picked.mean().neg()
+    }
+
+    /// Feeds `idx` `[B, T_new]` after the cached positions and returns the logits of the last
+    /// position `[B, vocab]`. The caller keeps `cache.len() + T_new ≤ block_size`.
+    pub fn forward_cached(&self, idx: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        let [b, t] = idx.dims();
+        self.check_len(t, cache.len);
+        let x = self.trunk(idx, Some(cache), None, false);
+        self.lm_head(x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]))
+    }
+
+    /// Logits `[B, vocab]` of the last position of `idx` `[B, T]`, without a cache: what a
+    /// sampling step needs once the context is cropped to block_size (learned positions mean
+    /// every cached key would change). The last block skips the other positions.
+    pub fn forward_last(&self, idx: Tensor<2, Int>) -> Tensor<2> {
+        let [b, t] = idx.dims();
+        self.check_len(t, 0);
+        let x = self.trunk(idx, None, None, true);
+        self.lm_head(x.reshape([b, self.config.n_embd]))
+    }
+
+    /// The lm_head (tied to wte): logits `[N, vocab]` of trunk states `[N, n_embd]`.
+    fn lm_head(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.wte.clone().transpose())
+    }
+
+    /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.
+    pub fn reward_probs(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Result<Tensor<2>> {
+        self.head_probs(self.pooled(idx, drop))
+    }
+
+    /// The trunk's pooled state per sequence, `[B, n_embd]` (the reward head's input).
+    pub fn pooled(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<2> {
+        self.check_len(idx.dims()[1], 0);
+        self.pool(self.trunk(idx, None, drop, false))
+    }
+
+    /// The reward head on pooled states: softmax(out(relu(fc(pooled)))), `[B, 2]`.
+    pub fn head_probs(&self, pooled: Tensor<2>) -> Result<Tensor<2>> {
+        let head = self.reward_head.as_ref().ok_or_else(|| {
+            Error::Config("this model has no reward_head (it is a generator)".into())
+        })?;
+        Ok(softmax(head.out.forward(relu(head.fc.forward(pooled))), 1))
+    }
+
+    /// Pools trunk states `[B, T, C]` into `[B, C]` by the configured rule.
+    pub fn pool(&self, x: Tensor<3>) -> Tensor<2> {
+        let [b, t, c] = x.dims();
+        match self.config.pooling {
+            Pooling::Last => x.narrow(1, t - 1, 1).reshape([b, c]),
+            Pooling::Mean => x.mean_dim(1).reshape([b, c]),
+        }
+    }
+}

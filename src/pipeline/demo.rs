@@ -1,0 +1,210 @@
+//! `nanoreward demo`: the whole pipeline on small settings — prepare → train the quick-start
+//! model → one round (reward data from held-out text → reward model → GRPO) — and a report.
+
+use super::round::{self, RoundEvent, RoundPlan};
+use crate::checkpoint::Checkpoint;
+use crate::grpo::{GrpoConfig, GrpoOutcome};
+use crate::reward::RewardTrainConfig;
+use crate::reward::prepare::{InputMode, RewardPrepOptions};
+use crate::sampling::{self, SampleOptions};
+use crate::train::{self, TrainConfig};
+use crate::util::device;
+use crate::{Result, config, data};
+use rand::SeedableRng;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The quick-start training config the demo's base model uses (nanoGPT's CPU quick start).
+const QUICKSTART: &str = include_str!("../../configs/cpu_quickstart.toml");
+
+/// The demo's settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Tiny Shakespeare's input.txt (or any text).
+    pub input: PathBuf,
+    /// Where everything goes.
+    pub out_dir: PathBuf,
+    /// Training iterations of the quick-start model.
+    pub max_iters: usize,
+    /// Blocks of held-out text per reward-data split (10 samples each).
+    pub reward_blocks: usize,
+    /// GRPO steps (8 prompts × 8 completions each).
+    pub grpo_steps: usize,
+    /// CPU threads (0 = one per core).
+    pub threads: usize,
+}
+
+/// What the demo did: per stage its name, seconds and result; the checkpoints; the GRPO run;
+/// a sample from the base model and from the policy.
+pub struct DemoReport {
+    pub stages: Vec<(&'static str, f64, String)>,
+    pub base: PathBuf,
+    pub grpo: GrpoOutcome,
+    pub base_sample: String,
+    pub policy_sample: String,
+}
+
+/// 200 tokens sampled from a checkpoint after a newline (temperature 0.8, top-k 200, seed 1337).
+pub fn sample_text(ckpt: &Path, n: usize) -> Result<String> {
+    let ck = Checkpoint::open(ckpt)?;
+    let model = ck.model(&device::select("auto")?)?;
+    let tok = ck.tokenizer()?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1337);
+    let opts = SampleOptions {
+        temperature: 0.8,
+        top_k: Some(200),
+    };
+    let prompt = tok.encode("\n")?;
+    let s = sampling::generate(&model, &[prompt], n, &opts, &mut rng, 1)?;
+    Ok(tok.decode(&s[0]))
+}
+
+/// Trains the quick-start model on `data_dir` into `out/base`.
+fn train_base(o: &DemoOptions, data_dir: &Path) -> Result<train::TrainOutcome> {
+    let s = |v: &dyn ToString| v.to_string();
+    let overrides = vec![
+        (s(&"data_dir"), data_dir.display().to_string()),
+        (s(&"out_dir"), o.out_dir.join("base").display().to_string()),
+        (s(&"max_iters"), s(&o.max_iters)),
+        (s(&"lr_decay_iters"), s(&o.max_iters)),
+        (s(&"eval_interval"), s(&(o.max_iters / 4).max(1))),
+        (s(&"threads"), s(&o.threads)),
+    ];
+    let source = (Path::new("configs/cpu_quickstart.toml"), QUICKSTART);
+    let cfg: TrainConfig = config::load_text(Some(source), &overrides, train::IGNORED_KEYS)?;
+    println!(
+        "== 2/5 train the quick-start model ({} iterations)",
+        cfg.max_iters
+    );
+    train::run(&cfg, true)
+}
+
+/// The demo's round: reward data from the held-out halves of val.bin (seed 42), a frozen-trunk
+/// mean-pooled reward model, and GRPO with the quick-start settings.
+fn round_plan(
+    o: &DemoOptions,
+    base: &Path,
+    data_dir: &Path,
+    heldout: (PathBuf, PathBuf),
+) -> RoundPlan {
+    let out = &o.out_dir;
+    RoundPlan {
+        dir: out.clone(),
+        generator: base.to_path_buf(),
+        prep: RewardPrepOptions {
+            model_path: base.to_path_buf(),
+            input_mode: InputMode::Binary,
+            train_bin: Some(heldout.0),
+            val_bin: Some(heldout.1),
+            meta_path: data::data_meta(data_dir),
+            output_dir: out.join("reward_data"),
+            max_blocks: Some(o.reward_blocks),
+            threads: o.threads,
+            ..Default::default()
+        },
+        replay: None,
+        reward: RewardTrainConfig {
+            out_dir: out.join("reward").display().to_string(),
+            epochs: 20,
+            lr: 1e-3,
+            pooling: crate::model::Pooling::Mean,
+            patience: 5,
+            threads: o.threads,
+            ..Default::default()
+        },
+        eval_windows: 128,
+        eval_seed: 1337,
+        grpo: GrpoConfig {
+            data_dir: data_dir.display().to_string(),
+            out_dir: out.join("grpo").display().to_string(),
+            max_steps: o.grpo_steps,
+            // configs/grpo_quickstart.toml's guard: with β 0.04 and lr 1e-4 the policy learns
+            // to exploit a small reward model within ~40 steps ("aaaat" text, val loss 1.9 -> 3.6).
+            learning_rate: 5e-5,
+            beta: 0.2,
+            max_val_loss_increase: 0.3,
+            eval_interval: (o.grpo_steps / 3).max(1),
+            threads: o.threads,
+            ..Default::default()
+        },
+        resume: false,
+    }
+}
+
+/// Runs the demo.
+pub fn run(o: &DemoOptions) -> Result<DemoReport> {
+    let mut stages: Vec<(&'static str, f64, String)> = Vec::new();
+    let t = Instant::now();
+    let data_dir = o.out_dir.join("data");
+    println!(
+        "== 1/5 prepare {} -> {}",
+        o.input.display(),
+        data_dir.display()
+    );
+    let r = data::prepare(&o.input, &data_dir, data::TokenizationKind::Char, 0.9)?;
+    let (ha, hb, _, _) = data::heldout_split(&data_dir.join("val.bin"), &data_dir)?;
+    let what = format!(
+        "vocab {}, train {} / val {} tokens",
+        r.vocab_size, r.train_tokens, r.val_tokens
+    );
+    stages.push(("prepare", t.elapsed().as_secs_f64(), what));
+    let t = Instant::now();
+    let base = train_base(o, &data_dir)?;
+    let what = format!("best val loss {:.4}", base.best_val_loss);
+    stages.push(("train base model", t.elapsed().as_secs_f64(), what));
+    let plan = round_plan(o, &base.checkpoint, &data_dir, (ha, hb));
+    let blocks = o.reward_blocks;
+    let steps = o.grpo_steps;
+    let outcome = round::run(&plan, &mut |e| match e {
+        RoundEvent::RewardData => println!(
+            "== 3/5 reward data: {blocks} held-out blocks per split × 10 samples (natural prefix + generated rest)"
+        ),
+        RoundEvent::RewardModel => {
+            println!("== 4/5 reward model (frozen trunk, mean pooling) and its evaluation")
+        }
+        RoundEvent::Evaluated(_) => {}
+        RoundEvent::Grpo { .. } => println!("== 5/5 GRPO against the reward model ({steps} steps)"),
+    })?;
+    let counts: Vec<String> = outcome
+        .prep
+        .iter()
+        .flat_map(|p| &p.metas)
+        .map(|m| format!("{} {}", m.split, m.num_samples))
+        .collect();
+    let [t_data, t_rm, t_grpo] = outcome.seconds;
+    stages.push((
+        "reward data",
+        t_data,
+        format!("{} samples", counts.join(", ")),
+    ));
+    let ev = &outcome.eval;
+    stages.push((
+        "reward model",
+        t_rm,
+        format!(
+            "val MAE {:.4} (always-0.5 baseline {:.4}); AUROC {:.3} (log-likelihood baseline {:.3})",
+            ev.mae, ev.mae_baseline, ev.auroc, ev.auroc_loglik_baseline
+        ),
+    ));
+    let g = outcome.grpo;
+    let grpo_text = match (g.evals.first(), g.evals.last()) {
+        (Some(a), Some(b)) => format!(
+            "policy reward {:.4} → {:.4} (reference {:.4}, natural {:.4}); val loss {:.4} → {:.4}",
+            a.reward_policy,
+            b.reward_policy,
+            b.reward_ref,
+            b.reward_natural,
+            a.val_loss,
+            b.val_loss
+        ),
+        _ => String::new(),
+    };
+    stages.push(("GRPO", t_grpo, grpo_text));
+    Ok(DemoReport {
+        stages,
+        base_sample: sample_text(&base.checkpoint, 200)?,
+        policy_sample: sample_text(&g.checkpoint, 200)?,
+        base: base.checkpoint,
+        grpo: g,
+    })
+}

@@ -1,0 +1,96 @@
+//! Device selection (`--device auto|cpu|cuda`) and the CPU thread count.
+
+use crate::{Error, Result};
+use burn::tensor::Device;
+
+/// Picks the compute device by name. `auto` is CUDA when built with the `cuda` feature, else CPU.
+pub fn select(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::flex()),
+        "auto" => {
+            #[cfg(feature = "cuda")]
+            {
+                Ok(Device::cuda(0))
+            }
+            #[cfg(not(feature = "cuda"))]
+            {
+                Ok(Device::flex())
+            }
+        }
+        "cuda" => {
+            #[cfg(feature = "cuda")]
+            {
+                Ok(Device::cuda(0))
+            }
+            #[cfg(not(feature = "cuda"))]
+            {
+                Err(Error::Config(
+                    "device 'cuda' needs a build with CUDA: cargo install --features cuda (or use --device cpu)".into(),
+                ))
+            }
+        }
+        other => Err(Error::Config(format!(
+            "unknown device '{other}': use auto, cpu or cuda"
+        ))),
+    }
+}
+
+/// Sets the number of CPU threads used by the compute backend (0 = one per core). Only the first
+/// call in a process takes effect.
+pub fn set_threads(n: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+}
+
+/// Applies `f` to every item on `workers` scoped threads (items dealt round-robin) and returns
+/// the results in item order. The Flex backend runs much of its work on the calling thread, so
+/// independent batches on separate threads are what keeps every core busy.
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.clamp(1, items.len().max(1));
+    if workers == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let f = &f;
+    let mut parts: Vec<Vec<(usize, R)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                s.spawn(move || {
+                    (w..items.len())
+                        .step_by(workers)
+                        .map(|i| (i, f(&items[i])))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    for (i, r) in parts.drain(..).flatten() {
+        out[i] = Some(r);
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// `rows` split into at most `workers` contiguous, near-equal ranges `(start, end)` (one range,
+/// possibly empty, when there are no rows).
+pub fn row_ranges(rows: usize, workers: usize) -> Vec<(usize, usize)> {
+    let n = workers.clamp(1, rows.max(1));
+    (0..n).map(|i| (i * rows / n, (i + 1) * rows / n)).collect()
+}
+
+/// The number of worker threads for `threads` (0 = one per core).
+pub fn workers(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    }
+}
