@@ -30,6 +30,8 @@ fn main() {
                 optimizer: None,
                 train_state: Default::default(),
                 tokenizer: None,
+                feature_model: None,
+                extra: Vec::new(),
             },
         )
         .unwrap()

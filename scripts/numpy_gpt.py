@@ -3,6 +3,13 @@ export without PyTorch.
 
     python3 scripts/numpy_gpt.py logits CKPT.pt 1,5,2,9        # JSON [T][vocab] logits
     python3 scripts/numpy_gpt.py fixture OUT.pt [--no-bias] [--compiled]   # write a tiny checkpoint
+    python3 scripts/numpy_gpt.py zeroshot CKPT.pt 1,5,2,9 [TEMPERATURE TOP_K]  # JSON token stats
+
+`zeroshot` is the independent check of nanoreward's white-box features and zero-shot detectors:
+per token t >= 1 of the window, under q = softmax(logits / T) restricted to the top k, log q(x_t)
+(floored at -30), the entropy, the variance of log q, the rank of x_t and the mass ranked above it;
+and, read through the raw model, the window's mean log-likelihood, mean log-rank, mean entropy,
+Fast-DetectGPT's analytic criterion and single-model Binoculars.
 
 The fixture is a nanoGPT-style checkpoint dict ({'model', 'model_args', 'iter_num',
 'best_val_loss', 'config'}) with seeded random weights, written by scripts/torchzip.py.
@@ -97,9 +104,44 @@ def logits(path, ids):
     return x @ sd["transformer.wte.weight"].T
 
 
+def token_stats(row, x, temperature=1.0, top_k=0):
+    import numpy as np
+
+    z = np.asarray(row, dtype=np.float64) / temperature
+    if top_k and top_k < len(z):
+        kth = np.sort(z)[::-1][top_k - 1]
+        z = np.where(z < kth, -np.inf, z)
+    lq = z - (z.max() + np.log(np.exp(z - z.max()).sum()))
+    q = np.exp(lq)
+    keep = np.isfinite(lq)
+    h = -(q[keep] * lq[keep]).sum()
+    var = (q[keep] * lq[keep] ** 2).sum() - h * h
+    lx = lq[x]
+    above = q[keep & (lq > lx)].sum()
+    rank = 1 + int((keep & (lq > lx)).sum())
+    return dict(log_q=max(lx, -30.0), entropy=h, var=max(var, 0.0), rank=rank, above=above)
+
+
+def zeroshot(path, ids, temperature=1.0, top_k=0):
+    lg = logits(path, ids)
+    feats = [token_stats(lg[t - 1], ids[t], temperature, top_k) for t in range(1, len(ids))]
+    raw = [token_stats(lg[t - 1], ids[t]) for t in range(1, len(ids))]
+    n = len(raw)
+    ll = sum(s["log_q"] for s in raw)
+    h = sum(s["entropy"] for s in raw)
+    var = sum(s["var"] for s in raw)
+    scores = dict(loglik=ll / n, logrank=sum(math.log(s["rank"]) for s in raw) / n,
+                  entropy=h / n, fast_detect=(ll + h) / math.sqrt(var), binoculars=-ll / h)
+    return dict(tokens=feats, scores=scores)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "fixture":
         fixture(sys.argv[2], bias="--no-bias" not in sys.argv, compiled="--compiled" in sys.argv)
+    elif sys.argv[1] == "zeroshot":
+        ids = [int(s) for s in sys.argv[3].split(",")]
+        t, k = (float(sys.argv[4]), int(sys.argv[5])) if len(sys.argv) > 5 else (1.0, 0)
+        print(json.dumps(zeroshot(sys.argv[2], ids, t, k)))
     elif sys.argv[1] == "logits":
         ids = [int(s) for s in sys.argv[3].split(",")]
         print(json.dumps(logits(sys.argv[2], ids).tolist()))

@@ -29,6 +29,8 @@ pub struct PrepareReport {
     pub vocab_size: usize,
     pub train_tokens: usize,
     pub val_tokens: usize,
+    /// Tokens of `reward.bin` (0 without a reward split).
+    pub reward_tokens: usize,
     pub tokenizer: Tokenizer,
 }
 
@@ -94,12 +96,38 @@ pub fn prepare(
     kind: TokenizationKind,
     train_split: f64,
 ) -> Result<PrepareReport> {
+    prepare_with_reward(input, out_dir, kind, train_split, 0.0)
+}
+
+/// `prepare` that also sets aside natural text for reward data which the generator never trains
+/// on: the `reward_split` share of the characters just before the val split goes to
+/// `reward.bin` instead of `train.bin` (val.bin is nanoGPT's, unchanged).
+pub fn prepare_with_reward(
+    input: &Path,
+    out_dir: &Path,
+    kind: TokenizationKind,
+    train_split: f64,
+    reward_split: f64,
+) -> Result<PrepareReport> {
+    if !(0.0..train_split.max(0.0)).contains(&reward_split) {
+        return Err(Error::Config(format!(
+            "reward_split must be in [0, train_split = {train_split}), got {reward_split}"
+        )));
+    }
     let text = fsutil::read_text(input)?;
     let chars = text.chars().count();
-    let (tok, train, val) = tokenize_split(&text, kind, train_split).map_err(|e| match e {
+    let (tok, train_all, val) = tokenize_split(&text, kind, train_split).map_err(|e| match e {
         Error::Other(m) => Error::format(input, m),
         other => other,
     })?;
+    let (train, reward) = if reward_split > 0.0 {
+        let (head, _) = split_text(&text, train_split);
+        let cut = split_point(chars, train_split - reward_split);
+        let (a, b) = head.split_at(head.char_indices().nth(cut).map_or(head.len(), |(i, _)| i));
+        (tok.encode(a)?, tok.encode(b)?)
+    } else {
+        (train_all, Vec::new())
+    };
     if tok.vocab_size() > 65536 {
         return Err(Error::Mismatch(format!(
             "vocabulary of {} tokens does not fit in uint16 token files (max 65536)",
@@ -109,6 +137,9 @@ pub fn prepare(
     fsutil::create_dir_all(out_dir)?;
     write_tokens(&out_dir.join("train.bin"), &train)?;
     write_tokens(&out_dir.join("val.bin"), &val)?;
+    if !reward.is_empty() {
+        write_tokens(&out_dir.join("reward.bin"), &reward)?;
+    }
     if let Tokenizer::Char(v) = &tok {
         v.save_pickle(&out_dir.join("meta.pkl"))?;
     }
@@ -117,6 +148,7 @@ pub fn prepare(
         vocab_size: tok.vocab_size(),
         train_tokens: train.len(),
         val_tokens: val.len(),
+        reward_tokens: reward.len(),
         tokenizer: tok,
     })
 }

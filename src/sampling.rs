@@ -147,10 +147,10 @@ fn check_rows(model: &GPT, rows: &[Row], len: usize) -> Result<()> {
     Ok(())
 }
 
-/// Completes every row to `len` tokens (≤ block_size): rows are sorted by prefix length (longest
-/// first, so a batch shares a long prefill), cut into batches and generated on the worker
-/// threads; the result is in `rows` order. Each row samples from its own stream, so batching
-/// and threading never change what it draws.
+/// Completes every row to `len` tokens: rows are sorted by prefix length (longest first, so a
+/// batch shares a long prefill), cut into batches and generated on the worker threads; the
+/// result is in `rows` order. Each row samples from its own stream, so batching and threading
+/// never change what it draws. Past block_size the context is cropped as in [`generate`].
 pub fn complete(
     model: &GPT,
     rows: &[Row],
@@ -159,13 +159,10 @@ pub fn complete(
     batching: &Batching,
 ) -> Result<Vec<Vec<u32>>> {
     opts.validate()?;
-    if len > model.config.block_size {
-        return Err(Error::Mismatch(format!(
-            "rows of {len} tokens exceed the model's block_size {}",
-            model.config.block_size
-        )));
-    }
     check_rows(model, rows, len)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(rows[i].prefix.len()), i));
     let batches: Vec<&[usize]> = order.chunks(batching.batch_size.max(1)).collect();

@@ -206,6 +206,8 @@ fn broken_pt_files_fail_clearly() {
             optimizer: None,
             train_state: Default::default(),
             tokenizer: None,
+            feature_model: None,
+            extra: Vec::new(),
         },
     )
     .unwrap();
@@ -360,14 +362,12 @@ fn a_pt_file_is_a_reward_model_base() {
     let pt = fixture("nanogpt_tiny.pt");
     let dev = burn::tensor::Device::flex();
     let base = checkpoint::Checkpoint::open(&pt).unwrap();
-    let (rm, report) = nanoreward::reward::model::from_checkpoint(
-        &base,
-        16,
-        nanoreward::model::Pooling::Mean,
-        &dev,
-        1,
-    )
-    .unwrap();
+    let spec = nanoreward::reward::model::HeadSpec {
+        hidden: 16,
+        pooling: nanoreward::model::Pooling::Mean,
+        ..Default::default()
+    };
+    let (rm, report) = nanoreward::reward::model::from_checkpoint(&base, &spec, &dev, 1).unwrap();
     assert!(
         report
             .unused

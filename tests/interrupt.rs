@@ -138,6 +138,8 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
             optimizer: None,
             train_state: Default::default(),
             tokenizer: Some(&tok),
+            feature_model: None,
+            extra: Vec::new(),
         },
     )
     .unwrap();

@@ -39,7 +39,12 @@ fn load_reward_model(
     seed: u64,
 ) -> nanoreward::Result<(nanoreward::model::GPT, checkpoint::LoadReport)> {
     let ck = checkpoint::Checkpoint::open(p)?;
-    nanoreward::reward::model::from_checkpoint(&ck, hidden, pooling, dev, seed)
+    let spec = nanoreward::reward::model::HeadSpec {
+        hidden,
+        pooling,
+        ..Default::default()
+    };
+    nanoreward::reward::model::from_checkpoint(&ck, &spec, dev, seed)
 }
 
 fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
@@ -180,16 +185,7 @@ fn scoring_batches_and_eval_report() {
     assert!(RewardModel::load(&ck, &dev).is_err());
     let val = RewardDataset::open(&data, "val", None).unwrap();
     let j = serde_json::to_value(
-        reward_eval::evaluate(
-            &rm.model,
-            &model,
-            &val,
-            &rm.tokenizer,
-            16,
-            1,
-            &d.path().join("eval"),
-        )
-        .unwrap(),
+        reward_eval::evaluate(&rm, &model, &val, 16, 1, &d.path().join("eval")).unwrap(),
     )
     .unwrap();
     for k in [

@@ -94,6 +94,8 @@ fn loss_falls_and_resume_continues_the_same_curve() {
             optimizer: None,
             train_state: Default::default(),
             tokenizer: None,
+            feature_model: None,
+            extra: Vec::new(),
         },
     )
     .unwrap();

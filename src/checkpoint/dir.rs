@@ -14,6 +14,8 @@ pub const MODEL: &str = "model.safetensors";
 pub const OPTIMIZER: &str = "optimizer.safetensors";
 pub const TRAIN_STATE: &str = "train_state.json";
 pub const META: &str = "meta.pkl";
+/// The generator a reward model reads its white-box features from, saved inside its checkpoint.
+pub const FEATURE_MODEL: &str = "feature_model";
 
 /// Reads a checkpoint directory (repairing what a kill during a save can leave).
 pub fn read(dir: &Path) -> Result<Checkpoint> {
@@ -89,6 +91,10 @@ pub struct CheckpointParts<'a> {
     pub optimizer: Option<OptimizerState>,
     pub train_state: TrainState,
     pub tokenizer: Option<&'a Tokenizer>,
+    /// A reward model's feature generator, saved as the checkpoint `feature_model/` inside.
+    pub feature_model: Option<&'a GPT>,
+    /// Further files of the model (name, contents), e.g. a reward model's `lexicon.tsv`.
+    pub extra: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// The optimizer file's tensors, sorted by parameter name.
@@ -103,17 +109,28 @@ fn optimizer_bytes(opt: &OptimizerState) -> Result<Vec<u8>> {
     safetensors::to_bytes(&t)
 }
 
+/// The bytes of a model's `config.json` and `model.safetensors`.
+fn model_files(model: &GPT) -> Result<(Vec<u8>, Vec<u8>)> {
+    let config = serde_json::to_vec_pretty(&model.config)
+        .map_err(|e| Error::Other(format!("cannot serialise config: {e}")))?;
+    Ok((config, safetensors::to_bytes(&model_tensors(model))?))
+}
+
 /// Writes a checkpoint directory atomically.
 pub fn save(dir: &Path, parts: &CheckpointParts) -> Result<()> {
-    let config = serde_json::to_vec_pretty(&parts.model.config)
-        .map_err(|e| Error::Other(format!("cannot serialise config: {e}")))?;
-    let weights = safetensors::to_bytes(&model_tensors(parts.model))?;
+    let (config, weights) = model_files(parts.model)?;
     let optim = parts.optimizer.as_ref().map(optimizer_bytes).transpose()?;
     let mut state = parts.train_state.clone();
     state.optimizer = parts.optimizer.as_ref().map(|o| o.meta.clone());
     let state = serde_json::to_vec_pretty(&state)
         .map_err(|e| Error::Other(format!("cannot serialise train state: {e}")))?;
+    let feature_model = parts.feature_model.map(model_files).transpose()?;
     fsutil::write_dir_atomic(dir, |tmp| {
+        if let Some((config, weights)) = &feature_model {
+            let sub = tmp.join(FEATURE_MODEL);
+            fsutil::write_bytes_atomic(&sub.join(CONFIG), config)?;
+            fsutil::write_bytes_atomic(&sub.join(MODEL), weights)?;
+        }
         fsutil::write_bytes_atomic(&tmp.join(CONFIG), &config)?;
         fsutil::write_bytes_atomic(&tmp.join(MODEL), &weights)?;
         if let Some(bytes) = &optim {
@@ -122,6 +139,9 @@ pub fn save(dir: &Path, parts: &CheckpointParts) -> Result<()> {
         fsutil::write_bytes_atomic(&tmp.join(TRAIN_STATE), &state)?;
         if let Some(Tokenizer::Char(v)) = parts.tokenizer {
             v.save_pickle(&tmp.join(META))?;
+        }
+        for (name, bytes) in &parts.extra {
+            fsutil::write_bytes_atomic(&tmp.join(name), bytes)?;
         }
         Ok(())
     })

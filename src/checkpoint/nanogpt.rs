@@ -245,6 +245,8 @@ pub fn import(pt: &Path, out: &Path, meta: Option<&Path>) -> Result<ImportReport
             optimizer: None,
             train_state: state,
             tokenizer: Some(&tok),
+            feature_model: None,
+            extra: Vec::new(),
         },
     )?;
     Ok(ImportReport {

@@ -26,6 +26,11 @@ pub struct PrepareArgs {
     /// Share of the characters that go to train.bin.
     #[arg(long = "train-split", alias = "train_split", default_value_t = 0.9)]
     train_split: f64,
+    /// Share of the characters (just before the val split) set aside as reward.bin: natural
+    /// text the generator never trains on, for `prepare-reward-data --input_mode heldout
+    /// --val_bin DIR/reward.bin`. train.bin loses that text; val.bin is unchanged.
+    #[arg(long = "reward-split", alias = "reward_split", default_value_t = 0.0)]
+    reward_split: f64,
 }
 
 pub fn prepare(a: PrepareArgs) -> Result<()> {
@@ -38,7 +43,7 @@ pub fn prepare(a: PrepareArgs) -> Result<()> {
         data::TokenizationKind::Char => PathBuf::from("data/shakespeare_char"),
         data::TokenizationKind::Bpe => PathBuf::from("data/shakespeare"),
     });
-    let r = data::prepare(&input, &out, a.tokenization, a.train_split)?;
+    let r = data::prepare_with_reward(&input, &out, a.tokenization, a.train_split, a.reward_split)?;
     report::prepared(&r, &out);
     Ok(())
 }

@@ -8,7 +8,8 @@ use nanoreward::metrics;
 use nanoreward::pipeline::demo::DemoReport;
 use nanoreward::reward::dataset::{Inspection, Metadata};
 use nanoreward::reward::prepare::PrepSummary;
-use nanoreward::reward::{EvalReport, RewardTrainOutcome};
+use nanoreward::reward::{EvalReport, RewardTrainOutcome, changepoint};
+use nanoreward::tokenizer::Tokenizer;
 use nanoreward::train::TrainOutcome;
 use std::path::Path;
 
@@ -17,6 +18,9 @@ pub fn prepared(r: &PrepareReport, out: &Path) {
     println!("vocab size: {} ({})", r.vocab_size, r.tokenizer.method());
     println!("train has {} tokens", r.train_tokens);
     println!("val has {} tokens", r.val_tokens);
+    if r.reward_tokens > 0 {
+        println!("reward has {} tokens (reward.bin)", r.reward_tokens);
+    }
     println!("wrote {}", out.display());
 }
 
@@ -191,9 +195,9 @@ pub fn evaluation(j: &EvalReport, out: &Path) {
         "evaluation on {} val samples ({} windows per class for AUROC):",
         j.num_val_samples, j.auroc_windows_per_class
     );
-    println!("  {:<28} {:>10} {:>10}", "metric", "model", "baseline");
+    println!("  {:<34} {:>10} {:>10}", "metric", "model", "baseline");
     let row = |name: &str, a: f64, b: f64, prec: usize| {
-        println!("  {name:<28} {a:>10.prec$} {b:>10.prec$}");
+        println!("  {name:<34} {a:>10.prec$} {b:>10.prec$}");
     };
     row("MAE of P(natural) vs K/N", j.mae, j.mae_baseline, 4);
     row(
@@ -202,17 +206,136 @@ pub fn evaluation(j: &EvalReport, out: &Path) {
         j.boundary_mae_tokens_baseline,
         2,
     );
+    for b in &j.boundary_baselines {
+        println!(
+            "  {:<34} {:>10} {:>10.2}",
+            format!("  vs {}", b.name),
+            "",
+            b.boundary_mae_tokens
+        );
+    }
     row(
         "AUROC natural vs generated",
         j.auroc,
         j.auroc_loglik_baseline,
         4,
     );
-    println!("  (baselines: always 0.5; the base model's mean log-likelihood)");
+    println!(
+        "  {:<34} {:>10}",
+        "  95% bootstrap interval",
+        format!("{:.3}-{:.3}", j.auroc_ci95[0], j.auroc_ci95[1])
+    );
+    for b in &j.baselines {
+        println!(
+            "  {:<34} {:>10} {:>10.4}",
+            format!("  vs {} ({})", b.name, b.direction),
+            "",
+            b.auroc
+        );
+    }
+    println!("  (baselines: always 0.5; the midpoint; the base model's zero-shot statistics, each");
+    println!(
+        "   oriented in its favour; the share of whole words seen in the reward training text)"
+    );
+    let sweep: Vec<String> = j
+        .temperature_sweep
+        .iter()
+        .map(|t| format!("T={} {:.3}", t.temperature, t.mean_p_natural))
+        .collect();
+    println!(
+        "  mean P(natural): natural text {:.3}; generated {}",
+        j.mean_p_natural_text,
+        sweep.join(", ")
+    );
+    let buckets: Vec<String> = j
+        .by_k
+        .iter()
+        .map(|b| format!("{} {:.3}/{:.1}", b.k_over_n, b.mae, b.boundary_mae_tokens))
+        .collect();
+    println!("  MAE/boundary by K/N: {}", buckets.join(", "));
     println!(
         "wrote {}/eval.json, calibration.svg, predictions_hist.svg",
         out.display()
     );
+}
+
+/// Per window of a text: every token's P(natural), and the posterior over the boundary.
+pub struct TokenScores {
+    pub p: Vec<Vec<f32>>,
+    pub posteriors: Vec<Vec<f64>>,
+}
+
+/// The scores of one text's windows (`start`, tokens); with `per_token`, every token's
+/// P(natural) and the most likely boundary of each window.
+pub fn scored(
+    name: &str,
+    windows: &[(usize, Vec<u32>)],
+    p: &[f32],
+    per_token: Option<&TokenScores>,
+    tok: &Tokenizer,
+    json: bool,
+) {
+    let mean = p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64;
+    if json {
+        let wins: Vec<serde_json::Value> = windows
+            .iter()
+            .enumerate()
+            .map(|(i, (s, t))| {
+                let mut w = serde_json::json!({"start": s, "tokens": t.len(), "p_natural": p[i]});
+                if let Some(TokenScores { p: tp, posteriors: post }) = per_token {
+                    let toks: Vec<serde_json::Value> = t
+                        .iter()
+                        .zip(&tp[i])
+                        .map(|(&id, &q)| serde_json::json!({"text": tok.decode(&[id]), "p_natural": q}))
+                        .collect();
+                    w["per_token"] = serde_json::json!(toks);
+                    w["boundary"] = serde_json::json!(changepoint::mode(&post[i]));
+                }
+                w
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"source": name, "mean_p_natural": mean, "windows": wins})
+        );
+        return;
+    }
+    println!(
+        "{name}: P(natural) = {mean:.4} (mean of {} windows)",
+        p.len()
+    );
+    let Some(TokenScores {
+        p: tp,
+        posteriors: post,
+    }) = per_token
+    else {
+        return;
+    };
+    for (i, (start, t)) in windows.iter().enumerate() {
+        let k = changepoint::mode(&post[i]);
+        println!(
+            "  window at token {start}: P(natural) {:.3}, most likely boundary after {k} of {} tokens",
+            p[i],
+            t.len()
+        );
+        let coloured: String = t
+            .iter()
+            .zip(&tp[i])
+            .map(|(&id, &q)| {
+                let colour = if q > 0.66 {
+                    42
+                } else if q > 0.33 {
+                    43
+                } else {
+                    41
+                };
+                let text = tok.decode(&[id]).replace('\n', "⏎");
+                format!("\x1b[30;{colour}m{text}\x1b[0m")
+            })
+            .collect();
+        println!("  {coloured}");
+    }
+    println!("  (green: P(natural) > 0.66, yellow: 0.33-0.66, red: < 0.33)");
 }
 
 /// What a GRPO run did: rewards, the val-loss guard and where the time went.

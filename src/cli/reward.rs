@@ -46,6 +46,10 @@ pub struct PrepareRewardDataArgs {
         default_value_t = 10
     )]
     samples_per_chunk: usize,
+    /// Share of samples made fully natural (K = N) or fully generated (K = 0), half each
+    /// (0 keeps every cut in [1, N−1], the seed's contract).
+    #[arg(long = "full-share", alias = "full_share", default_value_t = 0.0)]
+    full_share: f64,
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
     #[arg(long = "top-k", alias = "top_k")]
@@ -84,6 +88,7 @@ impl PrepareRewardDataArgs {
             output_dir: self.output_dir.clone(),
             train_split: self.train_split,
             samples_per_chunk: self.samples_per_chunk,
+            full_share: self.full_share,
             temperature: self.temperature,
             top_k: self.top_k,
             seed: self.seed,
@@ -273,6 +278,10 @@ pub struct ScoreArgs {
     stride: Option<usize>,
     #[arg(long)]
     json: bool,
+    /// Also show P(natural) of every token (token-head reward models): coloured text (green
+    /// natural, yellow unsure, red generated) and the most likely boundary, or per-token JSON.
+    #[arg(long)]
+    tokens: bool,
     #[arg(long, default_value = "auto")]
     device: String,
 }
@@ -326,19 +335,15 @@ pub fn score(a: ScoreArgs) -> Result<()> {
         let w = windows(&ids, n, stride);
         let seqs: Vec<Vec<u32>> = w.iter().map(|(_, s)| s.clone()).collect();
         let p = rm.score(&seqs)?;
-        let mean = p.iter().map(|&v| v as f64).sum::<f64>() / p.len() as f64;
-        if a.json {
-            let wins: Vec<serde_json::Value> = w.iter().zip(&p).map(|((s, t), v)| serde_json::json!({"start": s, "tokens": t.len(), "p_natural": v})).collect();
-            println!(
-                "{}",
-                serde_json::json!({"source": name, "mean_p_natural": mean, "windows": wins})
-            );
+        let per_token = if a.tokens {
+            Some(report::TokenScores {
+                p: rm.score_tokens(&seqs)?,
+                posteriors: rm.posteriors(&seqs)?,
+            })
         } else {
-            println!(
-                "{name}: P(natural) = {mean:.4} (mean of {} windows)",
-                p.len()
-            );
-        }
+            None
+        };
+        report::scored(&name, &w, &p, per_token.as_ref(), &rm.tokenizer, a.json);
     }
     Ok(())
 }

@@ -304,6 +304,8 @@ fn setup<'a>(
             optimizer: None,
             train_state: state,
             tokenizer: Some(&tokenizer),
+            feature_model: None,
+            extra: Vec::new(),
         };
         checkpoint::save(&ref_dir, &parts)?;
         policy.clone()
@@ -380,6 +382,8 @@ impl Trainer<'_> {
                 optimizer: Some(self.opt.to_state()),
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
+                feature_model: None,
+                extra: Vec::new(),
             },
         )
     }

@@ -49,7 +49,21 @@ crate::choice! {
     }
 }
 
-/// Model hyper-parameters; field names and defaults are nanoGPT's `GPTConfig`.
+crate::choice! {
+    /// What the reward head predicts.
+    pub enum RewardHeadKind("reward_head") {
+        /// One [P(natural), P(synthetic)] pair per sequence from the pooled trunk state (the
+        /// seed's recipe).
+        #[default]
+        Pooled = "pooled",
+        /// P(natural) of every token, from its trunk state, its white-box features and a window
+        /// of its neighbours; the sequence's pair comes from the change-point posterior.
+        Token = "token",
+    }
+}
+
+/// Model hyper-parameters; field names and defaults are nanoGPT's `GPTConfig` (the `reward_*`
+/// and `feature_*` fields describe the reward head).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GPTConfig {
@@ -63,6 +77,20 @@ pub struct GPTConfig {
     pub mode: Mode,
     pub reward_head_hidden_dim: usize,
     pub pooling: Pooling,
+    pub reward_head: RewardHeadKind,
+    /// Features per token the token head reads (0 = none): the white-box channel's and the
+    /// lexicon channel's, in that order.
+    pub reward_features: usize,
+    /// Whether the token head reads the generator's white-box features of every token.
+    pub white_box: bool,
+    /// Whether the token head reads the lexicon channel (`lexicon.tsv` in the checkpoint).
+    pub lexicon: bool,
+    /// Neighbours on each side a token's prediction sees in the token head (0 = none).
+    pub reward_context: usize,
+    /// The sampling temperature and top-k (0 = none) the white-box features are read with: those
+    /// the reward data was generated with.
+    pub feature_temperature: f64,
+    pub feature_top_k: usize,
 }
 
 impl Default for GPTConfig {
@@ -78,6 +106,13 @@ impl Default for GPTConfig {
             mode: Mode::Generator,
             reward_head_hidden_dim: 256,
             pooling: Pooling::Last,
+            reward_head: RewardHeadKind::Pooled,
+            reward_features: 0,
+            white_box: false,
+            lexicon: false,
+            reward_context: 0,
+            feature_temperature: 1.0,
+            feature_top_k: 0,
         }
     }
 }
@@ -113,6 +148,12 @@ impl GPTConfig {
             return Err(Error::Config(
                 "reward_head_hidden_dim must be positive".into(),
             ));
+        }
+        if !(self.feature_temperature.is_finite() && self.feature_temperature > 0.0) {
+            return Err(Error::Config(format!(
+                "feature_temperature must be > 0, got {}",
+                self.feature_temperature
+            )));
         }
         Ok(())
     }
@@ -213,10 +254,13 @@ pub struct Block {
     pub mlp: Mlp,
 }
 
-/// The reward head: n_embd → hidden → ReLU → 2 (softmax applied in the forward pass).
+/// The reward head. Pooled: n_embd → hidden → ReLU → 2 (softmax applied in the forward pass).
+/// Token: [state, features] → hidden → ReLU → (a window of 2r + 1 neighbours → hidden → ReLU)
+/// → 1 logit of P(natural) per token.
 #[derive(Debug, Clone)]
 pub struct RewardHead {
     pub fc: Linear,
+    pub context: Option<Linear>,
     pub out: Linear,
 }
 
@@ -266,6 +310,21 @@ impl Dropout {
             })
             .collect()
     }
+}
+
+/// Each position's vector next to those of its `r` neighbours on either side (zeros beyond the
+/// ends): `[B, T, H]` → `[B, T, (2r + 1)·H]`.
+fn neighbours(h: Tensor<3>, r: usize) -> Tensor<3> {
+    let [b, t, c] = h.dims();
+    let dev = h.device();
+    let pad = Tensor::<3>::zeros([b, r, c], &dev);
+    let padded = Tensor::cat(vec![pad.clone(), h, pad], 1);
+    Tensor::cat(
+        (0..2 * r + 1)
+            .map(|j| padded.clone().narrow(1, j, t))
+            .collect(),
+        2,
+    )
 }
 
 /// Keys and values of earlier positions, one pair per layer, each `[B, n_head, T, head_dim]`.
@@ -340,9 +399,21 @@ impl GPT {
     /// A fresh reward head (N(0, 0.02) weights, zero biases) from its own stream of `seed`.
     pub fn new_reward_head(c: &GPTConfig, device: &Device, seed: u64) -> RewardHead {
         let mut init = Init::new(seed ^ 0x7265_7761_7264_6864, device);
-        RewardHead {
-            fc: Linear::new(c.n_embd, c.reward_head_hidden_dim, true, 0.02, &mut init),
-            out: Linear::new(c.reward_head_hidden_dim, 2, true, 0.02, &mut init),
+        let h = c.reward_head_hidden_dim;
+        match c.reward_head {
+            RewardHeadKind::Pooled => RewardHead {
+                fc: Linear::new(c.n_embd, h, true, 0.02, &mut init),
+                context: None,
+                out: Linear::new(h, 2, true, 0.02, &mut init),
+            },
+            RewardHeadKind::Token => {
+                let fc = Linear::new(c.n_embd + c.reward_features, h, true, 0.02, &mut init);
+                let out = Linear::new(h, 1, true, 0.02, &mut init);
+                let width = 2 * c.reward_context + 1;
+                let context = (c.reward_context > 0)
+                    .then(|| Linear::new(width * h, h, true, 0.02, &mut init));
+                RewardHead { fc, context, out }
+            }
         }
     }
 
@@ -553,12 +624,40 @@ impl GPT {
         self.pool(self.trunk(idx, None, drop, false))
     }
 
+    fn head(&self) -> Result<&RewardHead> {
+        self.reward_head.as_ref().ok_or_else(|| {
+            Error::Config("this model has no reward_head (it is a generator)".into())
+        })
+    }
+
     /// The reward head on pooled states: softmax(out(relu(fc(pooled)))), `[B, 2]`.
     pub fn head_probs(&self, pooled: Tensor<2>) -> Result<Tensor<2>> {
-        let head = self.reward_head.as_ref().ok_or_else(|| {
-            Error::Config("this model has no reward_head (it is a generator)".into())
-        })?;
+        let head = self.head()?;
         Ok(softmax(head.out.forward(relu(head.fc.forward(pooled))), 1))
+    }
+
+    /// Token head: the logit of P(natural) of every token, `[B, T]`, from the tokens `idx` and
+    /// their white-box features `features` `[B, T, reward_features]` (None when the head reads
+    /// none).
+    pub fn token_logits(
+        &self,
+        idx: Tensor<2, Int>,
+        features: Option<Tensor<3>>,
+        drop: Option<&Dropout>,
+    ) -> Result<Tensor<2>> {
+        let [b, t] = idx.dims();
+        self.check_len(t, 0);
+        let head = self.head()?;
+        let x = self.trunk(idx, None, drop, false);
+        let x = match features {
+            Some(f) => Tensor::cat(vec![x, f], 2),
+            None => x,
+        };
+        let mut h = relu(head.fc.forward(x));
+        if let Some(ctx) = &head.context {
+            h = relu(ctx.forward(neighbours(h, self.config.reward_context)));
+        }
+        Ok(head.out.forward(h).reshape([b, t]))
     }
 
     /// Pools trunk states `[B, T, C]` into `[B, C]` by the configured rule.

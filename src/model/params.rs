@@ -75,6 +75,9 @@ impl GPT {
         ln(&mut out, "transformer.ln_f", &mut self.ln_f);
         if let Some(head) = self.reward_head.as_mut() {
             lin(&mut out, "reward_head.0", &mut head.fc);
+            if let Some(ctx) = head.context.as_mut() {
+                lin(&mut out, "reward_head.context", ctx);
+            }
             lin(&mut out, "reward_head.2", &mut head.out);
         }
         out

@@ -34,6 +34,8 @@ crate::choice! {
 #[serde(default, deny_unknown_fields)]
 pub struct RewardDataSection {
     pub samples_per_chunk: usize,
+    /// Share of fully natural (K = N) and fully generated (K = 0) samples.
+    pub full_share: f64,
     /// Use only the first N blocks of each split (0 = all).
     pub max_blocks: usize,
     pub temperature: f64,
@@ -46,6 +48,7 @@ impl Default for RewardDataSection {
     fn default() -> Self {
         Self {
             samples_per_chunk: 10,
+            full_share: 0.0,
             max_blocks: 0,
             temperature: 1.0,
             top_k: 0,
@@ -200,6 +203,7 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
         meta_path: data::data_meta(&data_dir),
         output_dir: dir.join("reward_data"),
         samples_per_chunk: rd.samples_per_chunk,
+        full_share: rd.full_share,
         temperature: rd.temperature,
         top_k: (rd.top_k > 0).then_some(rd.top_k),
         seed: round_seed,

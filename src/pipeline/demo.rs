@@ -178,12 +178,16 @@ pub fn run(o: &DemoOptions) -> Result<DemoReport> {
         format!("{} samples", counts.join(", ")),
     ));
     let ev = &outcome.eval;
+    let best = ev
+        .best_baseline()
+        .map(|b| format!("best baseline: {} {:.3}", b.name, b.auroc))
+        .unwrap_or_default();
     stages.push((
         "reward model",
         t_rm,
         format!(
-            "val MAE {:.4} (always-0.5 baseline {:.4}); AUROC {:.3} (log-likelihood baseline {:.3})",
-            ev.mae, ev.mae_baseline, ev.auroc, ev.auroc_loglik_baseline
+            "val MAE {:.4} (always-0.5 baseline {:.4}), boundary {:.1} tokens; AUROC {:.3} ({best})",
+            ev.mae, ev.mae_baseline, ev.boundary_mae_tokens, ev.auroc
         ),
     ));
     let g = outcome.grpo;

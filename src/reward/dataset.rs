@@ -81,6 +81,9 @@ pub struct Metadata {
     pub temperature: f64,
     pub top_k: Option<usize>,
     pub samples_per_chunk: usize,
+    /// Share of fully natural (K = N) and fully generated (K = 0) samples (0 = none: every
+    /// label in [1/N, (N−1)/N]).
+    pub full_share: f64,
     pub seed: u64,
     pub train_split: f64,
     pub source: String,
@@ -146,6 +149,9 @@ impl Metadata {
         if let Some(m) = &self.meta_path {
             lines.push(format!("meta_path: {m}"));
         }
+        if self.full_share > 0.0 {
+            lines.push(format!("full_share: {}", self.full_share));
+        }
         lines.extend([
             format!("base_model_path: {}", self.base_model_path),
             format!("base_model_config: {}", self.base_model_config),
@@ -177,7 +183,12 @@ impl Metadata {
 
     /// The fields that determine the dataset's contents (for resuming and merging checks).
     pub fn fingerprint_fields(&self) -> String {
-        format!(
+        let full = if self.full_share > 0.0 {
+            format!("|full={}", self.full_share)
+        } else {
+            String::new()
+        };
+        let fields = format!(
             "{}|{}|{}|{}|{}|{}|{:?}|{}|{}|{}|{}",
             self.block_size,
             self.tokenization_method,
@@ -190,7 +201,8 @@ impl Metadata {
             self.seed,
             self.train_split,
             self.source
-        )
+        );
+        fields + &full
     }
 
     /// Parses metadata text; `path` names the file in errors.
@@ -242,6 +254,7 @@ impl Metadata {
                 Some(v) => Some(num(path, "top_k", v)?),
             },
             samples_per_chunk: num(path, "samples_per_chunk", &or("samples_per_chunk", "1"))?,
+            full_share: num(path, "full_share", &or("full_share", "0"))?,
             seed: num(path, "seed", &or("seed", "0"))?,
             train_split: num(path, "train_split", &or("train_split", "0.9"))?,
             source: get("source").unwrap_or("").to_string(),
@@ -425,7 +438,11 @@ impl RewardDataset {
 
     fn validate_labels(&self, yp: &Path) -> Result<()> {
         let n = self.meta.block_size as f64;
-        let (lo, hi) = (1.0 / n - 1e-6, (n - 1.0) / n + 1e-6);
+        let (lo, hi) = if self.meta.full_share > 0.0 {
+            (-1e-6, 1.0 + 1e-6)
+        } else {
+            (1.0 / n - 1e-6, (n - 1.0) / n + 1e-6)
+        };
         for i in 0..self.len {
             let [a, b] = self.label(i);
             if !a.is_finite() || !b.is_finite() {
@@ -444,7 +461,7 @@ impl RewardDataset {
                 return Err(Error::format(
                     yp,
                     format!(
-                        "row {i}: P(natural) = {a} is outside [1/N, (N-1)/N] for N = {}",
+                        "row {i}: P(natural) = {a} is outside [1/N, (N-1)/N] for N = {} (the metadata has no full_share)",
                         self.meta.block_size
                     ),
                 ));

@@ -1,18 +1,32 @@
 //! `eval-reward`: how well the reward model tells natural from generated text, next to honest
-//! baselines — MAE of P(natural) against K/N (vs always 0.5), the boundary error in tokens,
-//! AUROC on fully natural vs fully generated windows (vs the base model's own log-likelihood,
-//! the zero-shot perplexity detector), a calibration table and plots.
+//! baselines measured by our own code on the same windows.
+//!
+//! - Regression on the val split: MAE of P(natural) against K/N (vs always 0.5) and the boundary
+//!   error |round(P·N) − K| in tokens, overall and by K bucket, with two boundary baselines: the
+//!   single change point that best splits the generator's per-token Fast-DetectGPT z-scores,
+//!   and the start of the first unknown word.
+//! - Detection: natural windows of text neither the base model nor the reward model trained on
+//!   (the dataset's val text) against windows the base model generates fresh after their first
+//!   token (the dataset's sampling settings, the evaluation's own seed): the reward model's
+//!   AUROC with a bootstrap 95% interval, next to the zero-shot detectors of the generator (mean
+//!   log-likelihood, log-rank, entropy, Fast-DetectGPT, Binoculars) and the dictionary detector
+//!   (share of whole words seen in the natural text the reward model trained on). A zero-shot
+//!   score's direction is taken in its favour (max(A, 1 − A)); the reward model's never is.
+//! - The mean P(natural) of generator samples at temperatures 0.7, 1.0 and 1.3 next to natural
+//!   text (a reward model that rates hotter samples as more natural is exploitable).
+//! - A calibration table and plots.
 
 use super::dataset::RewardDataset;
-use super::model::probs_natural;
+use super::features::{self, View, ZeroShot};
+use super::lexicon::Lexicon;
+use super::model::RewardModel;
 use crate::data::{self, TokenFile};
 use crate::metrics::{Series, plot_svg};
 use crate::model::GPT;
 use crate::sampling::{self, SampleOptions, Seqs};
 use crate::tokenizer::Tokenizer;
-use crate::util::{device, fsutil, to_host};
+use crate::util::{device, fsutil};
 use crate::{Error, Result};
-use burn::tensor::activation::log_softmax;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -49,57 +63,45 @@ pub fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
     (rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg)
 }
 
-/// P(natural) of equal-length windows, in batches.
-pub fn score_windows(reward: &GPT, windows: &[Vec<u32>], batch: usize) -> Result<Vec<f32>> {
-    let mut out = Vec::with_capacity(windows.len());
-    for chunk in windows.chunks(batch.max(1)) {
-        let ids: Vec<i64> = chunk.iter().flatten().map(|&t| t as i64).collect();
-        out.extend(probs_natural(
-            reward.reward_probs(reward.tokens(&ids, chunk.len()), None)?,
-        ));
+/// The AUROC of `scores` for `labels` and its bootstrap 95% interval (`resamples` draws of
+/// the windows with replacement, seeded).
+pub fn auroc_interval(scores: &[f64], labels: &[bool], resamples: usize, seed: u64) -> [f64; 2] {
+    let n = scores.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut draws: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+            let s: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
+            let l: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
+            auroc(&s, &l)
+        })
+        .filter(|a| a.is_finite())
+        .collect();
+    draws.sort_by(f64::total_cmp);
+    if draws.is_empty() {
+        return [f64::NAN; 2];
     }
-    Ok(out)
+    let at = |q: f64| draws[((draws.len() - 1) as f64 * q).round() as usize];
+    [at(0.025), at(0.975)]
 }
 
-/// Mean log-probability per token of each window under a generator (tokens 1.. given the prefix).
-pub fn mean_logprob(model: &GPT, windows: &[Vec<u32>], batch: usize) -> Vec<f64> {
-    let mut out = Vec::with_capacity(windows.len());
-    for chunk in windows.chunks(batch.max(1)) {
-        let b = chunk.len();
-        let t = chunk[0].len() - 1;
-        let x: Vec<i64> = chunk
-            .iter()
-            .flat_map(|w| w[..t].iter().map(|&v| v as i64))
-            .collect();
-        let y: Vec<i64> = chunk
-            .iter()
-            .flat_map(|w| w[1..].iter().map(|&v| v as i64))
-            .collect();
-        let logp = log_softmax(model.forward(model.tokens(&x, b), None), 2);
-        let picked = logp
-            .gather(2, model.tokens(&y, b).reshape([b, t, 1]))
-            .reshape([b, t])
-            .mean_dim(1)
-            .reshape([b]);
-        out.extend(to_host(picked).iter().map(|&v| v as f64));
-    }
-    out
-}
-
-/// The natural val token stream a dataset was built from (its metadata's `source`).
-pub fn val_stream(ds: &RewardDataset, tok: &Tokenizer) -> Result<Vec<u32>> {
+/// A natural token stream a dataset was built from (its metadata's `source`): the train or the
+/// val split's.
+pub fn natural_stream(ds: &RewardDataset, tok: &Tokenizer, val: bool) -> Result<Vec<u32>> {
     let src = &ds.meta.source;
     if let Some(p) = src.strip_prefix("text:") {
         let text = fsutil::read_text(Path::new(p))?;
-        return tok.encode(data::split_text(&text, ds.meta.train_split).1);
+        let (train, valtext) = data::split_text(&text, ds.meta.train_split);
+        return tok.encode(if val { valtext } else { train });
     }
     if let Some(files) = src.strip_prefix("binary:")
-        && let Some((_, val)) = files.split_once(',')
+        && let Some((train, valf)) = files.split_once(',')
     {
-        return Ok(TokenFile::open(Path::new(val))?.to_vec());
+        let valf = valf.split(" + ").next().unwrap_or(valf);
+        return Ok(TokenFile::open(Path::new(if val { valf } else { train }))?.to_vec());
     }
     Err(Error::Other(format!(
-        "cannot find the natural val text of the dataset (source '{src}')"
+        "cannot find the natural text of the dataset (source '{src}')"
     )))
 }
 
@@ -112,6 +114,44 @@ pub struct CalibrationBin {
     pub mean_predicted: f64,
     #[serde(with = "crate::util::nan_as_null")]
     pub mean_true: f64,
+}
+
+/// Regression figures of the val samples whose K/N falls in a bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KBucket {
+    pub k_over_n: String,
+    pub count: usize,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub mae: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub boundary_mae_tokens: f64,
+}
+
+/// A baseline detector's AUROC on the detection windows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Baseline {
+    pub name: String,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub auroc: f64,
+    /// `+` when higher scores meant natural, `-` when lower did (zero-shot scores are oriented
+    /// in their favour).
+    pub direction: String,
+}
+
+/// A baseline boundary estimate's error in tokens on the val split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BoundaryBaseline {
+    pub name: String,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub boundary_mae_tokens: f64,
+}
+
+/// The mean P(natural) of windows the base model generates at one temperature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TemperaturePoint {
+    pub temperature: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub mean_p_natural: f64,
 }
 
 /// What `eval-reward` measures (`eval.json`).
@@ -131,16 +171,33 @@ pub struct EvalReport {
     pub boundary_mae_tokens: f64,
     #[serde(with = "crate::util::nan_as_null")]
     pub boundary_mae_tokens_baseline: f64,
-    /// AUROC of natural vs generated windows, and of the base model's log-likelihood.
+    /// The same by K/N bucket.
+    #[serde(default)]
+    pub by_k: Vec<KBucket>,
+    /// Other boundary estimates (z-score change point, first unknown word).
+    #[serde(default)]
+    pub boundary_baselines: Vec<BoundaryBaseline>,
+    /// AUROC of natural vs generated windows and its bootstrap 95% interval.
     #[serde(with = "crate::util::nan_as_null")]
     pub auroc: f64,
+    #[serde(default)]
+    pub auroc_ci95: [f64; 2],
+    /// The base model's mean log-likelihood's AUROC (oriented in its favour).
     #[serde(with = "crate::util::nan_as_null")]
     pub auroc_loglik_baseline: f64,
+    /// Every baseline detector's AUROC on the same windows.
+    #[serde(default)]
+    pub baselines: Vec<Baseline>,
     pub auroc_windows_per_class: usize,
     #[serde(with = "crate::util::nan_as_null")]
     pub mean_loglik_natural: f64,
     #[serde(with = "crate::util::nan_as_null")]
     pub mean_loglik_generated: f64,
+    /// Mean P(natural) of the natural detection windows, and of generator samples by temperature.
+    #[serde(default, with = "crate::util::nan_as_null")]
+    pub mean_p_natural_text: f64,
+    #[serde(default)]
+    pub temperature_sweep: Vec<TemperaturePoint>,
     pub calibration: Vec<CalibrationBin>,
 }
 
@@ -149,6 +206,14 @@ impl EvalReport {
     pub fn read(path: &Path) -> Result<Self> {
         serde_json::from_slice(&fsutil::read(path)?)
             .map_err(|e| Error::format(path, format!("not an eval report: {e}")))
+    }
+
+    /// The strongest baseline detector (highest AUROC).
+    pub fn best_baseline(&self) -> Option<&Baseline> {
+        self.baselines
+            .iter()
+            .filter(|b| b.auroc.is_finite())
+            .max_by(|a, b| a.auroc.total_cmp(&b.auroc))
     }
 }
 
@@ -174,18 +239,39 @@ fn regression(preds: &[f32], truth: &[f64], n: usize) -> [f64; 5] {
     ]
 }
 
-/// Detection windows: `windows` untouched blocks of the natural val text and as many windows
-/// the base model generates after each one's first token (the dataset's sampling settings).
+/// MAE and boundary MAE by K/N bucket (five of width 0.2, the last closed).
+fn by_k(preds: &[f32], truth: &[f64], n: usize) -> Vec<KBucket> {
+    (0..5)
+        .map(|b| {
+            let (lo, hi) = (b as f64 / 5.0, (b + 1) as f64 / 5.0);
+            let (p, t): (Vec<f32>, Vec<f64>) = preds
+                .iter()
+                .zip(truth)
+                .filter(|(_, t)| **t >= lo && (**t < hi || b == 4))
+                .map(|(p, t)| (*p, *t))
+                .unzip();
+            let r = regression(&p, &t, n);
+            KBucket {
+                k_over_n: format!("{lo:.1}-{hi:.1}"),
+                count: p.len(),
+                mae: r[1],
+                boundary_mae_tokens: r[3],
+            }
+        })
+        .collect()
+}
+
+/// `windows` windows of the natural stream at random offsets and as many the base model
+/// generates after each one's first token with `sample`.
 fn detection_windows(
     base: &GPT,
-    val: &RewardDataset,
-    tok: &Tokenizer,
+    stream: &[u32],
+    n: usize,
     windows: usize,
+    sample: SampleOptions,
     seed: u64,
 ) -> Result<(Seqs, Seqs)> {
-    let n = val.meta.block_size;
-    let stream = val_stream(val, tok)?;
-    if stream.len() / n == 0 {
+    if stream.len() < n {
         return Err(Error::Mismatch(
             "the val text is shorter than one block".into(),
         ));
@@ -198,13 +284,83 @@ fn detection_windows(
         })
         .collect();
     let prompts: Vec<Vec<u32>> = natural.iter().map(|w| vec![w[0]]).collect();
-    let sample = SampleOptions {
-        temperature: val.meta.temperature,
-        top_k: val.meta.top_k,
-    };
     let workers = device::workers(0);
     let generated = sampling::generate(base, &prompts, n - 1, &sample, &mut rng, workers)?;
     Ok((natural, generated))
+}
+
+/// The zero-shot detectors' and the dictionary's AUROC (`labels`: true = natural).
+fn baselines(stats: &[ZeroShot], known: &[f64], labels: &[bool]) -> Vec<Baseline> {
+    let oriented = |name: &str, f: &dyn Fn(&ZeroShot) -> f64| {
+        let s: Vec<f64> = stats.iter().map(f).collect();
+        let a = auroc(&s, labels);
+        let (auroc, direction) = if a >= 0.5 { (a, "+") } else { (1.0 - a, "-") };
+        Baseline {
+            name: name.into(),
+            auroc,
+            direction: direction.into(),
+        }
+    };
+    vec![
+        oriented("log-likelihood", &|z| z.loglik),
+        oriented("log-rank", &|z| z.logrank),
+        oriented("entropy", &|z| z.entropy),
+        oriented("Fast-DetectGPT", &|z| z.fast_detect),
+        oriented("Binoculars", &|z| z.binoculars),
+        Baseline {
+            name: "dictionary".into(),
+            auroc: auroc(known, labels),
+            direction: "+".into(),
+        },
+    ]
+}
+
+/// The start (in tokens) of the first unknown whole word of a window, or its length.
+fn first_unknown_token(lex: &Lexicon, tok: &Tokenizer, w: &[u32]) -> usize {
+    let pieces: Vec<String> = w.iter().map(|&t| tok.decode(&[t])).collect();
+    let Some(at) = lex.first_unknown(&pieces.concat()) else {
+        return w.len();
+    };
+    let mut chars = 0;
+    for (i, p) in pieces.iter().enumerate() {
+        chars += p.chars().count();
+        if chars > at {
+            return i;
+        }
+    }
+    w.len()
+}
+
+/// The boundary baselines on the val samples `seqs` cut at `cuts`.
+fn boundary_baselines(
+    base: &GPT,
+    seqs: &[Vec<u32>],
+    cuts: &[usize],
+    lex: &Lexicon,
+    tok: &Tokenizer,
+) -> Vec<BoundaryBaseline> {
+    let stats = features::window_stats(base, seqs, View::RAW, 64);
+    let n = seqs.len().max(1) as f64;
+    let err = |f: &dyn Fn(usize) -> usize| {
+        cuts.iter()
+            .enumerate()
+            .map(|(i, &k)| f(i).abs_diff(k) as f64)
+            .sum::<f64>()
+            / n
+    };
+    vec![
+        BoundaryBaseline {
+            name: "Fast-DetectGPT z change point".into(),
+            boundary_mae_tokens: err(&|i| {
+                let z: Vec<f64> = stats[i].iter().map(|s| s.z()).collect();
+                features::best_split(&z)
+            }),
+        },
+        BoundaryBaseline {
+            name: "first unknown word".into(),
+            boundary_mae_tokens: err(&|i| first_unknown_token(lex, tok, &seqs[i])),
+        },
+    ]
 }
 
 /// The calibration table: 10 bins of predicted P(natural), with counts and means.
@@ -267,38 +423,80 @@ fn plot_calibration(bins: &[CalibrationBin], out_dir: &Path) -> Result<()> {
     )
 }
 
+/// Mean P(natural) of windows the base model generates after the first token of each natural
+/// window at temperatures 0.7, 1.0 and 1.3.
+fn temperature_sweep(
+    rm: &RewardModel,
+    base: &GPT,
+    natural: &[Vec<u32>],
+    top_k: Option<usize>,
+    seed: u64,
+) -> Result<Vec<TemperaturePoint>> {
+    let prompts: Vec<Vec<u32>> = natural.iter().map(|w| vec![w[0]]).collect();
+    let n = natural.first().map_or(1, Vec::len);
+    [0.7, 1.0, 1.3]
+        .into_iter()
+        .map(|temperature| {
+            let sample = SampleOptions { temperature, top_k };
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0073_7765_6570);
+            let w = device::workers(0);
+            let g = sampling::generate(base, &prompts, n - 1, &sample, &mut rng, w)?;
+            let p = rm.score(&g)?;
+            let mean_p_natural = p.iter().map(|&v| v as f64).sum::<f64>() / p.len().max(1) as f64;
+            Ok(TemperaturePoint {
+                temperature,
+                mean_p_natural,
+            })
+        })
+        .collect()
+}
+
 /// Runs the evaluation, writes `eval.json`, `calibration.svg` and `predictions_hist.svg` into
 /// `out_dir` and returns the report.
 pub fn evaluate(
-    reward: &GPT,
+    rm: &RewardModel,
     base: &GPT,
     val: &RewardDataset,
-    tok: &Tokenizer,
     windows: usize,
     seed: u64,
     out_dir: &Path,
 ) -> Result<EvalReport> {
+    let tok = &rm.tokenizer;
     let n = val.meta.block_size;
     // Regression on the val split: P(natural) against K/N.
     let seqs: Vec<Vec<u32>> = (0..val.len()).map(|i| val.tokens(i)).collect();
-    let preds = score_windows(reward, &seqs, 128)?;
+    let preds = rm.score(&seqs)?;
     let truth: Vec<f64> = (0..val.len()).map(|i| val.label(i)[0] as f64).collect();
     let [mse, mae, mae_base, bmae, bmae_base] = regression(&preds, &truth, n);
-    // Detection: untouched val blocks vs windows generated after a one-token natural prompt.
-    let (natural, generated) = detection_windows(base, val, tok, windows, seed)?;
+    let cuts: Vec<usize> = truth
+        .iter()
+        .map(|t| (t * n as f64).round() as usize)
+        .collect();
+    let lex = Lexicon::from_text(&tok.decode(&natural_stream(val, tok, false)?));
+    // Detection: untouched val text vs windows generated after a one-token natural prompt.
+    let stream = natural_stream(val, tok, true)?;
+    let sample = SampleOptions {
+        temperature: val.meta.temperature,
+        top_k: val.meta.top_k,
+    };
+    let (natural, generated) = detection_windows(base, &stream, n, windows, sample, seed)?;
     let all: Vec<Vec<u32>> = natural.iter().chain(&generated).cloned().collect();
     let labels: Vec<bool> = (0..all.len()).map(|i| i < natural.len()).collect();
-    let rscore: Vec<f64> = score_windows(reward, &all, 128)?
+    let rscore: Vec<f64> = rm.score(&all)?.iter().map(|&v| v as f64).collect();
+    let zs: Vec<ZeroShot> = features::window_stats(base, &all, View::RAW, 64)
         .iter()
-        .map(|&v| v as f64)
+        .map(|s| features::zero_shot(s))
         .collect();
-    let ll = mean_logprob(base, &all, 64);
-    // Generated text is more likely under its own model, so low likelihood means natural.
-    let neg_ll: Vec<f64> = ll.iter().map(|v| -v).collect();
+    let known: Vec<f64> = all
+        .iter()
+        .map(|w| lex.known_share(&tok.decode(w)))
+        .collect();
+    let base_list = baselines(&zs, &known, &labels);
+    let ll: Vec<f64> = zs.iter().map(|z| z.loglik).collect();
     let bins = calibration(&preds, &truth);
     fsutil::create_dir_all(out_dir)?;
     plot_calibration(&bins, out_dir)?;
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let report = EvalReport {
         num_val_samples: val.len(),
         block_size: n,
@@ -307,11 +505,17 @@ pub fn evaluate(
         mae_baseline: mae_base,
         boundary_mae_tokens: bmae,
         boundary_mae_tokens_baseline: bmae_base,
+        by_k: by_k(&preds, &truth, n),
+        boundary_baselines: boundary_baselines(base, &seqs, &cuts, &lex, tok),
         auroc: auroc(&rscore, &labels),
-        auroc_loglik_baseline: auroc(&neg_ll, &labels),
+        auroc_ci95: auroc_interval(&rscore, &labels, 1000, seed),
+        auroc_loglik_baseline: base_list[0].auroc,
         auroc_windows_per_class: windows,
         mean_loglik_natural: mean(&ll[..natural.len()]),
         mean_loglik_generated: mean(&ll[natural.len()..]),
+        mean_p_natural_text: mean(&rscore[..natural.len()]),
+        temperature_sweep: temperature_sweep(rm, base, &natural, val.meta.top_k, seed)?,
+        baselines: base_list,
         calibration: bins,
     };
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;

@@ -2,8 +2,11 @@
 //! format ([`dataset`]), the `prepare-reward-data` job ([`prepare`]), the reward model
 //! ([`model`]), its training ([`train`]) and evaluation ([`eval`]).
 
+pub mod changepoint;
 pub mod dataset;
 pub mod eval;
+pub mod features;
+pub mod lexicon;
 pub mod model;
 pub mod prepare;
 pub mod recipe;
@@ -31,9 +34,10 @@ pub fn evaluate_checkpoint(
     seed: u64,
     device: &Device,
 ) -> Result<EvalReport> {
-    let rm = RewardModel::load(ckpt, device)?;
+    let mut rm = RewardModel::load(ckpt, device)?;
+    rm.workers = crate::util::device::workers(0);
     let val = RewardDataset::open(data, "val", None)?;
-    eval::evaluate(&rm.model, base, &val, &rm.tokenizer, windows, seed, out)
+    eval::evaluate(&rm, base, &val, windows, seed, out)
 }
 
 /// Trains a reward model (`cfg`) from the opened checkpoint `base` of the generator, then

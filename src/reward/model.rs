@@ -1,22 +1,56 @@
 //! The reward model: a generator's trunk plus `reward_head` (the GPT in reward mode, see
 //! [`crate::model`]), loaded from a generator checkpoint or a reward checkpoint, and
-//! [`RewardModel::score`], P(natural) of token sequences.
+//! [`RewardModel::score`], P(natural) of token sequences. A token head scores every token and
+//! reads the window's P(natural) off the change-point posterior ([`super::changepoint`]); with
+//! white-box features it also runs the generator that made its training data (saved inside
+//! its checkpoint as `feature_model/`).
 
-use crate::checkpoint::{Checkpoint, LoadReport, load_weights};
-use crate::model::{GPT, Mode, Pooling};
+use super::changepoint;
+use super::features::{self, NUM_FEATURES, View};
+use super::lexicon::{Lexicon, NUM_LEXICON_FEATURES};
+use crate::checkpoint::{self, Checkpoint, LoadReport, load_weights};
+use crate::model::{GPT, Mode, Pooling, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
-use crate::util::{device, to_host};
+use crate::util::{device, rng::mix, to_host};
 use crate::{Error, Result};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use std::path::Path;
 
+/// The reward head a generator gets: its kind, width, pooling (pooled head), white-box features
+/// and context (token head), and the sampling settings its features are read with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadSpec {
+    pub kind: RewardHeadKind,
+    pub hidden: usize,
+    pub pooling: Pooling,
+    /// The white-box channel (the generator's view of every token).
+    pub features: bool,
+    /// The lexicon channel (every token's word known or not).
+    pub lexicon: bool,
+    pub context: usize,
+    pub view: View,
+}
+
+impl Default for HeadSpec {
+    fn default() -> Self {
+        Self {
+            kind: RewardHeadKind::Pooled,
+            hidden: 256,
+            pooling: Pooling::Last,
+            features: false,
+            lexicon: false,
+            context: 0,
+            view: View::RAW,
+        }
+    }
+}
+
 /// The model of an opened checkpoint in reward mode. A generator keeps every trunk tensor, drops
-/// the (tied) lm_head and gets a fresh `reward_head` of `hidden` units with `pooling`; a reward
-/// checkpoint is restored whole (its own head size and pooling win). `seed` fixes the new head.
+/// the (tied) lm_head and gets a fresh `reward_head` as `spec` says; a reward checkpoint is
+/// restored whole (its own head wins). `seed` fixes the new head.
 pub fn from_checkpoint(
     ck: &Checkpoint,
-    hidden: usize,
-    pooling: Pooling,
+    spec: &HeadSpec,
     device: &Device,
     seed: u64,
 ) -> Result<(GPT, LoadReport)> {
@@ -24,8 +58,17 @@ pub fn from_checkpoint(
     let from_generator = cfg.mode == Mode::Generator;
     if from_generator {
         cfg.mode = Mode::Reward;
-        cfg.reward_head_hidden_dim = hidden;
-        cfg.pooling = pooling;
+        cfg.reward_head = spec.kind;
+        cfg.reward_head_hidden_dim = spec.hidden;
+        cfg.pooling = spec.pooling;
+        let token = spec.kind == RewardHeadKind::Token;
+        cfg.white_box = token && spec.features;
+        cfg.lexicon = token && spec.lexicon;
+        cfg.reward_features = usize::from(cfg.white_box) * NUM_FEATURES
+            + usize::from(cfg.lexicon) * NUM_LEXICON_FEATURES;
+        cfg.reward_context = if token { spec.context } else { 0 };
+        cfg.feature_temperature = spec.view.temperature;
+        cfg.feature_top_k = spec.view.top_k.unwrap_or(0);
     }
     let mut model = GPT::new(&cfg, device, seed)?;
     let mut report = load_weights(&mut model, &ck.weights, &ck.weights_path(), |n| {
@@ -39,10 +82,81 @@ pub fn from_checkpoint(
     Ok((model, report))
 }
 
+/// What a token head reads besides the tokens: the generator's white-box view of every token
+/// (the generator that made its training data, and the sampling settings it made them with)
+/// and the lexicon channel (the words of its natural training text).
+#[derive(Clone)]
+pub struct FeatureSource {
+    pub white_box: Option<(GPT, View)>,
+    pub lexicon: Option<Lexicon>,
+    pub tokenizer: Tokenizer,
+}
+
+/// The seed of a window's u_t noise: a function of its tokens, so a text always gets the same
+/// features.
+fn noise_seed(window: &[u32]) -> u64 {
+    window
+        .iter()
+        .fold(0x006e_6f69_7365_u64, |h, &t| mix(h ^ t as u64))
+}
+
+impl FeatureSource {
+    /// Features per token.
+    pub fn width(&self) -> usize {
+        usize::from(self.white_box.is_some()) * NUM_FEATURES
+            + usize::from(self.lexicon.is_some()) * NUM_LEXICON_FEATURES
+    }
+
+    /// The feature rows of windows of one length, `[windows, T, width]` row-major.
+    pub fn features(&self, windows: &[Vec<u32>]) -> Vec<f32> {
+        let t = windows.first().map_or(0, Vec::len);
+        let white: Vec<Vec<f32>> = match &self.white_box {
+            Some((g, view)) => features::window_stats(g, windows, *view, 64)
+                .iter()
+                .zip(windows)
+                .map(|(s, w)| features::feature_rows(s, noise_seed(w)))
+                .collect(),
+            None => vec![Vec::new(); windows.len()],
+        };
+        let mut out = Vec::with_capacity(windows.len() * t * self.width());
+        for (w, wf) in windows.iter().zip(&white) {
+            let lex = self.lexicon.as_ref().map(|l| {
+                let pieces: Vec<String> =
+                    w.iter().map(|&id| self.tokenizer.decode(&[id])).collect();
+                l.token_features(&pieces)
+            });
+            for i in 0..t {
+                out.extend_from_slice(
+                    wf.get(i * NUM_FEATURES..(i + 1) * NUM_FEATURES)
+                        .unwrap_or(&[]),
+                );
+                if let Some(lf) = &lex {
+                    out.extend_from_slice(
+                        &lf[i * NUM_LEXICON_FEATURES..(i + 1) * NUM_LEXICON_FEATURES],
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// The features of `windows` as a `[B, T, width]` tensor on `device`.
+    pub fn tensor(&self, windows: &[Vec<u32>], device: &Device) -> Tensor<3> {
+        let t = windows.first().map_or(0, Vec::len);
+        let f = self.features(windows);
+        Tensor::from_data(TensorData::new(f, [windows.len(), t, self.width()]), device)
+    }
+}
+
+/// The file of a reward checkpoint holding its lexicon channel's words.
+pub const LEXICON: &str = "lexicon.tsv";
+
 /// A reward model with its tokenizer, for scoring token sequences.
 pub struct RewardModel {
     pub model: GPT,
     pub tokenizer: Tokenizer,
+    /// The feature generator of a token head that reads white-box features.
+    pub features: Option<FeatureSource>,
     pub batch_size: usize,
     /// Batches scored at once on separate threads.
     pub workers: usize,
@@ -58,16 +172,38 @@ impl RewardModel {
                 "this is a generator checkpoint; train a reward model with `nanoreward train-reward` first",
             ));
         }
+        let c = &ck.config;
+        let tokenizer = ck.tokenizer()?;
+        let white_box = if c.white_box {
+            let p = ck.path.join(checkpoint::FEATURE_MODEL);
+            let view = View {
+                temperature: c.feature_temperature,
+                top_k: (c.feature_top_k > 0).then_some(c.feature_top_k),
+            };
+            Some((checkpoint::load_model(&p, device)?, view))
+        } else {
+            None
+        };
+        let lexicon = c
+            .lexicon
+            .then(|| Lexicon::load(&ck.path.join(LEXICON)))
+            .transpose()?;
+        let features = (c.reward_features > 0).then(|| FeatureSource {
+            white_box,
+            lexicon,
+            tokenizer: tokenizer.clone(),
+        });
         Ok(Self {
             model: ck.model(device)?,
-            tokenizer: ck.tokenizer()?,
+            tokenizer,
+            features,
             batch_size: 64,
             workers: 1,
         })
     }
 
-    /// P(natural) of each sequence (1 ≤ length ≤ block_size), batched by length.
-    pub fn score(&self, seqs: &[Vec<u32>]) -> Result<Vec<f32>> {
+    /// Checks lengths and ids, and groups the sequences into batches of one length.
+    fn batches(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<usize>>> {
         let bs = self.model.config.block_size;
         let vs = self.model.config.vocab_size;
         if let Some(bad) = seqs.iter().find(|s| s.is_empty() || s.len() > bs) {
@@ -83,26 +219,85 @@ impl RewardModel {
         }
         let mut order: Vec<usize> = (0..seqs.len()).collect();
         order.sort_by_key(|&i| seqs[i].len());
-        let batches: Vec<&[usize]> = order
+        Ok(order
             .chunk_by(|&a, &b| seqs[a].len() == seqs[b].len())
             .flat_map(|group| group.chunks(self.batch_size.max(1)))
-            .collect();
+            .map(<[usize]>::to_vec)
+            .collect())
+    }
+
+    /// The token head's logits of one batch of equal-length sequences, `[B·T]` on the host.
+    fn batch_token_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let m = &self.model;
+        let ids: Vec<i64> = batch.iter().flatten().map(|&t| t as i64).collect();
+        let feats = self.features.as_ref().map(|f| f.tensor(batch, &m.device()));
+        Ok(to_host(m.token_logits(
+            m.tokens(&ids, batch.len()),
+            feats,
+            None,
+        )?))
+    }
+
+    /// Per sequence, `per_seq(logits or probabilities of that sequence)`, batched by length on
+    /// the worker threads: the token head's per-token logits, or the pooled head's pair.
+    fn map_batches<R: Send + Default + Clone>(
+        &self,
+        seqs: &[Vec<u32>],
+        per_seq: impl Fn(&[f32]) -> R + Sync,
+    ) -> Result<Vec<R>> {
+        let batches = self.batches(seqs)?;
         let scored = device::par_map(&batches, self.workers, |batch| {
-            let ids: Vec<i64> = batch
-                .iter()
-                .flat_map(|&i| seqs[i].iter().map(|&t| t as i64))
-                .collect();
-            let m = &self.model;
-            m.reward_probs(m.tokens(&ids, batch.len()), None)
-                .map(probs_natural)
+            let group: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
+            let (flat, width) = match self.model.config.reward_head {
+                RewardHeadKind::Token => (self.batch_token_logits(&group)?, group[0].len()),
+                RewardHeadKind::Pooled => {
+                    let m = &self.model;
+                    let ids: Vec<i64> = group.iter().flatten().map(|&v| v as i64).collect();
+                    (
+                        to_host(m.reward_probs(m.tokens(&ids, group.len()), None)?),
+                        2,
+                    )
+                }
+            };
+            Ok::<_, Error>(flat.chunks(width).map(&per_seq).collect::<Vec<R>>())
         });
-        let mut out = vec![0.0f32; seqs.len()];
+        let mut out = vec![R::default(); seqs.len()];
         for (batch, v) in batches.iter().zip(scored) {
-            for (&i, pv) in batch.iter().zip(v?) {
-                out[i] = pv;
+            for (&i, r) in batch.iter().zip(v?) {
+                out[i] = r;
             }
         }
         Ok(out)
+    }
+
+    /// P(natural) of each sequence (1 ≤ length ≤ block_size).
+    pub fn score(&self, seqs: &[Vec<u32>]) -> Result<Vec<f32>> {
+        match self.model.config.reward_head {
+            RewardHeadKind::Token => self.map_batches(seqs, changepoint::p_natural),
+            RewardHeadKind::Pooled => self.map_batches(seqs, |p| p[0]),
+        }
+    }
+
+    /// P(natural) of every token of each sequence (token head only).
+    pub fn score_tokens(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        if self.model.config.reward_head != RewardHeadKind::Token {
+            return Err(Error::Config(
+                "per-token P(natural) needs a token-head reward model (train-reward --loss=token_bce or similar)".into(),
+            ));
+        }
+        self.map_batches(seqs, |z| {
+            z.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect()
+        })
+    }
+
+    /// The token head's posterior over the cut K of each sequence (token head only).
+    pub fn posteriors(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<f64>>> {
+        if self.model.config.reward_head != RewardHeadKind::Token {
+            return Err(Error::Config(
+                "the posterior over K needs a token-head reward model".into(),
+            ));
+        }
+        self.map_batches(seqs, changepoint::posterior)
     }
 }
 

@@ -51,6 +51,8 @@ pub struct RewardPrepOptions {
     pub output_dir: PathBuf,
     pub train_split: f64,
     pub samples_per_chunk: usize,
+    /// Share of samples made fully natural (K = N) or fully generated (K = 0), half each.
+    pub full_share: f64,
     pub temperature: f64,
     pub top_k: Option<usize>,
     pub seed: u64,
@@ -75,6 +77,7 @@ impl Default for RewardPrepOptions {
             output_dir: PathBuf::from("data/reward_dataset"),
             train_split: 0.9,
             samples_per_chunk: 10,
+            full_share: 0.0,
             temperature: 1.0,
             top_k: None,
             seed: 42,
@@ -99,6 +102,12 @@ impl RewardPrepOptions {
             return Err(Error::Config(format!(
                 "--shard_index must be in [0, --num_shards = {}), got {}",
                 self.num_shards, self.shard_index
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.full_share) {
+            return Err(Error::Config(format!(
+                "--full_share must be in [0, 1], got {}",
+                self.full_share
             )));
         }
         if !(0.0..1.0).contains(&self.train_split) || self.train_split == 0.0 {
@@ -342,27 +351,67 @@ struct SplitJob<'a> {
 
 impl SplitJob<'_> {
     /// Generates the samples of `blocks` (in block order, `samples_per_chunk` each): their
-    /// token rows and labels.
+    /// token rows and labels. A cut 0 < K < N keeps K natural tokens and generates the rest;
+    /// K = N is the natural block; K = 0 is N tokens generated after the block's first token
+    /// (which is then dropped).
     fn generate(&self, blocks: &[usize]) -> Result<(Seqs, Vec<[f32; 2]>)> {
         let n = self.model.config.block_size;
-        let spc = self.opts.samples_per_chunk;
-        let mut rows = Vec::with_capacity(blocks.len() * spc);
-        let mut labels = Vec::with_capacity(blocks.len() * spc);
+        let o = self.opts;
+        let mut plan = Vec::with_capacity(blocks.len() * o.samples_per_chunk);
         for &b in blocks {
             let natural = &self.tokens[b * n..(b + 1) * n];
-            for (k, seed) in recipe::block_plan(self.opts.seed, self.split, b, spc, n) {
-                rows.push(Row {
-                    prefix: &natural[..k],
-                    seed,
-                });
-                labels.push(recipe::label(k, n));
-            }
+            let cuts = recipe::block_plan_full(
+                o.seed,
+                self.split,
+                b,
+                o.samples_per_chunk,
+                n,
+                o.full_share,
+            );
+            plan.extend(cuts.into_iter().map(|(k, seed)| (natural, k, seed)));
         }
         let batching = Batching {
-            batch_size: self.opts.batch_size,
-            workers: device::workers(self.opts.threads),
+            batch_size: o.batch_size,
+            workers: device::workers(o.threads),
         };
-        let seqs = sampling::complete(self.model, &rows, n, &self.sample, &batching)?;
+        let cut: Vec<usize> = (0..plan.len())
+            .filter(|&i| (1..n).contains(&plan[i].1))
+            .collect();
+        let rows: Vec<Row> = cut
+            .iter()
+            .map(|&i| Row {
+                prefix: &plan[i].0[..plan[i].1],
+                seed: plan[i].2,
+            })
+            .collect();
+        let mut seqs: Seqs = plan.iter().map(|(nat, _, _)| nat.to_vec()).collect();
+        for (&i, s) in cut.iter().zip(sampling::complete(
+            self.model,
+            &rows,
+            n,
+            &self.sample,
+            &batching,
+        )?) {
+            seqs[i] = s;
+        }
+        let fresh: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].1 == 0).collect();
+        let rows: Vec<Row> = fresh
+            .iter()
+            .map(|&i| Row {
+                prefix: &plan[i].0[..1],
+                seed: plan[i].2,
+            })
+            .collect();
+        for (&i, s) in fresh.iter().zip(sampling::complete(
+            self.model,
+            &rows,
+            n + 1,
+            &self.sample,
+            &batching,
+        )?) {
+            seqs[i] = s[1..].to_vec();
+        }
+        let labels = plan.iter().map(|(_, k, _)| recipe::label(*k, n)).collect();
         Ok((seqs, labels))
     }
 }
@@ -445,6 +494,7 @@ fn base_metadata(opts: &RewardPrepOptions, model: &GPT, inputs: &Inputs) -> Meta
         temperature: opts.temperature,
         top_k: opts.top_k,
         samples_per_chunk: opts.samples_per_chunk,
+        full_share: opts.full_share,
         seed: opts.seed,
         train_split: opts.train_split,
         source: inputs.source.clone(),

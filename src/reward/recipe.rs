@@ -53,6 +53,31 @@ pub fn block_plan(
         .collect()
 }
 
+/// [`block_plan`] with a share `full_share` of the block's samples made fully natural (K = N)
+/// or fully generated (K = 0), half each on average. The choice is drawn from its own stream,
+/// so with `full_share` = 0 the plan is exactly [`block_plan`]'s.
+pub fn block_plan_full(
+    seed: u64,
+    split: Split,
+    block: usize,
+    spc: usize,
+    n: usize,
+    full_share: f64,
+) -> Vec<(usize, u64)> {
+    let mut plan = block_plan(seed, split, block, spc, n);
+    if full_share > 0.0 {
+        let stream = mix(mix(seed ^ split.salt()) ^ block as u64) ^ 0x6675_6c6c;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(stream));
+        for (k, _) in plan.iter_mut() {
+            let (u, natural) = (rng.random::<f64>(), rng.random::<bool>());
+            if u < full_share {
+                *k = if natural { n } else { 0 };
+            }
+        }
+    }
+    plan
+}
+
 /// The label of a sample cut at K of N: [P(natural), P(synthetic)] = [K/N, (N−K)/N].
 pub fn label(k: usize, n: usize) -> [f32; 2] {
     [k as f32 / n as f32, (n - k) as f32 / n as f32]
@@ -96,6 +121,27 @@ mod tests {
             .sum::<f64>()
             / 20000.0;
         assert!((mean - 32.0).abs() < 0.5, "mean K {mean}");
+    }
+
+    #[test]
+    fn full_windows_leave_the_plan_alone_at_zero() {
+        for b in 0..50 {
+            let plain = block_plan(5, Split::Val, b, 10, 32);
+            assert_eq!(block_plan_full(5, Split::Val, b, 10, 32, 0.0), plain);
+            // With a share, only the K values change (to 0 or N), never the seeds.
+            let full = block_plan_full(5, Split::Val, b, 10, 32, 0.5);
+            for ((k, s), (k0, s0)) in full.iter().zip(&plain) {
+                assert_eq!(s, s0);
+                assert!(k == k0 || *k == 0 || *k == 32);
+            }
+        }
+        let ks: Vec<usize> = (0..400)
+            .flat_map(|b| block_plan_full(1, Split::Train, b, 10, 32, 0.3))
+            .map(|(k, _)| k)
+            .collect();
+        let share = ks.iter().filter(|&&k| k == 0 || k == 32).count() as f64 / ks.len() as f64;
+        assert!((share - 0.3).abs() < 0.03, "{share}");
+        assert!(ks.contains(&0) && ks.contains(&32));
     }
 
     #[test]

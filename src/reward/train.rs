@@ -2,15 +2,20 @@
 //! checkpoint, a fresh head, the trunk frozen or partly fine-tuned, early stopping on the val
 //! loss, and the frozen-trunk fast path (pooled features computed once).
 
+use super::changepoint;
 use super::dataset::{RewardDataset, TokenizationInfo};
-use super::model;
+use super::eval;
+use super::features::View;
+use super::lexicon::Lexicon;
+use super::model::{self, FeatureSource, HeadSpec};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, LoadReport, TrainState};
 use crate::metrics::JsonlLog;
-use crate::model::{GPT, Pooling};
+use crate::model::{Dropout, GPT, Pooling, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::optim::{self, AdamW, AdamWConfig};
 use crate::util::{device, fsutil, progress, rng::mix, to_host};
 use crate::{Error, Result};
+use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::ProgressBar;
 use rand::{SeedableRng, seq::SliceRandom};
@@ -30,13 +35,31 @@ crate::choice! {
 }
 
 crate::choice! {
-    /// The training loss on the [P(natural), P(synthetic)] pair.
+    /// The training objective. `mse` and `cross_entropy` train the pooled head on the
+    /// [P(natural), P(synthetic)] pair (the seed's recipe); the `token_*` losses train the token
+    /// head on every token's label (natural before K, generated from K on).
     pub enum RewardLoss("loss") {
-        /// Mean squared error against the label pair.
+        /// Pooled head: mean squared error against the label pair.
         #[default]
         Mse = "mse",
-        /// Cross-entropy against the label pair (soft labels).
+        /// Pooled head: cross-entropy against the label pair (soft labels).
         CrossEntropy = "cross_entropy",
+        /// Token head: binary cross-entropy of every token's label.
+        TokenBce = "token_bce",
+        /// Token head: cross-entropy of the true cut K under the change-point posterior.
+        TokenChangepoint = "token_changepoint",
+        /// Token head: the sum of the two.
+        TokenBoth = "token_both",
+    }
+}
+
+impl RewardLoss {
+    /// The head this objective trains.
+    pub fn head(self) -> RewardHeadKind {
+        match self {
+            RewardLoss::Mse | RewardLoss::CrossEntropy => RewardHeadKind::Pooled,
+            _ => RewardHeadKind::Token,
+        }
     }
 }
 
@@ -58,6 +81,19 @@ pub struct RewardTrainConfig {
     pub reward_head_hidden_dim: usize,
     pub pooling: Pooling,
     pub loss: RewardLoss,
+    /// Token head: read the generator's white-box features of every token (log q, entropy, σ,
+    /// z, log-rank, u), computed with the generator that made the data (`base`).
+    pub features: bool,
+    /// Token head: read the lexicon channel (is the word of every token among the words of the
+    /// natural text the reward model trains on).
+    pub lexicon: bool,
+    /// Token head: neighbours on each side a token's prediction sees.
+    pub context: usize,
+    /// The trunk's checkpoint, when not the base generator's (same tokenizer; a longer
+    /// block_size is cropped to the data's).
+    pub trunk: String,
+    /// Dropout in the trunk while training.
+    pub dropout: f64,
     pub freeze_trunk: bool,
     pub unfreeze_last_n_layers: usize,
     /// Epochs without val improvement before stopping (0 = never stop early).
@@ -84,6 +120,11 @@ impl Default for RewardTrainConfig {
             reward_head_hidden_dim: 256,
             pooling: Pooling::Last,
             loss: RewardLoss::Mse,
+            features: true,
+            lexicon: false,
+            context: 3,
+            trunk: String::new(),
+            dropout: 0.0,
             freeze_trunk: true,
             unfreeze_last_n_layers: 0,
             patience: 3,
@@ -102,6 +143,12 @@ impl RewardTrainConfig {
             return Err(Error::Config(
                 "epochs, batch_size and reward_head_hidden_dim must be positive".into(),
             ));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Config(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
         }
         if !self.lr.is_finite()
             || self.lr <= 0.0
@@ -130,6 +177,19 @@ impl RewardTrainConfig {
     fn head_only(&self) -> bool {
         self.freeze_trunk && self.unfreeze_last_n_layers == 0
     }
+
+    /// The head a generator gets, its features read as the data was sampled (`view`).
+    pub fn head_spec(&self, view: View) -> HeadSpec {
+        HeadSpec {
+            kind: self.loss.head(),
+            hidden: self.reward_head_hidden_dim,
+            pooling: self.pooling,
+            features: self.features,
+            lexicon: self.lexicon,
+            context: self.context,
+            view,
+        }
+    }
 }
 
 /// Whether parameter `name` trains, given the freezing options.
@@ -154,11 +214,46 @@ pub fn is_trainable(
         .is_some_and(|i| i + unfreeze_last_n_layers >= n_layer)
 }
 
-/// The loss of predicted probabilities `p` against labels `y` (both `[B, 2]`).
+/// The loss of predicted probabilities `p` against labels `y` (both `[B, 2]`; pooled head).
 pub fn reward_loss(p: Tensor<2>, y: Tensor<2>, kind: RewardLoss) -> Tensor<1> {
     match kind {
         RewardLoss::CrossEntropy => (y * p.clamp(1e-7, 1.0).log()).sum_dim(1).mean().neg(),
-        RewardLoss::Mse => (p - y).square().mean(),
+        _ => (p - y).square().mean(),
+    }
+}
+
+/// The token head's loss of logits `z` `[B, T]` (P(natural) = σ(z)) for windows cut at `cuts`:
+/// the mean binary cross-entropy of every token's label, the mean −log P(K = cut | x) under the
+/// change-point posterior (uniform prior over 0 … T), or their sum.
+pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss) -> Tensor<1> {
+    let [b, t] = z.dims();
+    let dev = z.device();
+    let labels: Vec<f32> = cuts
+        .iter()
+        .flat_map(|&k| changepoint::token_labels(k, t))
+        .collect();
+    let y = Tensor::<2>::from_data(TensorData::new(labels, [b, t]), &dev);
+    let (lp, lq) = (log_sigmoid(z.clone()), log_sigmoid(z.neg()));
+    let bce = || {
+        (y.clone() * lp.clone() + (y.clone().neg() + 1.0) * lq.clone())
+            .mean()
+            .neg()
+    };
+    let changepoint = || {
+        // log-likelihood of every cut k = 0 … T: Σ_{t<k} log p + Σ_{t≥k} log(1 − p).
+        let zero = Tensor::<2>::zeros([b, 1], &dev);
+        let cp = Tensor::cat(vec![zero.clone(), lp.clone().cumsum(1)], 1);
+        let cq = Tensor::cat(vec![zero, lq.clone().cumsum(1)], 1);
+        let total_q = lq.clone().sum_dim(1);
+        let ll = cp - cq + total_q;
+        let picked: Vec<i64> = cuts.iter().map(|&k| k as i64).collect();
+        let idx = Tensor::<2, Int>::from_data(TensorData::new(picked, [b, 1]), &dev);
+        log_softmax(ll, 1).gather(1, idx).mean().neg()
+    };
+    match kind {
+        RewardLoss::TokenChangepoint => changepoint(),
+        RewardLoss::TokenBoth => bce() + changepoint().div_scalar(t as f64),
+        _ => bce(),
     }
 }
 
@@ -185,10 +280,43 @@ pub struct RewardTrainOutcome {
     pub history: Vec<(usize, f64, f64)>,
 }
 
-/// One split and, on the fast path, its pooled features.
+/// One split with what is computed once for it: the pooled trunk features (frozen-trunk fast
+/// path) and the features of every token (token head with feature channels), `width` each.
 struct Data {
     ds: RewardDataset,
+    pooled: Vec<f32>,
     features: Vec<f32>,
+    width: usize,
+}
+
+impl Data {
+    fn new(ds: RewardDataset, pooled: Vec<f32>, source: Option<&FeatureSource>) -> Self {
+        let features = source.map_or(Vec::new(), |s| token_features(s, &ds));
+        let width = source.map_or(0, FeatureSource::width);
+        Self {
+            ds,
+            pooled,
+            features,
+            width,
+        }
+    }
+
+    /// The token features of rows `rows` as a `[B, N, F]` tensor (None without them).
+    fn feature_tensor(&self, rows: &[usize], dev: &Device) -> Option<Tensor<3>> {
+        if self.width == 0 {
+            return None;
+        }
+        let n = self.ds.meta.block_size;
+        let w = n * self.width;
+        let f: Vec<f32> = rows
+            .iter()
+            .flat_map(|&i| self.features[i * w..(i + 1) * w].iter().copied())
+            .collect();
+        Some(Tensor::from_data(
+            TensorData::new(f, [rows.len(), n, self.width]),
+            dev,
+        ))
+    }
 }
 
 /// A reward model in training with its data, optimizer and log.
@@ -200,42 +328,89 @@ struct Trainer<'a> {
     val: Data,
     fast: bool,
     tokenizer: Tokenizer,
+    /// What the token head reads besides the tokens, saved with the model.
+    source: Option<FeatureSource>,
     ckpt: PathBuf,
     log: JsonlLog,
 }
 
+/// Val figures after an epoch: the objective's loss, and the MAE of P(natural) against K/N.
+struct ValFigures {
+    loss: f64,
+    mae: f64,
+}
+
 impl Trainer<'_> {
-    /// The loss of rows `rows` of `d` under `m` (on the fast path, from the features).
-    fn batch_loss(&self, m: &GPT, d: &Data, rows: &[usize]) -> Result<Tensor<1>> {
+    /// The loss of rows `rows` of `d` under `m`, and P(natural) of each row as predicted
+    /// (host copies only when `predict`).
+    fn batch_loss(
+        &self,
+        m: &GPT,
+        d: &Data,
+        rows: &[usize],
+        drop: Option<&Dropout>,
+        predict: bool,
+    ) -> Result<(Tensor<1>, Vec<f32>)> {
         let b = rows.len();
+        let n = d.ds.meta.block_size;
         let (x, y) = d.ds.batch(rows);
         let dev = m.device();
+        let ids = || Tensor::<2, Int>::from_data(TensorData::new(x.clone(), [b, n]), &dev);
+        if self.cfg.loss.head() == RewardHeadKind::Token {
+            let z = m.token_logits(ids(), d.feature_tensor(rows, &dev), drop)?;
+            let cuts: Vec<usize> = y.chunks(2).map(|l| changepoint::cut_of(l[0], n)).collect();
+            let preds = if predict {
+                let host = to_host(z.clone().detach());
+                host.chunks(n).map(changepoint::p_natural).collect()
+            } else {
+                Vec::new()
+            };
+            return Ok((token_loss(z, &cuts, self.cfg.loss), preds));
+        }
         let yt = Tensor::<2>::from_data(TensorData::new(y, [b, 2]), &dev);
         let p = if self.fast {
             let c = m.config.n_embd;
             let fx: Vec<f32> = rows
                 .iter()
-                .flat_map(|&i| d.features[i * c..(i + 1) * c].iter().copied())
+                .flat_map(|&i| d.pooled[i * c..(i + 1) * c].iter().copied())
                 .collect();
             m.head_probs(Tensor::<2>::from_data(TensorData::new(fx, [b, c]), &dev))?
         } else {
-            let n = m.config.block_size;
-            let ids = Tensor::<2, Int>::from_data(TensorData::new(x, [b, n]), &dev);
-            m.reward_probs(ids, None)?
+            m.reward_probs(ids(), drop)?
         };
-        Ok(reward_loss(p, yt, self.cfg.loss))
+        let preds = if predict {
+            model::probs_natural(p.clone().detach())
+        } else {
+            Vec::new()
+        };
+        Ok((reward_loss(p, yt, self.cfg.loss), preds))
     }
 
-    /// Mean loss over the val split (chunks of 256, no gradients).
-    fn val_loss(&self) -> Result<f64> {
+    /// The loss and MAE over the val split (chunks of 256, no gradients, no dropout).
+    fn val_figures(&self) -> Result<ValFigures> {
         let inf = self.model.inference();
-        let rows: Vec<usize> = (0..self.val.ds.len()).collect();
-        let mut total = 0.0;
-        for chunk in rows.chunks(256) {
-            let l = self.batch_loss(&inf, &self.val, chunk)?;
-            total += l.into_scalar::<f32>() as f64 * chunk.len() as f64;
+        let n = self.val.ds.len();
+        let rows: Vec<usize> = (0..n).collect();
+        let chunks: Vec<&[usize]> = rows.chunks(256).collect();
+        let parts = device::par_map(&chunks, device::workers(self.cfg.threads), |chunk| {
+            let (l, preds) = self.batch_loss(&inf, &self.val, chunk, None, true)?;
+            let mae: f64 = chunk
+                .iter()
+                .zip(preds)
+                .map(|(&i, p)| (p as f64 - self.val.ds.label(i)[0] as f64).abs())
+                .sum();
+            Ok::<_, Error>((l.into_scalar::<f32>() as f64 * chunk.len() as f64, mae))
+        });
+        let (mut loss, mut mae) = (0.0, 0.0);
+        for part in parts {
+            let (l, m) = part?;
+            loss += l;
+            mae += m;
         }
-        Ok(total / self.val.ds.len() as f64)
+        Ok(ValFigures {
+            loss: loss / n as f64,
+            mae: mae / n as f64,
+        })
     }
 
     /// Saves the model as the run's checkpoint.
@@ -254,8 +429,43 @@ impl Trainer<'_> {
                 optimizer: None,
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
+                feature_model: self
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.white_box.as_ref())
+                    .map(|(g, _)| g),
+                extra: self
+                    .source
+                    .as_ref()
+                    .and_then(|s| s.lexicon.as_ref())
+                    .map(|l| vec![(model::LEXICON, l.to_tsv().into_bytes())])
+                    .unwrap_or_default(),
             },
         )
+    }
+
+    /// The loss of train rows `rows` and its gradients. Rows are split over the worker threads
+    /// (each its own dropout noise from `seed`), except on the fast path (a head on cached
+    /// features is too small to share).
+    fn batch_grads(&self, rows: &[usize], seed: u64) -> Result<(f64, Vec<Option<Tensor<1>>>)> {
+        let p = self.cfg.dropout;
+        let workers = if self.fast {
+            1
+        } else {
+            device::workers(self.cfg.threads)
+        };
+        let b = rows.len();
+        let (v, g, errs) = optim::parallel_grads(&self.model, b, workers, |m, w, r0, r1| {
+            let drop = (p > 0.0).then(|| Dropout::new(mix(seed ^ w as u64)));
+            match self.batch_loss(m, &self.train, &rows[r0..r1], drop.as_ref(), false) {
+                Ok((loss, _)) => (loss.mul_scalar((r1 - r0) as f64 / b as f64), None),
+                Err(e) => (Tensor::zeros([1], &m.device()), Some(e)),
+            }
+        });
+        match errs.into_iter().flatten().next() {
+            Some(e) => Err(e),
+            None => Ok((v, g)),
+        }
     }
 
     /// One pass over the shuffled train split; returns the mean train loss and the epoch's
@@ -271,15 +481,13 @@ impl Trainer<'_> {
             format!("epoch {epoch:>3} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}] {{msg}}");
         let pb = progress::bar(order.len().div_ceil(bs), 0, show_progress, &template);
         let mut sum = 0.0;
-        for rows in order.chunks(bs) {
-            let loss = self.batch_loss(&self.model, &self.train, rows)?;
-            let grads = loss.backward();
-            let mut g = optim::collect_grads(&self.model, &grads);
+        for (i, rows) in order.chunks(bs).enumerate() {
+            let (v, mut g) =
+                self.batch_grads(rows, mix(self.cfg.seed ^ mix((epoch << 32 | i) as u64)))?;
             if self.cfg.grad_clip > 0.0 {
                 optim::clip_grad_norm(&mut g, self.cfg.grad_clip);
             }
             self.opt.step(&mut self.model, g, self.cfg.lr);
-            let v = loss.inner().into_scalar::<f32>() as f64;
             sum += v * rows.len() as f64;
             pb.set_message(format!("loss {v:.5}"));
             pb.inc(1);
@@ -301,7 +509,7 @@ fn open_data(
     };
     let train = RewardDataset::open(data, "train", Some(&expect))?;
     let val = RewardDataset::open(data, "val", Some(&expect))?;
-    if train.meta.block_size != block_size {
+    if train.meta.block_size > block_size {
         return Err(Error::Mismatch(format!(
             "the dataset's block_size is {} but the model's is {block_size}",
             train.meta.block_size
@@ -310,26 +518,115 @@ fn open_data(
     Ok((train, val))
 }
 
-/// Loads the base, the data and (on the fast path) the features: a trainer at epoch 0.
+/// The reward model before training: the trunk of `cfg.trunk` (else of the base) with a fresh
+/// head, its positions cropped to the data's block size `n`.
+fn initial_model(
+    cfg: &RewardTrainConfig,
+    base: &Checkpoint,
+    spec: &HeadSpec,
+    n: usize,
+    dev: &Device,
+) -> Result<(GPT, LoadReport)> {
+    let trunk_ck;
+    let trunk = if cfg.trunk.is_empty() {
+        base
+    } else {
+        trunk_ck = Checkpoint::open(Path::new(&cfg.trunk))?;
+        if trunk_ck.config.vocab_size != base.config.vocab_size {
+            return Err(Error::Mismatch(format!(
+                "the trunk {} has vocab_size {} but the base generator has {}: they must share a tokenizer",
+                cfg.trunk, trunk_ck.config.vocab_size, base.config.vocab_size
+            )));
+        }
+        &trunk_ck
+    };
+    let (mut model, report) = model::from_checkpoint(trunk, spec, dev, cfg.seed)?;
+    if model.config.block_size < n {
+        return Err(Error::Mismatch(format!(
+            "the dataset's block_size is {n} but the trunk's is {}",
+            model.config.block_size
+        )));
+    }
+    if model.config.block_size > n {
+        model.wpe = model.wpe.narrow(0, 0, n);
+        model.config.block_size = n;
+    }
+    model.config.dropout = cfg.dropout;
+    Ok((model, report))
+}
+
+/// The token features of every sample of `ds`, `[n, N, F]` row-major.
+fn token_features(src: &FeatureSource, ds: &RewardDataset) -> Vec<f32> {
+    let rows: Vec<usize> = (0..ds.len()).collect();
+    rows.chunks(512)
+        .flat_map(|chunk| {
+            let windows: Vec<Vec<u32>> = chunk.iter().map(|&i| ds.tokens(i)).collect();
+            src.features(&windows)
+        })
+        .collect()
+}
+
+/// The token head's feature channels: the generator's white-box view (`features`) and the
+/// lexicon of the natural text of `train` (`lexicon`); None for a pooled head or no channel.
+fn feature_source(
+    cfg: &RewardTrainConfig,
+    token: bool,
+    base: &Checkpoint,
+    train: &RewardDataset,
+    tokenizer: &Tokenizer,
+    view: View,
+    dev: &Device,
+) -> Result<Option<FeatureSource>> {
+    if !token || !(cfg.features || cfg.lexicon) {
+        return Ok(None);
+    }
+    let white_box = cfg
+        .features
+        .then(|| Ok::<_, Error>((base.model(dev)?, view)))
+        .transpose()?;
+    let lexicon = cfg
+        .lexicon
+        .then(|| {
+            let text = tokenizer.decode(&eval::natural_stream(train, tokenizer, false)?);
+            Ok::<_, Error>(Lexicon::from_text(&text))
+        })
+        .transpose()?;
+    Ok(Some(FeatureSource {
+        white_box,
+        lexicon,
+        tokenizer: tokenizer.clone(),
+    }))
+}
+
+/// Loads the base, the data and what is computed once (pooled or white-box features): a
+/// trainer at epoch 0.
 fn setup<'a>(
     cfg: &'a RewardTrainConfig,
     base: &Checkpoint,
     dev: &Device,
 ) -> Result<(Trainer<'a>, LoadReport)> {
-    let (model, report) =
-        model::from_checkpoint(base, cfg.reward_head_hidden_dim, cfg.pooling, dev, cfg.seed)?;
     let tokenizer = base.tokenizer()?;
-    let (train_ds, val_ds) = open_data(Path::new(&cfg.data), &tokenizer, model.config.block_size)?;
-    let fast = cfg.head_only() && cfg.fast_path;
-    let (tr_feat, va_feat) = if fast {
-        let w = device::workers(cfg.threads);
-        (
-            features(&model, &train_ds, 64, w),
-            features(&model, &val_ds, 64, w),
-        )
-    } else {
-        (Vec::new(), Vec::new())
+    let (train_ds, val_ds) = open_data(Path::new(&cfg.data), &tokenizer, base.config.block_size)?;
+    let view = View {
+        temperature: train_ds.meta.temperature,
+        top_k: train_ds.meta.top_k,
     };
+    let spec = cfg.head_spec(view);
+    let n = train_ds.meta.block_size;
+    let (model, report) = initial_model(cfg, base, &spec, n, dev)?;
+    let token = spec.kind == RewardHeadKind::Token;
+    let fast = !token && cfg.head_only() && cfg.fast_path;
+    let w = device::workers(cfg.threads);
+    let pooled = |ds: &RewardDataset| {
+        if fast {
+            features(&model, ds, 64, w)
+        } else {
+            Vec::new()
+        }
+    };
+    let source = feature_source(cfg, token, base, &train_ds, &tokenizer, view, dev)?;
+    let train = Data::new(train_ds.clone(), pooled(&train_ds), source.as_ref());
+    let val = Data::new(val_ds.clone(), pooled(&val_ds), source.as_ref());
     let nl = model.config.n_layer;
     let model = model.into_trainable(|name| cfg.trains(name, nl));
     let weight_decay = match cfg.optimizer {
@@ -348,23 +645,18 @@ fn setup<'a>(
         cfg,
         model,
         opt,
-        train: Data {
-            ds: train_ds,
-            features: tr_feat,
-        },
-        val: Data {
-            ds: val_ds,
-            features: va_feat,
-        },
+        train,
+        val,
         fast,
         tokenizer,
+        source,
         ckpt: out_dir.join("ckpt"),
         log: JsonlLog::open(&out_dir.join("metrics.jsonl"), None)?,
     };
     Ok((trainer, report))
 }
 
-/// Trains a reward model on a reward dataset, its trunk from `cfg.base`.
+/// Trains a reward model on a reward dataset, its trunk from `cfg.base` (or `cfg.trunk`).
 pub fn train(cfg: &RewardTrainConfig, show_progress: bool) -> Result<RewardTrainOutcome> {
     train_from(cfg, &Checkpoint::open(Path::new(&cfg.base))?, show_progress)
 }
@@ -380,28 +672,32 @@ pub fn train_from(
     let dev = device::select(&cfg.device)?;
     let t0 = std::time::Instant::now();
     let (mut t, report) = setup(cfg, base, &dev)?;
-    let mut best = t.val_loss()?;
+    let v0 = t.val_figures()?;
+    let mut best = v0.loss;
     let mut history = vec![(0, f64::NAN, best)];
     t.log
-        .write(&serde_json::json!({"epoch": 0, "val_loss": best}))?;
+        .write(&serde_json::json!({"epoch": 0, "val_loss": best, "val_mae": v0.mae}))?;
     t.save(0, best)?;
     let (mut since_best, mut epochs_run) = (0, 0);
     for epoch in 1..=cfg.epochs {
         let (train_loss, pb) = t.epoch(epoch, show_progress)?;
         let say = |msg: String| progress::say(&pb, msg);
-        let val = t.val_loss()?;
+        let v = t.val_figures()?;
         epochs_run = epoch;
-        history.push((epoch, train_loss, val));
+        history.push((epoch, train_loss, v.loss));
         t.log.write(
-            &serde_json::json!({"epoch": epoch, "train_loss": train_loss, "val_loss": val}),
+            &serde_json::json!({"epoch": epoch, "train_loss": train_loss,
+            "val_loss": v.loss, "val_mae": v.mae, "elapsed_s": t0.elapsed().as_secs_f64()}),
         )?;
-        let improved = val < best;
+        let improved = v.loss < best;
         say(format!(
-            "epoch {epoch}: train loss {train_loss:.5}, val loss {val:.5}{}",
+            "epoch {epoch}: train loss {train_loss:.5}, val loss {:.5}, val MAE {:.4}{}",
+            v.loss,
+            v.mae,
             if improved { " (best)" } else { "" }
         ));
         if improved {
-            best = val;
+            best = v.loss;
             since_best = 0;
             t.save(epoch, best)?;
         } else {

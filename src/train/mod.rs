@@ -387,6 +387,8 @@ impl Run<'_> {
                     optimizer: Some(self.opt.to_state()),
                     train_state: state,
                     tokenizer: Some(&self.tokenizer),
+                    feature_model: None,
+                    extra: Vec::new(),
                 },
             )?;
             progress::say(

@@ -109,6 +109,8 @@ pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
             optimizer: None,
             train_state: Default::default(),
             tokenizer: Some(&tok),
+            feature_model: None,
+            extra: Vec::new(),
         },
     )
     .unwrap();
@@ -132,6 +134,7 @@ pub fn prep_options(
         output_dir: d.join(out),
         train_split: 0.9,
         samples_per_chunk: 3,
+        full_share: 0.0,
         temperature: 1.0,
         top_k: None,
         seed: 42,
