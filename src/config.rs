@@ -112,6 +112,27 @@ fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
             "false" | "0" | "no" => false,
             _ => return Err(bad("true or false")),
         }),
+        // A list is written comma-separated, its items typed as the default's first item (an
+        // empty default: numbers when every item is one, else strings).
+        Value::Array(items) => {
+            let parts: Vec<&str> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            let numeric = parts.iter().all(|p| p.parse::<f64>().is_ok());
+            let item = match items.first() {
+                Some(v) => v.clone(),
+                None if numeric && !parts.is_empty() => Value::Float(0.0),
+                None => Value::String(String::new()),
+            };
+            Value::Array(
+                parts
+                    .iter()
+                    .map(|p| parse_value(key, p, &item))
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        }
         _ => Value::String(raw.to_string()),
     })
 }
@@ -277,6 +298,24 @@ pub fn load_text<T: Serialize + DeserializeOwned + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_overrides_take_their_items_type() {
+        let floats = Value::Array(vec![Value::Float(1.0)]);
+        assert_eq!(
+            parse_value("t", "0.6, 1.2", &floats).unwrap(),
+            Value::Array(vec![Value::Float(0.6), Value::Float(1.2)])
+        );
+        let empty = Value::Array(vec![]);
+        assert_eq!(
+            parse_value("g", "a/ckpt,b/ckpt", &empty).unwrap(),
+            Value::Array(vec![
+                Value::String("a/ckpt".into()),
+                Value::String("b/ckpt".into())
+            ])
+        );
+        assert!(parse_value("t", "0.6,x", &floats).is_err());
+    }
     use serde::Deserialize;
 
     #[derive(Serialize, Deserialize, Default, Debug, PartialEq)]

@@ -13,7 +13,9 @@
 //! - [`reward`]: the reward side — [`reward::recipe`] (cuts and labels), [`reward::dataset`] (**the
 //!   reward dataset format**: reader, writer, merge), [`reward::prepare`] (the job), [`reward::model`]
 //!   (**the reward model**), [`reward::train`] and [`reward::eval`].
-//! - [`grpo`]: **the GRPO loss** ([`grpo::loss`]), its config and its trainer.
+//! - [`grpo`]: **the GRPO loss** ([`grpo::loss`]), its rewards (an ensemble, per token), its
+//!   config and its trainer.
+//! - [`judge`]: the independent measurement of a generator (C2ST, MAUVE, text statistics).
 //! - [`pipeline`]: **the cycle** (rounds of reward data → reward model → GRPO) and the demo.
 //! - [`metrics`]: JSON-lines logs, SVG plots and peak memory; [`bench`](mod@bench): speed benchmarks.
 
@@ -32,6 +34,7 @@ pub mod train;
 pub mod reward;
 
 pub mod grpo;
+pub mod judge;
 pub mod pipeline;
 
 pub mod bench;

@@ -43,6 +43,9 @@ enum Command {
     Grpo(ConfigArgs),
     /// Rounds of (reward data -> reward model -> GRPO), each round's artefacts in out_dir/cycle_{r}/.
     Cycle(ConfigArgs),
+    /// Measure generators against natural text with judges they never trained against: C2ST,
+    /// MAUVE, word validity, distinct-n, repetition (`--generators=A,B --temperatures=0.6,1.0`).
+    Judge(ConfigArgs),
     /// Convert a nanoGPT ckpt.pt into a nanoreward checkpoint directory (.pt paths also work directly).
     ImportNanogpt(cli::interop::ImportArgs),
     /// Write a checkpoint as a nanoGPT ckpt.pt that PyTorch's nanoGPT loads.
@@ -64,6 +67,7 @@ fn main() {
         Command::Score(a) => cli::reward::score(a),
         Command::Grpo(a) => cli::grpo::grpo(a),
         Command::Cycle(a) => cli::grpo::cycle(a),
+        Command::Judge(a) => cli::judge::judge(a),
         Command::ImportNanogpt(a) => cli::interop::import(a),
         Command::ExportNanogpt(a) => cli::interop::export(a),
     };

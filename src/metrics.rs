@@ -133,6 +133,88 @@ pub fn plot_svg(
     fsutil::write_bytes_atomic(path, svg.as_bytes())
 }
 
+/// The x and y ranges of line series (finite points only), padded a little in y; None when
+/// there is nothing to draw.
+fn ranges(series: &[Series]) -> Option<((f64, f64), (f64, f64))> {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in series.iter().flat_map(|s| s.points.iter()) {
+        if x.is_finite() && y.is_finite() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    if x0 > x1 {
+        return None;
+    }
+    if x1 - x0 < 1e-12 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    Some(((x0, x1), (y0 - pad, y1 + pad)))
+}
+
+/// Draws several panels one above the other into an SVG file (written atomically), each with
+/// its own y axis: `panels` holds each panel's y label and series. Empty panels are left out.
+pub fn plot_panels(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    panels: &[(&str, Vec<Series>)],
+) -> Result<()> {
+    let panels: Vec<&(&str, Vec<Series>)> =
+        panels.iter().filter(|(_, s)| ranges(s).is_some()).collect();
+    if panels.is_empty() {
+        return Err(Error::Other(format!(
+            "nothing to plot for {}",
+            path.display()
+        )));
+    }
+    let mut svg = String::new();
+    let draw = |svg: &mut String| -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let height = 60 + 260 * panels.len() as u32;
+        let root = SVGBackend::with_string(svg, (800, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let root = root.titled(title, ("sans-serif", 22))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        for (area, (y_label, series)) in areas.iter().zip(&panels) {
+            let Some(((x0, x1), (y0, y1))) = ranges(series) else {
+                continue;
+            };
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x0..x1, y0..y1)?;
+            chart
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(*y_label)
+                .draw()?;
+            for (i, s) in series.iter().enumerate() {
+                let color = Palette99::pick(i).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(
+                        s.points.iter().copied(),
+                        color.stroke_width(2),
+                    ))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()?;
+        }
+        root.present()?;
+        Ok(())
+    };
+    draw(&mut svg).map_err(|e| Error::Other(format!("cannot draw {}: {e}", path.display())))?;
+    fsutil::write_bytes_atomic(path, svg.as_bytes())
+}
+
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -160,6 +242,33 @@ mod tests {
         let recs = read_jsonl(&p).unwrap();
         let iters: Vec<u64> = recs.iter().map(|r| r["iter"].as_u64().unwrap()).collect();
         assert_eq!(iters, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn panels_are_drawn_each_on_its_axis() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.svg");
+        let a = Series {
+            name: "reward".into(),
+            points: vec![(0.0, 0.5), (1.0, 0.6)],
+        };
+        let b = Series {
+            name: "val loss".into(),
+            points: vec![(0.0, 1.9), (1.0, 2.0)],
+        };
+        let empty = Series {
+            name: "none".into(),
+            points: vec![],
+        };
+        plot_panels(
+            &p,
+            "t",
+            "step",
+            &[("reward", vec![a]), ("loss", vec![b]), ("x", vec![empty])],
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains("reward") && text.contains("val loss") && !text.contains(">none<"));
     }
 
     #[test]

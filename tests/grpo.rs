@@ -178,3 +178,78 @@ fn val_loss_guard_stops_a_degenerating_policy() {
     let state = checkpoint::dir::read_state(&d.path().join("h/ckpt")).unwrap();
     assert_eq!(state.step, Some(out.steps));
 }
+
+/// Dynamic sampling never trains on a group whose rewards are all equal: with every group
+/// flat and an entropy bonus (which alone would move the weights), the policy stays as it was;
+/// with some groups flat, completions.jsonl marks exactly their rows untrained.
+#[test]
+fn dynamic_sampling_skips_zero_variance_groups() {
+    let (d, ck, data_dir) = setup();
+    let flat = |w: &[Vec<u32>], _: usize| vec![0.5f32; w.len()];
+    let base = GrpoConfig {
+        dynamic_sampling: true,
+        entropy_coef: 0.5,
+        log_completions: 1,
+        eval_interval: 3,
+        ..config(d.path(), &ck, &data_dir, "flat", 3)
+    };
+    grpo::run_with(&base, &flat, None, false).unwrap();
+    let start = checkpoint::safetensors::read(&ck.join("model.safetensors")).unwrap();
+    let after =
+        checkpoint::safetensors::read(&d.path().join("flat/ckpt/model.safetensors")).unwrap();
+    for (name, t) in &start {
+        assert_eq!(
+            t.data, after[name].data,
+            "{name} moved without a learning signal"
+        );
+    }
+    // The same run without dynamic sampling trains on the entropy bonus.
+    let moving = GrpoConfig {
+        dynamic_sampling: false,
+        out_dir: d.path().join("moving").display().to_string(),
+        ..base.clone()
+    };
+    grpo::run_with(&moving, &flat, None, false).unwrap();
+    assert!(common::max_weight_diff(&ck, &d.path().join("moving/ckpt")) > 0.0);
+    // Mixed: windows whose prompt starts with an even token get a flat reward.
+    let mixed = |w: &[Vec<u32>], _: usize| {
+        w.iter()
+            .map(|s| {
+                if s[0] % 2 == 0 {
+                    0.5
+                } else {
+                    s.iter().sum::<u32>() as f32
+                }
+            })
+            .collect()
+    };
+    let cfg = GrpoConfig {
+        out_dir: d.path().join("mixed").display().to_string(),
+        ..base
+    };
+    grpo::run_with(&cfg, &mixed, None, false).unwrap();
+    let rows = nanoreward::metrics::read_jsonl(&d.path().join("mixed/completions.jsonl")).unwrap();
+    assert_eq!(rows.len(), 3 * 24);
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    for r in &rows {
+        let first = tok.encode(r["prompt"].as_str().unwrap()).unwrap()[0];
+        assert_eq!(r["trained"].as_bool(), Some(first % 2 == 1), "{r}");
+    }
+}
+
+/// Per-token rewards need a reward with a per-token view.
+#[test]
+fn token_granularity_needs_per_token_rewards() {
+    let (d, ck, data_dir) = setup();
+    let cfg = GrpoConfig {
+        reward_granularity: grpo::config::RewardGranularity::Token,
+        ..config(d.path(), &ck, &data_dir, "tok", 2)
+    };
+    let e = grpo::run_with(&cfg, &prefers(1), None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("token-head reward model"), "{e}");
+}

@@ -5,6 +5,7 @@ pub mod base;
 pub mod demo;
 pub mod grpo;
 pub mod interop;
+pub mod judge;
 pub mod report;
 pub mod reward;
 

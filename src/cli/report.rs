@@ -4,6 +4,7 @@ use anyhow::Result;
 use nanoreward::bench::{BenchResult, RewardBenchResult};
 use nanoreward::data::PrepareReport;
 use nanoreward::grpo::GrpoOutcome;
+use nanoreward::judge::JudgeReport;
 use nanoreward::metrics;
 use nanoreward::pipeline::demo::DemoReport;
 use nanoreward::reward::dataset::{Inspection, Metadata};
@@ -361,6 +362,54 @@ pub fn grpo(out: &GrpoOutcome) {
         "  per step: sampling {s:.0} ms, reward {r:.0} ms, old/reference log-probs {l:.0} ms, update {u:.0} ms"
     );
     println!("  checkpoint {}", out.checkpoint.display());
+}
+
+/// The judge's table: one row per generator and temperature.
+pub fn judged(r: &JudgeReport) {
+    println!(
+        "judged on {} natural and {} generated windows of {} tokens per half (trunk {}):",
+        r.windows, r.windows, r.window_len, r.trunk
+    );
+    println!(
+        "  {:<28} {:>5} {:>16} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8}",
+        "generator",
+        "T",
+        "C2ST AUROC [95%]",
+        "MAUVE",
+        "words",
+        "dist3",
+        "rep",
+        "JSD",
+        "val",
+        "RM AUROC"
+    );
+    for row in &r.rows {
+        let g = &row.generator;
+        let name = if g.len() > 28 { &g[g.len() - 28..] } else { g };
+        let rm: Vec<String> = row
+            .reward_model_auroc
+            .iter()
+            .map(|a| format!("{a:.3}"))
+            .collect();
+        println!(
+            "  {name:<28} {:>5.2} {:>6.3} [{:.2}-{:.2}] {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.4} {:>8}",
+            row.temperature,
+            row.c2st.auroc,
+            row.c2st.ci95[0],
+            row.c2st.ci95[1],
+            row.mauve,
+            row.word_validity,
+            row.distinct_3,
+            row.repetition,
+            row.trigram_jsd,
+            row.val_loss,
+            rm.join(",")
+        );
+    }
+    println!(
+        "  natural text: words {:.3}, dist3 {:.3}, rep {:.3}  (C2ST AUROC 0.5 and MAUVE 1 = indistinguishable)",
+        r.natural_word_validity, r.natural_distinct_3, r.natural_repetition
+    );
 }
 
 /// The demo's closing report (after its GRPO run's own report).

@@ -1,10 +1,30 @@
 //! `grpo` settings: the TOML keys of `nanoreward grpo` and their checks.
 
-use super::loss::{LossConfig, LossType, ScaleRewards};
+use super::loss::{ImportanceLevel, LossConfig, LossType, ScaleRewards};
 use crate::sampling::SampleOptions;
 use crate::train::optim;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+
+crate::choice! {
+    /// What a reward is attached to.
+    pub enum RewardGranularity("reward_granularity") {
+        #[default]
+        Sequence = "sequence",
+        Token = "token",
+    }
+}
+
+crate::choice! {
+    /// How an ensemble's rewards are combined.
+    pub enum EnsembleAgg("ensemble_agg") {
+        /// The smallest member reward.
+        #[default]
+        Min = "min",
+        /// The members' mean minus `ensemble_lambda` times their standard deviation.
+        MeanStd = "mean_std",
+    }
+}
 
 /// `grpo` configuration (TOML + `--key=value`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,6 +60,30 @@ pub struct GrpoConfig {
     pub num_iterations: usize,
     /// Subtracted from the reward per unit of the completion's repeated-4-gram share (0 = off).
     pub repetition_penalty: f64,
+    /// `sequence`: one reward per completion (the window's P(natural)); `token`: a token head's
+    /// per-token P(natural), each token credited with how much it moved the window's log-odds of
+    /// being natural, against the same position of the other completions of its prompt.
+    pub reward_granularity: RewardGranularity,
+    /// More reward models (earlier rounds' in `cycle`): the reward aggregates every member's.
+    pub ensemble: Vec<String>,
+    /// `min` (the policy must fool every member) or `mean_std` (mean − ensemble_lambda · std).
+    pub ensemble_agg: EnsembleAgg,
+    pub ensemble_lambda: f64,
+    /// `token` (GRPO) or `sequence` (GSPO's length-normalised sequence ratio).
+    pub importance_sampling_level: ImportanceLevel,
+    /// Cap of the unclipped importance ratio (two-sided clipping; 0 = off).
+    pub delta: f64,
+    /// Leave groups whose rewards are all equal out of the update (DAPO's dynamic sampling).
+    pub dynamic_sampling: bool,
+    /// Weight of the entropy bonus.
+    pub entropy_coef: f64,
+    /// Write prompt, completion, reward and advantage of every completion to completions.jsonl
+    /// every this many steps (0 = never).
+    pub log_completions: usize,
+    /// Alarms in the log: mean KL per token above this (0 = off) …
+    pub kl_alarm: f64,
+    /// … and the mean entropy below this share of the first step's (0 = off).
+    pub entropy_alarm: f64,
     pub learning_rate: f64,
     pub min_lr: f64,
     pub warmup_steps: usize,
@@ -87,6 +131,17 @@ impl Default for GrpoConfig {
             beta: 0.04,
             num_iterations: 1,
             repetition_penalty: 0.0,
+            reward_granularity: RewardGranularity::Sequence,
+            ensemble: Vec::new(),
+            ensemble_agg: EnsembleAgg::Min,
+            ensemble_lambda: 1.0,
+            importance_sampling_level: ImportanceLevel::Token,
+            delta: 0.0,
+            dynamic_sampling: false,
+            entropy_coef: 0.0,
+            log_completions: 0,
+            kl_alarm: 0.5,
+            entropy_alarm: 0.5,
             learning_rate: 2e-5,
             min_lr: 2e-6,
             warmup_steps: 10,
@@ -152,12 +207,24 @@ impl GrpoConfig {
             ("weight_decay", self.weight_decay),
             ("grad_clip", self.grad_clip),
             ("max_val_loss_increase", self.max_val_loss_increase),
+            ("ensemble_lambda", self.ensemble_lambda),
+            ("delta", self.delta),
+            ("entropy_coef", self.entropy_coef),
+            ("kl_alarm", self.kl_alarm),
+            ("entropy_alarm", self.entropy_alarm),
         ];
         if let Some((k, v)) = non_neg.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
             return Err(Error::Config(format!("{k} must be ≥ 0, got {v}")));
         }
         if self.epsilon_low >= 1.0 {
             return Err(Error::Config("epsilon_low must be below 1".into()));
+        }
+        if self.delta != 0.0 && self.delta <= 1.0 + self.epsilon_high {
+            return Err(Error::Config(format!(
+                "delta must be above 1 + epsilon_high = {} (or 0 = off), got {}",
+                1.0 + self.epsilon_high,
+                self.delta
+            )));
         }
         Ok(())
     }
@@ -168,6 +235,9 @@ impl GrpoConfig {
             epsilon_high: self.epsilon_high,
             beta: self.beta,
             loss_type: self.loss_type,
+            importance: self.importance_sampling_level,
+            delta: (self.delta > 0.0).then_some(self.delta),
+            entropy_coef: self.entropy_coef,
         }
     }
 

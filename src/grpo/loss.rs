@@ -34,6 +34,18 @@ crate::choice! {
     }
 }
 
+crate::choice! {
+    /// Where the importance ratio is taken.
+    pub enum ImportanceLevel("importance_sampling_level") {
+        /// Per token: ρ_t = π_θ(x_t) / π_old(x_t) (GRPO, PPO).
+        #[default]
+        Token = "token",
+        /// Per sequence: ρ = exp(mean_t log π_θ(x_t) − log π_old(x_t)), the length-normalised
+        /// sequence likelihood ratio of GSPO (Zheng et al., 2025), shared by its tokens.
+        Sequence = "sequence",
+    }
+}
+
 /// Settings of the loss.
 #[derive(Debug, Clone, Copy)]
 pub struct LossConfig {
@@ -42,6 +54,26 @@ pub struct LossConfig {
     /// KL coefficient (0 = no KL term).
     pub beta: f64,
     pub loss_type: LossType,
+    pub importance: ImportanceLevel,
+    /// Two-sided clipping: the unclipped ratio is capped at `delta` too (TRL's `delta`), so a
+    /// negative advantage cannot push a token whose ratio has run away (None = off).
+    pub delta: Option<f64>,
+    /// Weight of the entropy bonus (the loss falls by it times the mean token entropy).
+    pub entropy_coef: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        Self {
+            epsilon_low: 0.2,
+            epsilon_high: 0.2,
+            beta: 0.0,
+            loss_type: LossType::Grpo,
+            importance: ImportanceLevel::Token,
+            delta: None,
+            entropy_coef: 0.0,
+        }
+    }
 }
 
 /// Unbiased standard deviation (PyTorch's `std()`, which TRL uses); 0 for fewer than 2 values.
@@ -86,6 +118,49 @@ pub fn advantages(
     (out, flat as f64 / n_groups.max(1) as f64)
 }
 
+/// Per-token advantages from the per-token P(natural) `p` of group-consecutive windows (prompt
+/// of `prompt_len` tokens, completions after it). Completion token t is credited with
+/// Δ_t = logit p_t − logit p_{t−1}, how much it moved the belief that the text is natural (the
+/// first against the last prompt token), centred on the mean Δ at the same position over the
+/// other completions of its prompt, and scaled by the batch's standard deviation. The tokens
+/// where a completion stops looking natural, and only those, get a negative advantage.
+/// Returns `[B · L]` row-major.
+pub fn token_advantages(
+    p: &[Vec<f32>],
+    prompt_len: usize,
+    group_size: usize,
+    eps: f64,
+) -> Vec<f32> {
+    let logit = |q: f32| {
+        let q = (q as f64).clamp(1e-4, 1.0 - 1e-4);
+        (q / (1.0 - q)).ln()
+    };
+    let deltas: Vec<Vec<f64>> = p
+        .iter()
+        .map(|row| {
+            (prompt_len..row.len())
+                .map(|t| logit(row[t]) - logit(row[t - 1]))
+                .collect()
+        })
+        .collect();
+    let mut centred = Vec::with_capacity(deltas.iter().map(Vec::len).sum());
+    for group in deltas.chunks(group_size.max(1)) {
+        let l = group[0].len();
+        for row in group {
+            for t in 0..l {
+                let mean = group.iter().map(|r| r[t]).sum::<f64>() / group.len() as f64;
+                centred.push(row[t] - mean);
+            }
+        }
+    }
+    let n = centred.len().max(1) as f64;
+    let var = centred.iter().map(|v| v * v).sum::<f64>() / n;
+    centred
+        .iter()
+        .map(|v| (v / (var.sqrt() + eps)) as f32)
+        .collect()
+}
+
 /// Per-token inputs of the loss for a batch of B completions of L tokens.
 pub struct LossInputs {
     /// log π_θ of each completion token `[B, L]` (differentiable).
@@ -96,8 +171,13 @@ pub struct LossInputs {
     pub ref_logp: Option<Tensor<2>>,
     /// One advantage per completion `[B]`.
     pub advantages: Tensor<1>,
+    /// Per-token advantages `[B, L]` that replace `advantages` when given (per-token rewards).
+    pub token_advantages: Option<Tensor<2>>,
     /// 1 for tokens that count, 0 for padding `[B, L]`.
     pub mask: Tensor<2>,
+    /// The differentiable entropy of every token's distribution `[B, L]`, for the entropy
+    /// bonus (None without one).
+    pub entropy: Option<Tensor<2>>,
 }
 
 /// Batch-wide counts the normalisation needs (a data-parallel shard sees only its rows).
@@ -151,13 +231,31 @@ impl LossStats {
 /// the statistics of this (part of the) batch.
 pub fn grpo_loss(x: &LossInputs, cfg: &LossConfig, norm: &LossNorm) -> (Tensor<1>, LossStats) {
     let [b, l] = x.logp.dims();
-    let adv = x.advantages.clone().reshape([b, 1]).expand([b, l]);
-    let ratio = (x.logp.clone() - x.old_logp.clone()).exp();
+    let adv = match &x.token_advantages {
+        Some(a) => a.clone(),
+        None => x.advantages.clone().reshape([b, 1]).expand([b, l]),
+    };
+    let log_ratio = x.logp.clone() - x.old_logp.clone();
+    let ratio = match cfg.importance {
+        ImportanceLevel::Token => log_ratio.exp(),
+        ImportanceLevel::Sequence => {
+            let m = x.mask.clone();
+            let mean = (log_ratio * m.clone()).sum_dim(1) / m.sum_dim(1).clamp_min(1.0);
+            mean.exp().expand([b, l])
+        }
+    };
     let clipped = ratio
         .clone()
         .clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high);
-    let surrogate = (ratio.clone() * adv.clone()).min_pair(clipped * adv.clone());
+    let capped = match cfg.delta {
+        Some(d) => ratio.clone().clamp_max(d),
+        None => ratio.clone(),
+    };
+    let surrogate = (capped * adv.clone()).min_pair(clipped * adv.clone());
     let mut per_token = surrogate.neg();
+    if let Some(h) = x.entropy.as_ref().filter(|_| cfg.entropy_coef != 0.0) {
+        per_token = per_token - h.clone().mul_scalar(cfg.entropy_coef);
+    }
     let kl = match &x.ref_logp {
         Some(r) if cfg.beta != 0.0 => {
             let d = r.clone() - x.logp.clone();
@@ -211,7 +309,7 @@ pub fn grpo_loss(x: &LossInputs, cfg: &LossConfig, norm: &LossNorm) -> (Tensor<1
 /// Log-probabilities `[B, L]` of the completion tokens of `ids` (row-major `[B, T]`, the last
 /// L = T − `prompt_len` tokens of each row being the completion) under `model`, with logits
 /// divided by `temperature` (the distribution they were sampled from), and each token's
-/// entropy `[B, L]` (a constant).
+/// entropy `[B, L]` (differentiable; detach it for a statistic).
 pub fn completion_logp(
     model: &GPT,
     ids: &[i64],
@@ -241,8 +339,10 @@ pub fn completion_logp(
         .collect();
     let targets = model.tokens(&targets, b).reshape([b, l, 1]);
     let logp = logp_all.clone().gather(2, targets).reshape([b, l]);
-    let lp = logp_all.detach();
-    let entropy = (lp.clone().exp() * lp).sum_dim(2).neg().reshape([b, l]);
+    let entropy = (logp_all.clone().exp() * logp_all)
+        .sum_dim(2)
+        .neg()
+        .reshape([b, l]);
     Ok((logp, entropy))
 }
 

@@ -10,11 +10,13 @@
 
 pub mod config;
 pub mod loss;
+pub mod reward;
 pub mod trainer;
 
 pub use config::GrpoConfig;
 pub use loss::{
-    LossConfig, LossInputs, LossNorm, LossStats, LossType, ScaleRewards, advantages,
-    completion_logp, grpo_loss,
+    ImportanceLevel, LossConfig, LossInputs, LossNorm, LossStats, LossType, ScaleRewards,
+    advantages, completion_logp, grpo_loss, token_advantages,
 };
-pub use trainer::{GrpoOutcome, RewardFn, run, run_with};
+pub use reward::{Ensemble, RewardFn};
+pub use trainer::{GrpoOutcome, run, run_with};

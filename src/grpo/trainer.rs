@@ -5,8 +5,9 @@
 //! Every step's randomness (prompt length, prompt positions, sampling noise of each completion)
 //! comes from (seed, step) alone, so a resumed run draws what the uninterrupted one would have.
 
-use super::config::GrpoConfig;
+use super::config::{GrpoConfig, RewardGranularity};
 use super::loss::{self, LossConfig, LossInputs, LossNorm, LossStats};
+use super::reward::{Ensemble, RewardFn, repeated_share};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, HostTensor, TrainState};
 use crate::data::{self, TokenFile};
 use crate::metrics::{self, JsonlLog, Series};
@@ -26,39 +27,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// The reward of complete windows (prompt + completion); `prompt_len` tokens are the prompt.
-pub trait RewardFn {
-    fn rewards(&self, windows: &[Vec<u32>], prompt_len: usize) -> Result<Vec<f32>>;
-}
-
-impl RewardFn for RewardModel {
-    fn rewards(&self, windows: &[Vec<u32>], _prompt_len: usize) -> Result<Vec<f32>> {
-        self.score(windows)
-    }
-}
-
-impl<F: Fn(&[Vec<u32>], usize) -> Vec<f32>> RewardFn for F {
-    fn rewards(&self, windows: &[Vec<u32>], prompt_len: usize) -> Result<Vec<f32>> {
-        Ok(self(windows, prompt_len))
-    }
-}
-
-/// Share of a completion's 4-grams that already occurred earlier in the window.
-pub fn repeated_share(window: &[u32], prompt_len: usize) -> f64 {
-    let n = 4;
-    let starts: Vec<usize> = (prompt_len.saturating_sub(n - 1)..=window.len().saturating_sub(n))
-        .filter(|&s| s + n > prompt_len)
-        .collect();
-    if starts.is_empty() {
-        return 0.0;
-    }
-    let repeated = starts
-        .iter()
-        .filter(|&&s| (0..s).any(|e| window[e..e + n] == window[s..s + n]))
-        .count();
-    repeated as f64 / starts.len() as f64
-}
 
 /// One evaluation.
 #[derive(Debug, Clone, Serialize)]
@@ -107,16 +75,33 @@ pub fn run_from(
 ) -> Result<GrpoOutcome> {
     cfg.validate()?;
     let dev = device::select(&cfg.device)?;
-    let mut rm = RewardModel::load(Path::new(&cfg.reward_model), &dev)?;
-    rm.workers = device::workers(cfg.threads);
-    let rb = rm.model.config.block_size;
-    if cfg.prompt_max + cfg.completion_len > rb {
-        return Err(Error::Config(format!(
-            "prompt_max + completion_len = {} exceeds the reward model's block_size {rb}",
-            cfg.prompt_max + cfg.completion_len
-        )));
+    let load = |p: &str| -> Result<RewardModel> {
+        let mut rm = RewardModel::load(Path::new(p), &dev)?;
+        rm.workers = device::workers(cfg.threads);
+        let rb = rm.model.config.block_size;
+        if cfg.prompt_max + cfg.completion_len > rb {
+            return Err(Error::Config(format!(
+                "prompt_max + completion_len = {} exceeds the block_size {rb} of reward model {p}",
+                cfg.prompt_max + cfg.completion_len
+            )));
+        }
+        Ok(rm)
+    };
+    let rm = load(&cfg.reward_model)?;
+    let tokenizer = rm.tokenizer.clone();
+    if cfg.ensemble.is_empty() {
+        return run_inner(cfg, &rm, Some(&tokenizer), initial, show_progress);
     }
-    run_inner(cfg, &rm, Some(&rm.tokenizer), initial, show_progress)
+    let mut members = vec![rm];
+    for p in &cfg.ensemble {
+        members.push(load(p)?);
+    }
+    let ensemble = Ensemble {
+        members,
+        agg: cfg.ensemble_agg,
+        lambda: cfg.ensemble_lambda,
+    };
+    run_inner(cfg, &ensemble, Some(&tokenizer), initial, show_progress)
 }
 
 /// Log-probs `[B·L]` on the host of the completions of `ids` under `model`, in parallel chunks.
@@ -165,11 +150,16 @@ impl EvalSet {
 }
 
 /// One batch of rollouts as the update sees it: token ids (row-major, prompts of `plen`), one
-/// advantage per row, and the old / reference log-probs of the completion tokens when needed.
+/// advantage per row (or per token), the rows that train, and the old / reference log-probs of
+/// the completion tokens when needed.
 struct Rollouts {
     ids: Vec<i64>,
     plen: usize,
     adv: Vec<f32>,
+    /// Per-token advantages `[B·L]` (per-token rewards), replacing `adv` when present.
+    token_adv: Option<Vec<f32>>,
+    /// Whether each row trains (dynamic sampling leaves zero-variance groups out).
+    keep: Vec<bool>,
     old: Option<Vec<f32>>,
     refl: Option<Vec<f32>>,
 }
@@ -186,6 +176,8 @@ struct StepRecord {
     prompt_len: usize,
     /// Milliseconds in sampling, reward, old/reference log-probs and updates.
     phase_ms: [f64; 4],
+    /// Rows left out of the update by dynamic sampling.
+    dropped: usize,
 }
 
 /// A GRPO run in progress.
@@ -201,6 +193,8 @@ struct Trainer<'a> {
     ckpt_dir: PathBuf,
     workers: usize,
     lcfg: LossConfig,
+    /// completions.jsonl, when `log_completions` asks for it.
+    completions: Option<JsonlLog>,
 }
 
 /// The policy, its optimizer and the step to start at: restored from `ckpt_dir` when resuming,
@@ -324,6 +318,14 @@ fn setup<'a>(
         ckpt_dir,
         workers: device::workers(cfg.threads),
         lcfg: cfg.loss_config(),
+        completions: (cfg.log_completions > 0)
+            .then(|| {
+                JsonlLog::open(
+                    &out_dir.join("completions.jsonl"),
+                    Some(("step", start as u64)),
+                )
+            })
+            .transpose()?,
     };
     Ok((trainer, start))
 }
@@ -435,19 +437,27 @@ impl Trainer<'_> {
             ids,
             plen,
             adv,
+            token_adv,
+            keep,
             old,
             refl,
         } = batch;
         let (ids, plen, adv) = (ids.as_slice(), *plen, adv.as_slice());
-        let (old, refl) = (old.as_deref(), refl.as_deref());
+        let (old, refl, tadv) = (old.as_deref(), refl.as_deref(), token_adv.as_deref());
         let (cfg, l) = (self.cfg, self.cfg.completion_len);
         let b = adv.len();
         let n = plen + l;
+        let kept = keep.iter().filter(|&&k| k).count();
         let norm = LossNorm {
-            rows: b,
-            tokens: (b * l) as f64,
+            rows: kept,
+            tokens: (kept * l) as f64,
             max_len: l,
         };
+        let want_entropy = cfg.entropy_coef != 0.0;
+        let mask_all: Vec<f32> = keep
+            .iter()
+            .flat_map(|&k| std::iter::repeat_n(if k { 1.0 } else { 0.0 }, l))
+            .collect();
         let (temp, lcfg) = (cfg.temperature, self.lcfg);
         let mut stats = LossStats::default();
         let (mut loss_v, mut entropy, mut gnorm) = (0.0, 0.0, 0.0);
@@ -472,10 +482,12 @@ impl Trainer<'_> {
                             TensorData::new(adv[r0..r1].to_vec(), [rows]),
                             &m.device(),
                         ),
-                        mask: Tensor::ones([rows, l], &m.device()),
+                        token_advantages: tadv.map(host),
+                        mask: host(&mask_all),
+                        entropy: want_entropy.then(|| ent.clone()),
                     };
                     let (loss, st) = loss::grpo_loss(&x, &lcfg, &norm);
-                    let ent_sum = ent.sum().into_scalar::<f32>() as f64;
+                    let ent_sum = ent.detach().sum().into_scalar::<f32>() as f64;
                     (loss, (st, ent_sum))
                 });
             if mu == 0 {
@@ -497,6 +509,63 @@ impl Trainer<'_> {
         Ok((stats, entropy, loss_v, gnorm))
     }
 
+    /// Per-token advantages when the reward is per token, and which rows train (dynamic
+    /// sampling leaves out the groups whose rewards are all equal).
+    fn credit(
+        &self,
+        seqs: &[Vec<u32>],
+        r: &[f32],
+        plen: usize,
+    ) -> Result<(Option<Vec<f32>>, Vec<bool>)> {
+        let g = self.cfg.group_size;
+        let token_adv = match self.cfg.reward_granularity {
+            RewardGranularity::Sequence => None,
+            RewardGranularity::Token => {
+                let tp = self.reward.token_rewards(seqs, plen)?.ok_or_else(|| {
+                    Error::Config(
+                        "reward_granularity = token needs a token-head reward model (train-reward --loss=token_bce or another token_* loss)".into(),
+                    )
+                })?;
+                Some(loss::token_advantages(&tp, plen, g, 1e-4))
+            }
+        };
+        let keep = r
+            .chunks(g)
+            .flat_map(|group| {
+                let varied = group.iter().any(|&x| x != group[0]);
+                std::iter::repeat_n(varied || !self.cfg.dynamic_sampling, group.len())
+            })
+            .collect();
+        Ok((token_adv, keep))
+    }
+
+    /// Appends every completion of the step (prompt, completion, reward, advantage) to
+    /// completions.jsonl.
+    fn log_completions(
+        &mut self,
+        step: usize,
+        seqs: &[Vec<u32>],
+        batch: &Rollouts,
+        r: &[f32],
+    ) -> Result<()> {
+        let Some(log) = self.completions.as_mut() else {
+            return Ok(());
+        };
+        let (plen, l) = (batch.plen, self.cfg.completion_len);
+        for (i, s) in seqs.iter().enumerate() {
+            let adv = match &batch.token_adv {
+                Some(t) => t[i * l..(i + 1) * l].iter().sum::<f32>() / l as f32,
+                None => batch.adv[i],
+            };
+            log.write(&serde_json::json!({
+                "step": step, "prompt": self.tokenizer.decode(&s[..plen]),
+                "completion": self.tokenizer.decode(&s[plen..]), "reward": r[i],
+                "advantage": adv, "trained": batch.keep[i],
+            }))?;
+        }
+        Ok(())
+    }
+
     /// One GRPO step: rollouts, rewards, advantages, log-probs, μ updates.
     fn step(&mut self, step: usize, lr: f64) -> Result<StepRecord> {
         let cfg = self.cfg;
@@ -515,6 +584,7 @@ impl Trainer<'_> {
         let t1 = Instant::now();
         let (r, raw_mean) = self.rewards(&seqs, plen)?;
         let (adv, zero_std) = loss::advantages(&r, g, cfg.scale_rewards, 1e-4);
+        let (token_adv, keep) = self.credit(&seqs, &r, plen)?;
         let t2 = Instant::now();
         let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
         let (temp, w) = (cfg.temperature, self.workers);
@@ -529,10 +599,20 @@ impl Trainer<'_> {
             ids,
             plen,
             adv,
+            token_adv,
+            keep,
             old,
             refl,
         };
-        let (stats, entropy, policy_loss, grad_norm) = self.update(&batch, step, lr)?;
+        if cfg.log_completions > 0 && step.is_multiple_of(cfg.log_completions) {
+            self.log_completions(step, &seqs, &batch, &r)?;
+        }
+        let dropped = batch.keep.iter().filter(|&&k| !k).count();
+        let (stats, entropy, policy_loss, grad_norm) = if dropped < b {
+            self.update(&batch, step, lr)?
+        } else {
+            (LossStats::default(), f64::NAN, 0.0, 0.0)
+        };
         let t4 = Instant::now();
         let phase_ms = [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64() * 1e3);
         let var = r
@@ -550,7 +630,53 @@ impl Trainer<'_> {
             grad_norm,
             prompt_len: plen,
             phase_ms,
+            dropped,
         })
+    }
+}
+
+/// The trend alarms: the KL to the reference above `kl_alarm`, the entropy below
+/// `entropy_alarm` × the first step's. Each is reported when it starts and when it ends.
+#[derive(Default)]
+struct Alarms {
+    first_entropy: Option<f64>,
+    kl: bool,
+    entropy: bool,
+}
+
+impl Alarms {
+    /// The alarms that start or end with step `s`.
+    fn check(&mut self, cfg: &GrpoConfig, s: &StepRecord) -> Vec<String> {
+        let mut out = Vec::new();
+        let kl = s.stats.kl();
+        let kl_now = cfg.kl_alarm > 0.0 && kl > cfg.kl_alarm;
+        if kl_now != self.kl {
+            out.push(if kl_now {
+                format!(
+                    "KL to the reference {kl:.3} > kl_alarm {} (raise beta or lower learning_rate)",
+                    cfg.kl_alarm
+                )
+            } else {
+                format!("KL back to {kl:.3}")
+            });
+            self.kl = kl_now;
+        }
+        if s.entropy.is_finite() {
+            let first = *self.first_entropy.get_or_insert(s.entropy);
+            let low = cfg.entropy_alarm > 0.0 && s.entropy < cfg.entropy_alarm * first;
+            if low != self.entropy {
+                out.push(if low {
+                    format!(
+                        "entropy {:.3} fell below {} × the first step's {first:.3}: the policy is collapsing (raise entropy_coef or beta)",
+                        s.entropy, cfg.entropy_alarm
+                    )
+                } else {
+                    format!("entropy back to {:.3}", s.entropy)
+                });
+                self.entropy = low;
+            }
+        }
+        out
     }
 }
 
@@ -604,7 +730,7 @@ fn step_json(step: usize, lr: f64, s: &StepRecord) -> serde_json::Value {
         "kl": s.stats.kl(), "clip_frac": s.stats.clip_frac(), "zero_std_frac": s.zero_std,
         "entropy": s.entropy, "policy_loss": s.policy_loss, "grad_norm": s.grad_norm, "lr": lr,
         "prompt_len": s.prompt_len, "sample_ms": d[0], "reward_ms": d[1],
-        "ref_ms": d[2], "update_ms": d[3],
+        "ref_ms": d[2], "update_ms": d[3], "dropped_rows": s.dropped,
     })
 }
 
@@ -640,6 +766,7 @@ fn run_inner(
     let (mut stop, started) = (false, Instant::now());
     let (mut evals, mut rewards_seen, mut phase) = (Vec::new(), Vec::new(), [0.0f64; 4]);
     let mut step = start;
+    let mut alarms = Alarms::default();
     loop {
         let mut is_last = step >= cfg.max_steps;
         if step % cfg.eval_interval == 0 || is_last {
@@ -675,6 +802,10 @@ fn run_inner(
             s.phase_ms.iter().sum::<f64>()
         ));
         log.write(&step_json(step, lr, &s))?;
+        for alarm in alarms.check(cfg, &s) {
+            progress::say(&pb, format!("alarm at step {step}: {alarm}"));
+            log.write(&serde_json::json!({"step": step, "alarm": alarm}))?;
+        }
         step += 1;
         pb.set_position(step as u64);
     }
@@ -695,7 +826,8 @@ fn run_inner(
     })
 }
 
-/// Plots the training reward per step and the evaluations of a GRPO metrics.jsonl.
+/// Plots a GRPO metrics.jsonl: rewards (training, and the evaluations of policy, reference and
+/// natural text), the val loss, the KL and the entropy, each panel on its own axis.
 pub fn plot(log: &Path, out: &Path) -> Result<()> {
     let recs = metrics::read_jsonl(log)?;
     let pick = |key: &str, name: &str| Series {
@@ -705,17 +837,25 @@ pub fn plot(log: &Path, out: &Path) -> Result<()> {
             .filter_map(|r| Some((r["step"].as_f64()?, r.get(key)?.as_f64()?)))
             .collect(),
     };
-    let series: Vec<Series> = [
-        pick("reward_mean", "train reward P(natural)"),
-        pick("reward_policy", "eval reward (policy)"),
-        pick("reward_ref", "eval reward (reference)"),
-        pick("val_loss", "val loss (natural text)"),
-    ]
-    .into_iter()
-    .filter(|s| !s.points.is_empty())
-    .collect();
-    if series.is_empty() {
+    let panels = [
+        (
+            "P(natural)",
+            vec![
+                pick("reward_mean", "train reward"),
+                pick("reward_policy", "eval: policy"),
+                pick("reward_ref", "eval: reference"),
+                pick("reward_natural", "eval: natural text"),
+            ],
+        ),
+        (
+            "val loss (nats)",
+            vec![pick("val_loss", "val loss (natural text)")],
+        ),
+        ("KL / token", vec![pick("kl", "KL to the reference")]),
+        ("entropy (nats)", vec![pick("entropy", "policy entropy")]),
+    ];
+    if recs.is_empty() {
         return Ok(());
     }
-    metrics::plot_svg(out, "GRPO", "step", "reward / val loss", &series)
+    metrics::plot_panels(out, "GRPO", "step", &panels)
 }

@@ -618,6 +618,12 @@ impl GPT {
         self.head_probs(self.pooled(idx, drop))
     }
 
+    /// The trunk's final states `[B, T, n_embd]` (after ln_f), without dropout.
+    pub fn hidden_states(&self, idx: Tensor<2, Int>) -> Tensor<3> {
+        self.check_len(idx.dims()[1], 0);
+        self.trunk(idx, None, None, false)
+    }
+
     /// The trunk's pooled state per sequence, `[B, n_embd]` (the reward head's input).
     pub fn pooled(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<2> {
         self.check_len(idx.dims()[1], 0);

@@ -9,13 +9,10 @@ use crate::reward::prepare::{InputMode, RewardPrepOptions};
 use crate::sampling::{self, SampleOptions};
 use crate::train::{self, TrainConfig};
 use crate::util::device;
-use crate::{Result, config, data};
+use crate::{Result, data};
 use rand::SeedableRng;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// The quick-start training config the demo's base model uses (nanoGPT's CPU quick start).
-const QUICKSTART: &str = include_str!("../../configs/cpu_quickstart.toml");
 
 /// The demo's settings.
 #[derive(Debug, Clone)]
@@ -70,8 +67,7 @@ fn train_base(o: &DemoOptions, data_dir: &Path) -> Result<train::TrainOutcome> {
         (s(&"eval_interval"), s(&(o.max_iters / 4).max(1))),
         (s(&"threads"), s(&o.threads)),
     ];
-    let source = (Path::new("configs/cpu_quickstart.toml"), QUICKSTART);
-    let cfg: TrainConfig = config::load_text(Some(source), &overrides, train::IGNORED_KEYS)?;
+    let cfg: TrainConfig = train::quickstart(&overrides)?;
     println!(
         "== 2/5 train the quick-start model ({} iterations)",
         cfg.max_iters

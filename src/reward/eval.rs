@@ -472,7 +472,13 @@ pub fn evaluate(
         .iter()
         .map(|t| (t * n as f64).round() as usize)
         .collect();
-    let lex = Lexicon::from_text(&tok.decode(&natural_stream(val, tok, false)?));
+    // The dictionary: the reward model's own lexicon when it has one, else the words of the
+    // natural text it trained on.
+    let own = rm.features.as_ref().and_then(|f| f.lexicon.clone());
+    let lex = match own {
+        Some(l) => l,
+        None => Lexicon::from_text(&tok.decode(&natural_stream(val, tok, false)?)),
+    };
     // Detection: untouched val text vs windows generated after a one-token natural prompt.
     let stream = natural_stream(val, tok, true)?;
     let sample = SampleOptions {

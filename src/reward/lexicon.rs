@@ -54,6 +54,22 @@ impl Lexicon {
         Self::from_counts(counts)
     }
 
+    /// This lexicon without the words of `text` (their counts subtracted): the lexicon a
+    /// sample of `text` is judged with while training, so that its own words do not make it
+    /// look more natural than text the model has never seen.
+    pub fn without(&self, text: &str) -> Self {
+        let mut counts = self.counts.clone();
+        for (_, _, w) in words(text) {
+            if let Some(c) = counts.get_mut(&w) {
+                *c -= 1;
+                if *c == 0 {
+                    counts.remove(&w);
+                }
+            }
+        }
+        Self::from_counts(counts)
+    }
+
     fn from_counts(counts: HashMap<String, u32>) -> Self {
         let mut prefixes = HashSet::new();
         let mut suffixes = HashSet::new();
@@ -226,6 +242,17 @@ mod tests {
         assert_eq!(known(12), 1.0);
         assert_eq!(known(16), 1.0);
         assert!((f[12 * NUM_LEXICON_FEATURES + 2] - 3f32.ln() / 10.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn without_removes_the_words_of_a_text() {
+        let lex = Lexicon::from_text("a b b c");
+        let left = lex.without("b c");
+        assert_eq!(
+            (left.count("a"), left.count("b"), left.count("c")),
+            (1, 1, 0)
+        );
+        assert!(!left.contains("c") && !left.prefixes.contains("c"));
     }
 
     #[test]

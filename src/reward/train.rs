@@ -9,6 +9,7 @@ use super::features::View;
 use super::lexicon::Lexicon;
 use super::model::{self, FeatureSource, HeadSpec};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, LoadReport, TrainState};
+use crate::data::TokenFile;
 use crate::metrics::JsonlLog;
 use crate::model::{Dropout, GPT, Pooling, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
@@ -85,8 +86,11 @@ pub struct RewardTrainConfig {
     /// z, log-rank, u), computed with the generator that made the data (`base`).
     pub features: bool,
     /// Token head: read the lexicon channel (is the word of every token among the words of the
-    /// natural text the reward model trains on).
+    /// natural text the reward model trains on, and of `lexicon_text`).
     pub lexicon: bool,
+    /// More natural text for the lexicon: a token file (e.g. the generator's train.bin; words
+    /// cannot be memorised the way likelihoods are). Empty: the reward data's natural text only.
+    pub lexicon_text: String,
     /// Token head: neighbours on each side a token's prediction sees.
     pub context: usize,
     /// The trunk's checkpoint, when not the base generator's (same tokenizer; a longer
@@ -122,6 +126,7 @@ impl Default for RewardTrainConfig {
             loss: RewardLoss::Mse,
             features: true,
             lexicon: false,
+            lexicon_text: String::new(),
             context: 3,
             trunk: String::new(),
             dropout: 0.0,
@@ -290,8 +295,18 @@ struct Data {
 }
 
 impl Data {
-    fn new(ds: RewardDataset, pooled: Vec<f32>, source: Option<&FeatureSource>) -> Self {
-        let features = source.map_or(Vec::new(), |s| token_features(s, &ds));
+    /// A split; with `folds`, its token features are cross-fitted (see [`crossfit_features`]).
+    fn new(
+        ds: RewardDataset,
+        pooled: Vec<f32>,
+        source: Option<&FeatureSource>,
+        folds: Option<&[Vec<u32>]>,
+    ) -> Self {
+        let features = match (source, folds) {
+            (Some(s), Some(f)) => crossfit_features(s, &ds, f),
+            (Some(s), None) => token_features(s, &ds, None),
+            (None, _) => Vec::new(),
+        };
         let width = source.map_or(0, FeatureSource::width);
         Self {
             ds,
@@ -555,15 +570,58 @@ fn initial_model(
     Ok((model, report))
 }
 
-/// The token features of every sample of `ds`, `[n, N, F]` row-major.
-fn token_features(src: &FeatureSource, ds: &RewardDataset) -> Vec<f32> {
-    let rows: Vec<usize> = (0..ds.len()).collect();
-    rows.chunks(512)
+/// The token features of the samples `rows` of `ds` (all when None), `[n, N, F]` row-major.
+fn token_features(src: &FeatureSource, ds: &RewardDataset, rows: Option<&[usize]>) -> Vec<f32> {
+    let all: Vec<usize> = (0..ds.len()).collect();
+    rows.unwrap_or(&all)
+        .chunks(512)
         .flat_map(|chunk| {
             let windows: Vec<Vec<u32>> = chunk.iter().map(|&i| ds.tokens(i)).collect();
             src.features(&windows)
         })
         .collect()
+}
+
+/// Folds of the lexicon's cross-fitting.
+const LEXICON_FOLDS: usize = 5;
+
+/// The token features of the train split with a cross-fitted lexicon channel: the samples of
+/// block b are judged by the lexicon without the words of the natural text of the blocks
+/// b' ≡ b (mod 5) (`folds[f]` holds fold f's natural tokens). Without it, every natural word of
+/// a training sample would be known by construction while val text has unknown words, and the
+/// model would learn "unknown word ⇒ generated" far too confidently.
+fn crossfit_features(src: &FeatureSource, ds: &RewardDataset, folds: &[Vec<u32>]) -> Vec<f32> {
+    let (Some(lex), spc) = (&src.lexicon, ds.meta.samples_per_chunk.max(1)) else {
+        return token_features(src, ds, None);
+    };
+    let w = ds.meta.block_size * src.width();
+    let mut out = vec![0.0f32; ds.len() * w];
+    for (f, fold) in folds.iter().enumerate() {
+        let held = FeatureSource {
+            lexicon: Some(lex.without(&src.tokenizer.decode(fold))),
+            ..src.clone()
+        };
+        let rows: Vec<usize> = (0..ds.len())
+            .filter(|i| (i / spc) % folds.len() == f)
+            .collect();
+        let feats = token_features(&held, ds, Some(&rows));
+        for (&i, chunk) in rows.iter().zip(feats.chunks(w)) {
+            out[i * w..(i + 1) * w].copy_from_slice(chunk);
+        }
+    }
+    out
+}
+
+/// The natural tokens of each lexicon fold of the train split: block b (of `n` tokens) goes to
+/// fold b mod 5.
+fn lexicon_folds(train: &RewardDataset, tokenizer: &Tokenizer) -> Result<Vec<Vec<u32>>> {
+    let n = train.meta.block_size;
+    let stream = eval::natural_stream(train, tokenizer, false)?;
+    let mut folds = vec![Vec::new(); LEXICON_FOLDS];
+    for (b, block) in stream.chunks(n).enumerate() {
+        folds[b % LEXICON_FOLDS].extend_from_slice(block);
+    }
+    Ok(folds)
 }
 
 /// The token head's feature channels: the generator's white-box view (`features`) and the
@@ -587,8 +645,11 @@ fn feature_source(
     let lexicon = cfg
         .lexicon
         .then(|| {
-            let text = tokenizer.decode(&eval::natural_stream(train, tokenizer, false)?);
-            Ok::<_, Error>(Lexicon::from_text(&text))
+            let mut ids = eval::natural_stream(train, tokenizer, false)?;
+            if !cfg.lexicon_text.is_empty() {
+                ids.extend(TokenFile::open(Path::new(&cfg.lexicon_text))?.to_vec());
+            }
+            Ok::<_, Error>(Lexicon::from_text(&tokenizer.decode(&ids)))
         })
         .transpose()?;
     Ok(Some(FeatureSource {
@@ -625,8 +686,17 @@ fn setup<'a>(
         }
     };
     let source = feature_source(cfg, token, base, &train_ds, &tokenizer, view, dev)?;
-    let train = Data::new(train_ds.clone(), pooled(&train_ds), source.as_ref());
-    let val = Data::new(val_ds.clone(), pooled(&val_ds), source.as_ref());
+    let folds = match &source {
+        Some(s) if s.lexicon.is_some() => Some(lexicon_folds(&train_ds, &tokenizer)?),
+        _ => None,
+    };
+    let train = Data::new(
+        train_ds.clone(),
+        pooled(&train_ds),
+        source.as_ref(),
+        folds.as_deref(),
+    );
+    let val = Data::new(val_ds.clone(), pooled(&val_ds), source.as_ref(), None);
     let nl = model.config.n_layer;
     let model = model.into_trainable(|name| cfg.trains(name, nl));
     let weight_decay = match cfg.optimizer {

@@ -1,5 +1,6 @@
 //! The GRPO objective on hand-computed cases, and its gradient against finite differences.
 
+use super::ImportanceLevel;
 use super::*;
 use crate::model::GPTConfig;
 use burn::tensor::{Device, TensorData};
@@ -26,6 +27,7 @@ fn cfg(loss_type: LossType, beta: f64) -> LossConfig {
         epsilon_high: 0.2,
         beta,
         loss_type,
+        ..Default::default()
     }
 }
 
@@ -66,7 +68,9 @@ fn clipping_by_hand() {
         old_logp: t2(&old, 4, 1),
         ref_logp: None,
         advantages: t1(&adv),
+        token_advantages: None,
         mask: t2(&[1.0; 4], 4, 1),
+        entropy: None,
     };
     let norm = LossNorm {
         rows: 4,
@@ -97,7 +101,9 @@ fn clipping_by_hand() {
         old_logp: t2(&[0.0], 1, 1),
         ref_logp: None,
         advantages: t1(&[1.0]),
+        token_advantages: None,
         mask: t2(&[1.0], 1, 1),
+        entropy: None,
     };
     let one = LossNorm {
         rows: 1,
@@ -126,7 +132,9 @@ fn k3_kl_by_hand() {
         old_logp: t2(&[0.5f32.ln(), 0.5f32.ln()], 1, 2),
         ref_logp: Some(t2(&[0.25f32.ln(), 0.5f32.ln()], 1, 2)),
         advantages: t1(&[0.0]),
+        token_advantages: None,
         mask: t2(&[1.0, 1.0], 1, 2),
+        entropy: None,
     };
     let norm = LossNorm {
         rows: 1,
@@ -158,7 +166,9 @@ fn each_loss_type_normalises_as_documented() {
         old_logp: t2(&zeros, 2, 3),
         ref_logp: None,
         advantages: t1(&[-1.0, -2.0]),
+        token_advantages: None,
         mask: t2(&[1.0, 1.0, 1.0, 1.0, 0.0, 0.0], 2, 3),
+        entropy: None,
     };
     let norm = LossNorm {
         rows: 2,
@@ -202,7 +212,9 @@ fn one_update_gradient_is_reinforce_with_baseline() {
         old_logp: logp.clone().detach(),
         ref_logp: None,
         advantages: t1(&adv),
+        token_advantages: None,
         mask: Tensor::ones([b, l], &dev()),
+        entropy: None,
     };
     let norm = LossNorm {
         rows: b,
@@ -264,4 +276,62 @@ fn completion_logp_picks_the_sampled_tokens() {
     assert!((host(lp)[3] - want).abs() < 1e-5);
     assert!(host(ent).iter().all(|&e| e > 0.0 && e <= 9f32.ln() + 1e-5));
     assert!(completion_logp(&m, &ids, 2, 4, 1.0).is_err());
+}
+
+/// GSPO: one ratio per sequence, exp of the mean log-ratio over its counted tokens, clipped as
+/// a whole; `delta` caps the unclipped ratio of a negative advantage.
+#[test]
+fn sequence_ratio_and_delta_by_hand() {
+    // Row 0: log-ratios 0.4 and 0.0 (mean 0.2, ρ = e^0.2 = 1.2214 > 1.2: clipped for A > 0).
+    // Row 1: log-ratios 1.0 and a padded token (masked out): ρ = e.
+    let logp = t2(&[0.4, 0.0, 1.0, 5.0], 2, 2);
+    let x = LossInputs {
+        logp,
+        old_logp: t2(&[0.0; 4], 2, 2),
+        ref_logp: None,
+        advantages: t1(&[1.0, -1.0]),
+        token_advantages: None,
+        mask: t2(&[1.0, 1.0, 1.0, 0.0], 2, 2),
+        entropy: None,
+    };
+    let norm = LossNorm {
+        rows: 2,
+        tokens: 3.0,
+        max_len: 2,
+    };
+    let gspo = LossConfig {
+        importance: ImportanceLevel::Sequence,
+        ..cfg(LossType::Grpo, 0.0)
+    };
+    let (l, st) = grpo_loss(&x, &gspo, &norm);
+    // Row 0: −min(1.2214, 1.2) = −1.2 on both tokens; row 1 (A < 0): −min(−e, −1.2) = e.
+    let want = (-1.2 + 1f64.exp()) / 2.0;
+    assert!(close(host(l)[0] as f64, want, 1e-5), "{want}");
+    assert_eq!(st.clipped_high, 2.0);
+    // delta = 1.5 caps row 1's unclipped ratio e at 1.5: −min(−1.5, −1.2) = 1.5.
+    let capped = LossConfig {
+        delta: Some(1.5),
+        ..gspo
+    };
+    let (l, _) = grpo_loss(&x, &capped, &norm);
+    assert!(close(host(l)[0] as f64, (-1.2 + 1.5) / 2.0, 1e-5));
+}
+
+/// Per-token advantages on a hand-made case: two completions of one prompt whose per-token
+/// P(natural) agree until the second one turns unnatural at its third token: that token, and
+/// only that token, is blamed (and its twin in the other completion credited).
+#[test]
+fn token_advantages_credit_where_naturalness_drops() {
+    let a = vec![0.9f32, 0.9, 0.9, 0.9, 0.9];
+    let b = vec![0.9f32, 0.9, 0.9, 0.1, 0.1];
+    // One prompt token (index 0), four completion tokens (1..5).
+    let adv = token_advantages(&[a, b], 1, 2, 0.0);
+    assert_eq!(adv.len(), 8);
+    let drop = (0.1f64 / 0.9).ln() - (0.9f64 / 0.1).ln();
+    // Centred: ±drop/2 at completion position 2 (token 3), zero elsewhere; the batch std of
+    // {0, 0, d/2, 0, 0, 0, −d/2, 0} is |d|/4, so the two become +2 and −2.
+    let want = [0.0, 0.0, 2.0, 0.0, 0.0, 0.0, -2.0, 0.0];
+    for (x, w) in adv.iter().zip(want) {
+        assert!(close(*x as f64, w, 1e-4), "{adv:?} (drop {drop})");
+    }
 }

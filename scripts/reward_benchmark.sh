@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The reward-model benchmark of BENCHMARKS.md, from the corpus: for every seed, train the
+# quick-start generator, build reward data from natural text it never trained on, train the
+# reward models named on the command line and evaluate each (256+ windows per class, an
+# evaluation seed unrelated to the data's), then summarise mean and spread over the seeds.
+#
+#   scripts/reward_benchmark.sh OUT_DIR "SEEDS" NAME=CONFIG.toml[:extra --key=value ...] ...
+#   e.g. scripts/reward_benchmark.sh out/rb "1 2 3" pooled=configs/reward_pooled.toml token=configs/reward_token.toml
+#
+# Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus;
+# default ../shared/data/tinyshakespeare/input.txt), SPLIT (heldout: 80/20 of val.bin, the
+# default; reward: prepare --reward_split 0.3 and reward.bin), THREADS (2). Extra keys after a
+# colon go to train-reward, e.g. strong=configs/reward_token.toml:--trunk=out/strong/ckpt.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$1; SEEDS=$2; shift 2
+INPUT=${INPUT:-$ROOT/../shared/data/tinyshakespeare/input.txt}
+SPLIT=${SPLIT:-heldout}
+THREADS=${THREADS:-2}
+if [ -z "${NR:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet)
+  NR="${CARGO_TARGET_DIR:-$ROOT/target}/release/nanoreward"
+fi
+mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/benchmark.log"; }
+if [ "$SPLIT" = reward ]; then
+  "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split 0.3 > /dev/null
+  HELD="$OUT/data/reward.bin"
+else
+  "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" > /dev/null
+  HELD="$OUT/data/val.bin"
+fi
+summary=()
+for s in $SEEDS; do
+  d="$OUT/seed$s"; mkdir -p "$d"
+  if [ ! -f "$d/gen/ckpt/config.json" ]; then
+    log "seed $s: generator (configs/cpu_quickstart.toml, 2000 iterations)"
+    "$NR" train "$ROOT/configs/cpu_quickstart.toml" --data_dir="$OUT/data" --out_dir="$d/gen" \
+      --seed="$s" --threads="$THREADS" > "$d/gen.log" 2>&1
+  fi
+  if [ ! -f "$d/rd/val_metadata.txt" ]; then
+    log "seed $s: reward data (held-out text: $HELD)"
+    "$NR" prepare-reward-data --model_path "$d/gen" --input_mode heldout --val_bin "$HELD" \
+      --output_dir "$d/rd" --seed $((100 + s)) --threads "$THREADS" > "$d/rd.log" 2>&1
+  fi
+  for spec in "$@"; do
+    name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""
+    [ "$rest" != "$cfg" ] && extra=${rest#*:}
+    if [ ! -f "$d/$name/eval.json" ]; then
+      log "seed $s: reward model $name ($cfg $extra)"
+      t0=$(date +%s)
+      # shellcheck disable=SC2086
+      "$NR" train-reward "$ROOT/$cfg" --base="$d/gen/ckpt" --data="$d/rd" --out_dir="$d/$name" \
+        --seed="$s" --threads="$THREADS" $extra > "$d/$name.log" 2>&1
+      "$NR" eval-reward --checkpoint "$d/$name/ckpt" --windows 256 --seed $((1000 + s)) \
+        --output-dir "$d/$name" > "$d/$name.eval.log" 2>&1
+      log "seed $s: $name done in $(( $(date +%s) - t0 )) s: $(grep -E 'AUROC natural|MAE of' "$d/$name.eval.log" | tr -s ' ' | tr '\n' ';')"
+    fi
+    summary+=("$name=$d/$name/eval.json")
+  done
+done
+python3 "$ROOT/scripts/reward_summary.py" "${summary[@]}" | tee "$OUT/summary.md"

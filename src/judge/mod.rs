@@ -1,0 +1,481 @@
+//! `nanoreward judge`: the independent measurement of generators — how hard their text is to
+//! tell from natural text, by judges they never trained against, on natural text neither they
+//! nor the reward models trained on.
+//!
+//! - C2ST ([`c2st`]): a detector trained from scratch for this measurement — its own trunk (a
+//!   model of natural text trained on the train split with its own seed, or one given) and its
+//!   own head (a logistic regression on the trunk's pooled states, its own log-likelihood
+//!   statistics and the share of known words) — separates natural windows from fresh samples
+//!   on one half of the natural text and is scored on the other half and other fresh samples,
+//!   and the other way round: AUROC with a bootstrap 95% interval (0.5: indistinguishable).
+//! - MAUVE ([`mauve`]) on the judge trunk's mean-pooled states.
+//! - Text statistics ([`text`]): word validity, distinct-2/3, repetition, character 3-gram JSD;
+//!   and the generator's val loss on natural text.
+//! - Optionally the AUROC of given reward models on the same test windows.
+//!
+//! Every generator is judged at every temperature of `temperatures`; `judge.json`, a table and
+//! `frontier.svg` (MAUVE and C2ST AUROC against distinct-3, one line per generator) result.
+//! Everything is drawn from `seed`, so a run is deterministic.
+
+pub mod c2st;
+pub mod mauve;
+pub mod text;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, TokenFile};
+use crate::metrics::{self, Series};
+use crate::model::GPT;
+use crate::reward::features::{self, View};
+use crate::reward::lexicon::Lexicon;
+use crate::reward::{RewardModel, eval};
+use crate::sampling::{self, SampleOptions};
+use crate::tokenizer::Tokenizer;
+use crate::train::{self, mean_loss};
+use crate::util::{device, fsutil, rng::mix, to_host};
+use crate::{Error, Result};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// `judge` configuration (TOML + `--key=value`; `[judge]` in a cycle config).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JudgeConfig {
+    /// The generators to judge (checkpoints).
+    pub generators: Vec<String>,
+    /// train.bin (the judge trunk's text and the vocabulary of word validity) and val.bin
+    /// (the generators' val loss), with meta.pkl.
+    pub data_dir: String,
+    /// Natural text for the test: a token file neither the generators nor the reward models
+    /// trained on (default: data_dir/val.bin), cut into blocks of window_len; its first half
+    /// trains the C2ST detector, its second half tests it.
+    pub natural: String,
+    pub out_dir: String,
+    pub temperatures: Vec<f64>,
+    /// 0 = no top-k.
+    pub top_k: usize,
+    /// Natural and generated windows each, for training and again for testing.
+    pub windows: usize,
+    /// Window length in tokens (at most the generators' and the trunk's block_size).
+    pub window_len: usize,
+    /// The judge trunk: a checkpoint of a model of natural text; empty = train the quick-start
+    /// model on data_dir/train.bin for `trunk_iters` iterations with `trunk_seed` (kept in
+    /// out_dir/judge_trunk and reused).
+    pub trunk: String,
+    pub trunk_iters: usize,
+    pub trunk_seed: u64,
+    /// MAUVE's k-means clusters (0 = one per ten samples).
+    pub clusters: usize,
+    /// Batches of the generators' val loss.
+    pub val_batches: usize,
+    /// Reward models whose AUROC on the same test windows is reported too.
+    pub reward_models: Vec<String>,
+    pub seed: u64,
+    pub device: String,
+    pub threads: usize,
+}
+
+impl Default for JudgeConfig {
+    fn default() -> Self {
+        Self {
+            generators: Vec::new(),
+            data_dir: "data/shakespeare_char".into(),
+            natural: String::new(),
+            out_dir: "out-judge".into(),
+            temperatures: vec![1.0],
+            top_k: 0,
+            windows: 512,
+            window_len: 64,
+            trunk: String::new(),
+            trunk_iters: 1000,
+            trunk_seed: 4242,
+            clusters: 0,
+            val_batches: 20,
+            reward_models: Vec::new(),
+            seed: 2718,
+            device: "auto".into(),
+            threads: 0,
+        }
+    }
+}
+
+impl JudgeConfig {
+    /// Rejects settings that cannot run.
+    pub fn validate(&self) -> Result<()> {
+        if self.generators.is_empty() {
+            return Err(Error::Config(
+                "give at least one generator to judge (generators = [\"CKPT\", ...] or --generators=CKPT)".into(),
+            ));
+        }
+        if self.windows < 8 || self.window_len < 4 {
+            return Err(Error::Config(
+                "windows must be ≥ 8 and window_len ≥ 4".into(),
+            ));
+        }
+        if self.temperatures.is_empty()
+            || self
+                .temperatures
+                .iter()
+                .any(|t| !(t.is_finite() && *t > 0.0))
+        {
+            return Err(Error::Config(
+                "temperatures must be a non-empty list of numbers > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One generator at one temperature, judged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JudgeRow {
+    pub generator: String,
+    pub temperature: f64,
+    pub c2st: c2st::C2st,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub mauve: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub word_validity: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub distinct_2: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub distinct_3: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub repetition: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub trigram_jsd: f64,
+    /// The generator's loss on natural val text (independent of the temperature).
+    #[serde(with = "crate::util::nan_as_null")]
+    pub val_loss: f64,
+    /// The AUROC of each given reward model on the same test windows.
+    pub reward_model_auroc: Vec<f64>,
+}
+
+/// What `judge` measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JudgeReport {
+    pub rows: Vec<JudgeRow>,
+    /// The same text statistics of the natural test windows (the target).
+    #[serde(with = "crate::util::nan_as_null")]
+    pub natural_word_validity: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub natural_distinct_3: f64,
+    #[serde(with = "crate::util::nan_as_null")]
+    pub natural_repetition: f64,
+    pub trunk: String,
+    pub windows: usize,
+    pub window_len: usize,
+}
+
+impl JudgeReport {
+    /// Reads a `judge.json`.
+    pub fn read(path: &Path) -> Result<Self> {
+        serde_json::from_slice(&fsutil::read(path)?)
+            .map_err(|e| Error::format(path, format!("not a judge report: {e}")))
+    }
+}
+
+/// The judge: its trunk, the vocabulary, the natural windows and their features.
+struct Judge {
+    trunk: GPT,
+    lexicon: Lexicon,
+    tokenizer: Tokenizer,
+    n: usize,
+    natural: [Vec<Vec<u32>>; 2],
+    natural_features: [Features; 2],
+}
+
+/// The judge's view of windows: C2ST feature rows and MAUVE embeddings.
+struct Features {
+    rows: Vec<Vec<f64>>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+impl Judge {
+    /// C2ST rows (mean-pooled and last trunk state, the trunk's mean log-likelihood, log-rank
+    /// and entropy, the share of known words) and MAUVE embeddings (mean-pooled states).
+    fn features(&self, windows: &[Vec<u32>]) -> Features {
+        let m = &self.trunk;
+        let c = m.config.n_embd;
+        let mut rows = Vec::with_capacity(windows.len());
+        let mut embeddings = Vec::with_capacity(windows.len());
+        let stats = features::window_stats(m, windows, View::RAW, 64);
+        for (chunk, st) in windows.chunks(64).zip(stats.chunks(64)) {
+            let ids: Vec<i64> = chunk.iter().flatten().map(|&t| t as i64).collect();
+            let h = to_host(m.hidden_states(m.tokens(&ids, chunk.len())));
+            let t = self.n;
+            for (r, (w, s)) in chunk.iter().zip(st).enumerate() {
+                let rowh = &h[r * t * c..(r + 1) * t * c];
+                let mean: Vec<f32> = (0..c)
+                    .map(|j| (0..t).map(|i| rowh[i * c + j]).sum::<f32>() / t as f32)
+                    .collect();
+                let last = &rowh[(t - 1) * c..t * c];
+                let z = features::zero_shot(s);
+                let known = self.lexicon.known_share(&self.tokenizer.decode(w));
+                let mut row: Vec<f64> = mean.iter().chain(last).map(|&v| v as f64).collect();
+                row.extend([z.loglik, z.logrank, z.entropy, known]);
+                rows.push(row);
+                embeddings.push(mean);
+            }
+        }
+        Features { rows, embeddings }
+    }
+}
+
+/// The judge trunk: the given checkpoint, or the quick-start model trained on the train split
+/// (reused when out_dir/judge_trunk holds it).
+fn judge_trunk(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(GPT, String)> {
+    if !cfg.trunk.is_empty() {
+        return Ok((
+            Checkpoint::open(Path::new(&cfg.trunk))?.model(dev)?,
+            cfg.trunk.clone(),
+        ));
+    }
+    let out = PathBuf::from(&cfg.out_dir).join("judge_trunk");
+    let ckpt = out.join("ckpt");
+    if !ckpt.join(crate::checkpoint::CONFIG).exists() {
+        let s = |v: &dyn ToString| v.to_string();
+        let overrides = vec![
+            (s(&"data_dir"), cfg.data_dir.clone()),
+            (s(&"out_dir"), out.display().to_string()),
+            (s(&"max_iters"), s(&cfg.trunk_iters)),
+            (s(&"lr_decay_iters"), s(&cfg.trunk_iters)),
+            (s(&"eval_interval"), s(&cfg.trunk_iters.max(1))),
+            (s(&"always_save_checkpoint"), s(&true)),
+            (s(&"seed"), s(&cfg.trunk_seed)),
+            (s(&"threads"), s(&cfg.threads)),
+        ];
+        println!(
+            "judge trunk: training the quick-start model for {} iterations",
+            cfg.trunk_iters
+        );
+        train::run(&train::quickstart(&overrides)?, true)?;
+    }
+    Ok((
+        Checkpoint::open(&ckpt)?.model(dev)?,
+        ckpt.display().to_string(),
+    ))
+}
+
+/// `count` windows of `n` tokens of `tokens`: blocks at offsets k·n (as reward data cuts its
+/// blocks) drawn at random without replacement while there are enough, then again.
+fn windows_of(
+    tokens: &[u32],
+    n: usize,
+    count: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<Vec<u32>>> {
+    let blocks = tokens.len() / n;
+    if blocks == 0 {
+        return Err(Error::Mismatch(format!(
+            "the natural text half has {} tokens, fewer than a window of {n}",
+            tokens.len()
+        )));
+    }
+    let mut order: Vec<usize> = Vec::with_capacity(count);
+    while order.len() < count {
+        let mut all: Vec<usize> = (0..blocks).collect();
+        all.shuffle(rng);
+        order.extend(all.into_iter().take(count - order.len()));
+    }
+    Ok(order
+        .into_iter()
+        .map(|b| tokens[b * n..(b + 1) * n].to_vec())
+        .collect())
+}
+
+/// Builds the judge: trunk, vocabulary and the natural windows of both halves.
+fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String)> {
+    let data_dir = PathBuf::from(&cfg.data_dir);
+    let tokenizer = data::data_tokenizer(&data_dir)?;
+    let (trunk, trunk_path) = judge_trunk(cfg, dev)?;
+    let train_text = tokenizer.decode(&TokenFile::open(&data_dir.join("train.bin"))?.to_vec());
+    let lexicon = Lexicon::from_text(&train_text);
+    let natural_path = if cfg.natural.is_empty() {
+        data_dir.join("val.bin")
+    } else {
+        PathBuf::from(&cfg.natural)
+    };
+    let tokens = TokenFile::open(&natural_path)?.to_vec();
+    let n = cfg.window_len.min(trunk.config.block_size);
+    let half = tokens.len() / 2 / n * n;
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ 0x6a75_6467));
+    let natural = [
+        windows_of(&tokens[..half], n, cfg.windows, &mut rng)?,
+        windows_of(&tokens[half..], n, cfg.windows, &mut rng)?,
+    ];
+    let mut j = Judge {
+        trunk,
+        lexicon,
+        tokenizer,
+        n,
+        natural: [Vec::new(), Vec::new()],
+        natural_features: [
+            Features {
+                rows: Vec::new(),
+                embeddings: Vec::new(),
+            },
+            Features {
+                rows: Vec::new(),
+                embeddings: Vec::new(),
+            },
+        ],
+    };
+    j.natural_features = [j.features(&natural[0]), j.features(&natural[1])];
+    j.natural = natural;
+    Ok((j, trunk_path))
+}
+
+/// The generator's samples after the first token of each natural window of both halves.
+fn samples(
+    j: &Judge,
+    g: &GPT,
+    temperature: f64,
+    top_k: usize,
+    seed: u64,
+) -> Result<[Vec<Vec<u32>>; 2]> {
+    let opts = SampleOptions {
+        temperature,
+        top_k: (top_k > 0).then_some(top_k),
+    };
+    let mut out = [Vec::new(), Vec::new()];
+    for (half, slot) in out.iter_mut().enumerate() {
+        let prompts: Vec<Vec<u32>> = j.natural[half].iter().map(|w| vec![w[0]]).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ half as u64));
+        *slot = sampling::generate(g, &prompts, j.n - 1, &opts, &mut rng, device::workers(0))?;
+    }
+    Ok(out)
+}
+
+/// One generator at one temperature.
+#[allow(clippy::too_many_arguments)]
+fn judge_row(
+    cfg: &JudgeConfig,
+    j: &Judge,
+    name: &str,
+    g: &GPT,
+    val_loss: f64,
+    temperature: f64,
+    seed: u64,
+    rms: &[RewardModel],
+) -> Result<JudgeRow> {
+    let [train_gen, test_gen] = samples(j, g, temperature, cfg.top_k, seed)?;
+    let (fa, fb) = (j.features(&train_gen), j.features(&test_gen));
+    let nat = &j.natural_features;
+    let c2st = c2st::test([&nat[0].rows, &nat[1].rows], [&fa.rows, &fb.rows], seed);
+    let mauve = mauve::mauve(&nat[1].embeddings, &fb.embeddings, cfg.clusters)?;
+    let texts: Vec<String> = test_gen.iter().map(|w| j.tokenizer.decode(w)).collect();
+    let natural: Vec<String> = j.natural[1].iter().map(|w| j.tokenizer.decode(w)).collect();
+    let all: Vec<Vec<u32>> = j.natural[1].iter().chain(&test_gen).cloned().collect();
+    let labels: Vec<bool> = (0..all.len()).map(|i| i < j.natural[1].len()).collect();
+    let reward_model_auroc = rms
+        .iter()
+        .map(|rm| {
+            let s: Vec<f64> = rm.score(&all)?.iter().map(|&v| v as f64).collect();
+            Ok(eval::auroc(&s, &labels))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(JudgeRow {
+        generator: name.to_string(),
+        temperature,
+        c2st,
+        mauve,
+        word_validity: text::word_validity(&j.lexicon, &texts),
+        distinct_2: text::distinct_n(&texts, 2),
+        distinct_3: text::distinct_n(&texts, 3),
+        repetition: text::repetition_rate(&texts),
+        trigram_jsd: text::trigram_jsd(&texts, &natural),
+        val_loss,
+        reward_model_auroc,
+    })
+}
+
+/// The generator's mean loss on `batches` random windows of val.bin.
+fn val_loss(cfg: &JudgeConfig, g: &GPT) -> Result<f64> {
+    let val = TokenFile::open(&PathBuf::from(&cfg.data_dir).join("val.bin"))?;
+    let bs = g.config.block_size.min(val.len().saturating_sub(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ 0x0076_616c));
+    let batches: Vec<(Vec<i64>, Vec<i64>)> = (0..cfg.val_batches)
+        .map(|_| val.random_batch(&mut rng, 16, bs))
+        .collect();
+    Ok(mean_loss(g, &batches, 16, device::workers(cfg.threads)))
+}
+
+/// Runs the judge; writes `judge.json` and `frontier.svg` into `out_dir`.
+pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
+    cfg.validate()?;
+    device::set_threads(cfg.threads);
+    let dev = device::select(&cfg.device)?;
+    let (j, trunk) = judge(cfg, &dev)?;
+    let mut rms = Vec::new();
+    for p in &cfg.reward_models {
+        rms.push(RewardModel::load(Path::new(p), &dev)?);
+    }
+    let mut rows = Vec::new();
+    for (gi, path) in cfg.generators.iter().enumerate() {
+        let ck = Checkpoint::open(Path::new(path))?;
+        let g = ck.model(&dev)?;
+        if g.config.block_size < j.n {
+            return Err(Error::Mismatch(format!(
+                "{path} has block_size {} but the judge's windows are {} tokens: lower window_len",
+                g.config.block_size, j.n
+            )));
+        }
+        let vl = val_loss(cfg, &g)?;
+        for (ti, &t) in cfg.temperatures.iter().enumerate() {
+            let seed = mix(cfg.seed ^ mix((gi << 16 | ti) as u64));
+            rows.push(judge_row(cfg, &j, path, &g, vl, t, seed, &rms)?);
+        }
+    }
+    let natural: Vec<String> = j.natural[1].iter().map(|w| j.tokenizer.decode(w)).collect();
+    let report = JudgeReport {
+        rows,
+        natural_word_validity: text::word_validity(&j.lexicon, &natural),
+        natural_distinct_3: text::distinct_n(&natural, 3),
+        natural_repetition: text::repetition_rate(&natural),
+        trunk,
+        windows: cfg.windows,
+        window_len: j.n,
+    };
+    let out = PathBuf::from(&cfg.out_dir);
+    fsutil::create_dir_all(&out)?;
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
+    fsutil::write_bytes_atomic(&out.join("judge.json"), text.as_bytes())?;
+    plot_frontier(&report, &out.join("frontier.svg"))?;
+    Ok(report)
+}
+
+/// MAUVE and C2ST AUROC against distinct-3 (the quality–diversity frontier), one line per
+/// generator through its temperatures.
+pub fn plot_frontier(report: &JudgeReport, path: &Path) -> Result<()> {
+    let mut names: Vec<&str> = report.rows.iter().map(|r| r.generator.as_str()).collect();
+    names.dedup();
+    let series = |f: &dyn Fn(&JudgeRow) -> f64| -> Vec<Series> {
+        names
+            .iter()
+            .map(|n| Series {
+                name: (*n).to_string(),
+                points: report
+                    .rows
+                    .iter()
+                    .filter(|r| r.generator == *n)
+                    .map(|r| (r.distinct_3, f(r)))
+                    .collect(),
+            })
+            .collect()
+    };
+    metrics::plot_panels(
+        path,
+        "quality-diversity frontier (points: temperatures)",
+        "distinct-3 (diversity)",
+        &[
+            ("MAUVE (higher: closer to natural)", series(&|r| r.mauve)),
+            (
+                "C2ST AUROC (lower: harder to detect)",
+                series(&|r| r.c2st.auroc),
+            ),
+        ],
+    )
+}
