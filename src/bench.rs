@@ -166,6 +166,7 @@ fn time_sampling(model: &GPT, rng: &mut ChaCha8Rng, threads: usize) -> crate::Re
     let opts = SampleOptions {
         temperature: 1.0,
         top_k: None,
+        ..Default::default()
     };
     let mut rate = |new_tokens: usize| -> crate::Result<f64> {
         // One untimed run warms the allocator and caches.
@@ -266,6 +267,7 @@ pub fn run_reward_data(
     let sample = SampleOptions {
         temperature: 1.0,
         top_k: None,
+        ..Default::default()
     };
     let batching = Batching {
         batch_size,

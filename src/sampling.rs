@@ -19,6 +19,9 @@ pub struct SampleOptions {
     pub temperature: f64,
     /// Keep only the k most likely tokens (None = all).
     pub top_k: Option<usize>,
+    /// Draw only ids below this: the tokenizer's vocabulary, when the model's is padded (nanoGPT
+    /// pads GPT-2's 50,257 to 50,304); None = every id of the model.
+    pub vocab: Option<usize>,
 }
 
 impl Default for SampleOptions {
@@ -26,6 +29,7 @@ impl Default for SampleOptions {
         Self {
             temperature: 1.0,
             top_k: None,
+            vocab: None,
         }
     }
 }
@@ -42,12 +46,21 @@ impl SampleOptions {
         if self.top_k == Some(0) {
             return Err(Error::Config("top_k must be at least 1".into()));
         }
+        if self.vocab == Some(0) {
+            return Err(Error::Config(
+                "the sampling vocabulary must hold a token".into(),
+            ));
+        }
         Ok(())
     }
 }
 
-/// Draws one token from a row of logits.
+/// Draws one token from a row of logits (only among ids below `opts.vocab`).
 pub fn sample_row(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u32 {
+    let logits = match opts.vocab {
+        Some(v) if v < logits.len() => &logits[..v],
+        _ => logits,
+    };
     let argmax = || {
         logits
             .iter()
@@ -356,6 +369,7 @@ mod tests {
         let opts = SampleOptions {
             temperature: 1.0,
             top_k: Some(10),
+            ..Default::default()
         };
         // 20 new tokens run past block_size 16, exercising the crop-and-refill path.
         let (ref_seqs, ref_logits) = naive(&model, &prompts, 20, &opts, 3);
@@ -404,7 +418,8 @@ mod tests {
                     &logits,
                     &SampleOptions {
                         temperature: 1.0,
-                        top_k: Some(1)
+                        top_k: Some(1),
+                        ..Default::default()
                     },
                     &mut rng
                 ),
@@ -415,7 +430,8 @@ mod tests {
                     &logits,
                     &SampleOptions {
                         temperature: 0.0,
-                        top_k: None
+                        top_k: None,
+                        ..Default::default()
                     },
                     &mut rng
                 ),
@@ -429,6 +445,7 @@ mod tests {
                 &SampleOptions {
                     temperature: 1.0,
                     top_k: Some(2),
+                    ..Default::default()
                 },
                 &mut rng,
             );

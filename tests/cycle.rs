@@ -37,6 +37,9 @@ eval_interval = 2
 eval_iters = 1
 eval_batch_size = 2
 eval_prompts = 2
+
+[judge]
+enabled = false
 "#
     )
 }
@@ -113,6 +116,72 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
     let table = std::fs::read_to_string(out.join("cycle_summary.md")).unwrap();
     assert_eq!(table.lines().count(), 4, "{table}");
     assert!(common::leftovers(d.path()).is_empty());
+}
+
+/// A judged cycle with an ensemble of the rounds' reward models: round 0 judges the base model
+/// across temperatures (training the judge trunk once), each round judges its policy and
+/// scores it with the round's reward model; round 2's GRPO rewards with both rounds' models.
+#[test]
+fn judged_cycle_with_an_ensemble() {
+    let (d, _m, ck) = common::tiny_base();
+    let dd = d.path().join("data");
+    data::prepare(
+        &d.path().join("input.txt"),
+        &dd,
+        TokenizationKind::Char,
+        0.9,
+    )
+    .unwrap();
+    let cfg = d.path().join("cycle.toml");
+    let text = cycle_toml(
+        &ck.display().to_string(),
+        &dd.display().to_string(),
+        &d.path().join("cyc").display().to_string(),
+        2,
+    )
+    .replace("replay_share = 0.5", "replay_share = 0.0\nensemble = true")
+    .replace(
+        "[judge]\nenabled = false",
+        "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4",
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
+    expect_success(&o);
+    let out = d.path().join("cyc");
+    let base: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("judge_base/judge.json")).unwrap()).unwrap();
+    assert_eq!(base["rows"].as_array().unwrap().len(), 2);
+    assert!(
+        out.join("judge_base/judge_trunk/ckpt/model.safetensors")
+            .exists()
+    );
+    for r in 1..=2 {
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("cycle_{r}/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        for k in ["c2st_auroc", "mauve", "word_validity", "rm_auroc_policy"] {
+            assert!(
+                s[k].as_f64().is_some_and(f64::is_finite),
+                "round {r}: {k} = {}",
+                s[k]
+            );
+        }
+    }
+    let cfg2: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("cycle_2/grpo/ckpt/train_state.json")).unwrap(),
+    )
+    .unwrap();
+    let ensemble = cfg2["config"]["ensemble"].as_array().unwrap();
+    assert_eq!(ensemble.len(), 1);
+    assert!(
+        ensemble[0]
+            .as_str()
+            .unwrap()
+            .ends_with("cycle_1/reward/ckpt")
+    );
+    let table = std::fs::read_to_string(out.join("cycle_summary.md")).unwrap();
+    assert!(table.contains("0 (base)"), "{table}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
     let opts = SampleOptions {
         temperature: 1.0,
         top_k: None,
+        ..Default::default()
     };
     let own = sampling::generate(&model, &prompts, 15, &opts, &mut rng, 2).unwrap();
     let flat: Vec<u32> = own.concat();

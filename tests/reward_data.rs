@@ -55,6 +55,7 @@ fn lockstep_generation_equals_one_at_a_time() {
     let sample = SampleOptions {
         temperature: 1.0,
         top_k: Some(10),
+        ..Default::default()
     };
     let g = Batching {
         batch_size: 5,

@@ -161,6 +161,7 @@ fn pit_values_are_uniform_on_the_generators_own_samples() {
         let opts = SampleOptions {
             temperature: view.temperature,
             top_k: view.top_k,
+            ..Default::default()
         };
         let seqs = sampling::generate(&model, &prompts, 23, &opts, &mut rng, 2).unwrap();
         let stats = features::window_stats(&model, &seqs, view, 64);

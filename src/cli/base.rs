@@ -109,6 +109,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let opts = sampling::SampleOptions {
         temperature: a.temperature,
         top_k: Some(a.top_k),
+        vocab: Some(tok.vocab_size()),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let prompts = vec![ids; a.num_samples];

@@ -27,6 +27,9 @@ pub struct DemoArgs {
     /// CPU threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Skip the judge's verdict at the end.
+    #[arg(long = "no-judge", alias = "no_judge")]
+    no_judge: bool,
 }
 
 pub fn demo(a: DemoArgs) -> Result<()> {
@@ -48,6 +51,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         reward_blocks: a.reward_blocks,
         grpo_steps: a.grpo_steps,
         threads: a.threads,
+        judge: !a.no_judge,
     };
     let r = demo::run(&o)?;
     report::demo(&r, &o.out_dir);

@@ -245,6 +245,7 @@ impl GrpoConfig {
         SampleOptions {
             temperature: self.temperature,
             top_k: (self.top_k > 0).then_some(self.top_k),
+            vocab: None,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::data::{self, TokenFile};
 use crate::metrics::{self, JsonlLog, Series};
 use crate::model::{GPT, Mode};
 use crate::reward::RewardModel;
-use crate::sampling::{self, Batching, Row};
+use crate::sampling::{self, Batching, Row, SampleOptions};
 use crate::tokenizer::Tokenizer;
 use crate::train::{mean_loss, optim};
 use crate::util::rng::mix;
@@ -337,7 +337,11 @@ impl Trainer<'_> {
             batch_size: rows.len().div_ceil(self.workers).max(1),
             workers: self.workers,
         };
-        sampling::complete(model, rows, len, &self.cfg.sample_options(), &batching)
+        let opts = SampleOptions {
+            vocab: Some(self.tokenizer.vocab_size()),
+            ..self.cfg.sample_options()
+        };
+        sampling::complete(model, rows, len, &opts, &batching)
     }
 
     /// The policy's val loss and the reward of policy / reference / natural continuations of

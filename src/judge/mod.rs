@@ -339,6 +339,7 @@ fn samples(
     let opts = SampleOptions {
         temperature,
         top_k: (top_k > 0).then_some(top_k),
+        vocab: Some(j.tokenizer.vocab_size()),
     };
     let mut out = [Vec::new(), Vec::new()];
     for (half, slot) in out.iter_mut().enumerate() {

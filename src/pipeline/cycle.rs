@@ -7,6 +7,7 @@ use super::round::{self, Replay, RoundEvent, RoundOutcome, RoundPlan};
 use crate::checkpoint;
 use crate::data;
 use crate::grpo::{self, GrpoConfig};
+use crate::judge::{self, JudgeConfig, JudgeReport};
 use crate::metrics::{self, Series};
 use crate::reward::RewardTrainConfig;
 use crate::reward::prepare::{InputMode, RewardPrepOptions};
@@ -26,6 +27,42 @@ crate::choice! {
         /// train.bin and val.bin, the seed's way (a generator that memorised its train text
         /// makes that a different task on train than on val).
         Splits = "splits",
+        /// 80/20 of data_dir/reward.bin (`prepare --reward_split`): text the generator never
+        /// trained on, and val.bin stays free for the judge.
+        Reward = "reward",
+    }
+}
+
+/// The judge of every round (see `nanoreward judge`): round 0 judges the base model at
+/// `base_temperatures` (its frontier), every round its policy at GRPO's temperature.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct JudgeSection {
+    /// Judge the rounds (false: no judge).
+    pub enabled: bool,
+    pub base_temperatures: Vec<f64>,
+    pub windows: usize,
+    pub window_len: usize,
+    /// The judge trunk (empty: trained once, in out_dir/judge_base/judge_trunk).
+    pub trunk: String,
+    pub trunk_iters: usize,
+    pub trunk_seed: u64,
+    pub clusters: usize,
+}
+
+impl Default for JudgeSection {
+    fn default() -> Self {
+        let j = JudgeConfig::default();
+        Self {
+            enabled: true,
+            base_temperatures: vec![0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2],
+            windows: j.windows,
+            window_len: j.window_len,
+            trunk: String::new(),
+            trunk_iters: j.trunk_iters,
+            trunk_seed: j.trunk_seed,
+            clusters: j.clusters,
+        }
     }
 }
 
@@ -68,8 +105,11 @@ pub struct CycleConfig {
     /// train.bin / val.bin (+ meta.pkl) the rounds draw natural text from.
     pub data_dir: String,
     pub rounds: usize,
-    /// Natural text of the reward data: `heldout` or `splits`.
+    /// Natural text of the reward data: `heldout`, `splits` or `reward`.
     pub reward_text: RewardText,
+    /// GRPO's reward is the ensemble of this round's reward model and all earlier rounds' (the
+    /// policy must fool every past detector; `[grpo] ensemble_agg`).
+    pub ensemble: bool,
     /// Earlier rounds' train samples added to a round's reward training set, as a share of
     /// that round's own train samples (0 = none).
     pub replay_share: f64,
@@ -81,6 +121,7 @@ pub struct CycleConfig {
     pub reward_data: RewardDataSection,
     pub reward: RewardTrainConfig,
     pub grpo: GrpoConfig,
+    pub judge: JudgeSection,
 }
 
 impl Default for CycleConfig {
@@ -89,8 +130,9 @@ impl Default for CycleConfig {
             out_dir: "out-cycle".into(),
             base: "out/ckpt".into(),
             data_dir: "data/shakespeare_char".into(),
-            rounds: 2,
+            rounds: 3,
             reward_text: RewardText::Heldout,
+            ensemble: false,
             replay_share: 0.0,
             eval_windows: 128,
             seed: 1337,
@@ -99,6 +141,7 @@ impl Default for CycleConfig {
             reward_data: RewardDataSection::default(),
             reward: RewardTrainConfig::default(),
             grpo: GrpoConfig::default(),
+            judge: JudgeSection::default(),
         }
     }
 }
@@ -122,6 +165,20 @@ pub struct RoundSummary {
     pub policy_val_loss_start: f64,
     pub policy_val_loss_end: f64,
     pub grpo_seconds: f64,
+    /// The judge's verdict on the round's policy (NaN without a judge): C2ST AUROC, MAUVE, word
+    /// validity, and this round's reward model's AUROC on fresh policy samples.
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub c2st_auroc: f64,
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub mauve: f64,
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub word_validity: f64,
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub rm_auroc_policy: f64,
+}
+
+fn nan() -> f64 {
+    f64::NAN
 }
 
 /// A round's folder.
@@ -134,12 +191,17 @@ fn reward_sources(cfg: &CycleConfig, out: &Path) -> Result<(PathBuf, PathBuf)> {
     let data_dir = PathBuf::from(&cfg.data_dir);
     match cfg.reward_text {
         RewardText::Splits => Ok((data_dir.join("train.bin"), data_dir.join("val.bin"))),
-        RewardText::Heldout => {
+        RewardText::Heldout | RewardText::Reward => {
             let (a, b) = (out.join("heldout_train.bin"), out.join("heldout_val.bin"));
             if a.exists() && b.exists() {
                 return Ok((a, b));
             }
-            let (a, b, _, _) = data::heldout_split(&data_dir.join("val.bin"), out)?;
+            let src = if cfg.reward_text == RewardText::Reward {
+                data_dir.join("reward.bin")
+            } else {
+                data_dir.join("val.bin")
+            };
+            let (a, b, _, _) = data::heldout_split(&src, out)?;
             Ok((a, b))
         }
     }
@@ -164,6 +226,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         // Fail before any work on a path that is no checkpoint (a .pt is read once, by the round).
         checkpoint::read_config(&generator)?;
     }
+    let base_judge = judge_base(cfg, &out, &generator, &sources)?;
     let mut summaries = Vec::new();
     for r in 1..=cfg.rounds {
         let dir = round_dir(&out, r);
@@ -176,7 +239,8 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
             serde_json::from_slice(&fsutil::read(&summary_path)?)
                 .map_err(|e| Error::format(&summary_path, format!("not a round summary: {e}")))?
         } else {
-            let s = run_round(cfg, r, &generator, &sources)?;
+            let mut s = run_round(cfg, r, &generator, &sources)?;
+            judge_round(cfg, r, &mut s, &sources)?;
             let bytes = serde_json::to_vec_pretty(&s)
                 .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
             fsutil::write_bytes_atomic(&summary_path, &bytes)?;
@@ -185,8 +249,119 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         summaries.push(s);
         generator = grpo::trainer::dirs(&dir.join("grpo")).0;
     }
-    write_report(&out, &summaries)?;
+    write_report(&out, &summaries, base_judge.as_ref())?;
     Ok(summaries)
+}
+
+/// The natural text the judge tests on: text neither the generators nor the reward models
+/// trained on (val.bin when the reward data comes from reward.bin, else the reward data's own
+/// validation text).
+fn judge_natural(cfg: &CycleConfig, sources: &(PathBuf, PathBuf)) -> PathBuf {
+    match cfg.reward_text {
+        RewardText::Reward => PathBuf::from(&cfg.data_dir).join("val.bin"),
+        _ => sources.1.clone(),
+    }
+}
+
+/// The judge settings of the cycle (generators, temperatures, reward models and out_dir to
+/// be set).
+fn judge_config(cfg: &CycleConfig, sources: &(PathBuf, PathBuf)) -> JudgeConfig {
+    let j = &cfg.judge;
+    let out = PathBuf::from(&cfg.out_dir);
+    let trunk = if j.trunk.is_empty() {
+        out.join("judge_base/judge_trunk/ckpt")
+            .display()
+            .to_string()
+    } else {
+        j.trunk.clone()
+    };
+    JudgeConfig {
+        data_dir: cfg.data_dir.clone(),
+        natural: judge_natural(cfg, sources).display().to_string(),
+        windows: j.windows,
+        window_len: j.window_len,
+        trunk,
+        trunk_iters: j.trunk_iters,
+        trunk_seed: j.trunk_seed,
+        clusters: j.clusters,
+        seed: mix(cfg.seed ^ 0x006a_7564_6765),
+        device: cfg.device.clone(),
+        threads: cfg.threads,
+        ..Default::default()
+    }
+}
+
+/// Round 0: the base model judged across `base_temperatures` (its temperature frontier), in
+/// out_dir/judge_base (reused when done); trains the judge trunk when none is given.
+fn judge_base(
+    cfg: &CycleConfig,
+    out: &Path,
+    base: &Path,
+    sources: &(PathBuf, PathBuf),
+) -> Result<Option<JudgeReport>> {
+    if !cfg.judge.enabled {
+        return Ok(None);
+    }
+    let dir = out.join("judge_base");
+    let done = dir.join("judge.json");
+    if done.exists() {
+        return Ok(Some(JudgeReport::read(&done)?));
+    }
+    println!("== round 0: the judge on the base model across temperatures");
+    let mut jc = judge_config(cfg, sources);
+    if cfg.judge.trunk.is_empty() {
+        jc.trunk = String::new();
+    }
+    let report = judge::run(&JudgeConfig {
+        generators: vec![base.display().to_string()],
+        temperatures: cfg.judge.base_temperatures.clone(),
+        out_dir: dir.display().to_string(),
+        ..jc
+    })?;
+    Ok(Some(report))
+}
+
+/// The judge's verdict on round `r`'s policy (at GRPO's temperature), with the round's reward
+/// model scored on the same fresh samples, into the round's summary.
+fn judge_round(
+    cfg: &CycleConfig,
+    r: usize,
+    s: &mut RoundSummary,
+    sources: &(PathBuf, PathBuf),
+) -> Result<()> {
+    if !cfg.judge.enabled {
+        return Ok(());
+    }
+    let dir = round_dir(Path::new(&cfg.out_dir), r);
+    println!("== round {r}: the judge on the policy");
+    let report = judge::run(&JudgeConfig {
+        generators: vec![
+            grpo::trainer::dirs(&dir.join("grpo"))
+                .0
+                .display()
+                .to_string(),
+        ],
+        temperatures: vec![cfg.grpo.temperature],
+        reward_models: vec![dir.join("reward/ckpt").display().to_string()],
+        out_dir: dir.join("judge").display().to_string(),
+        ..judge_config(cfg, sources)
+    })?;
+    if let Some(row) = report.rows.first() {
+        s.c2st_auroc = row.c2st.auroc;
+        s.mauve = row.mauve;
+        s.word_validity = row.word_validity;
+        s.rm_auroc_policy = row.reward_model_auroc.first().copied().unwrap_or(f64::NAN);
+        println!(
+            "round {r} judge: C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {:.3}, word validity {:.3}; the round's reward model on the policy's samples: AUROC {:.3}",
+            row.c2st.auroc,
+            row.c2st.ci95[0],
+            row.c2st.ci95[1],
+            row.mauve,
+            row.word_validity,
+            s.rm_auroc_policy
+        );
+    }
+    Ok(())
 }
 
 /// The plan of round `r` from the cycle's settings.
@@ -235,6 +410,16 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
         grpo: GrpoConfig {
             data_dir: cfg.data_dir.clone(),
             out_dir: dir.join("grpo").display().to_string(),
+            ensemble: if cfg.ensemble {
+                (1..r)
+                    .map(|q| {
+                        let d = round_dir(Path::new(&cfg.out_dir), q);
+                        d.join("reward/ckpt").display().to_string()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             seed: round_seed,
             device: cfg.device.clone(),
             threads: cfg.threads,
@@ -291,30 +476,63 @@ fn summary(r: usize, generator: &Path, plan: &RoundPlan, o: &RoundOutcome) -> Re
         policy_val_loss_start: pick("val_loss"),
         policy_val_loss_end: last.map_or(f64::NAN, |e| e.val_loss),
         grpo_seconds: o.grpo.seconds,
+        c2st_auroc: f64::NAN,
+        mauve: f64::NAN,
+        word_validity: f64::NAN,
+        rm_auroc_policy: f64::NAN,
     })
 }
 
+/// The base model's best point over its temperatures: the lowest C2ST AUROC and the highest
+/// MAUVE (each at its own temperature), with those temperatures.
+pub fn base_frontier(r: &JudgeReport) -> ((f64, f64), (f64, f64)) {
+    let lowest = r
+        .rows
+        .iter()
+        .min_by(|a, b| a.c2st.auroc.total_cmp(&b.c2st.auroc))
+        .map_or((f64::NAN, f64::NAN), |x| (x.c2st.auroc, x.temperature));
+    let best = r
+        .rows
+        .iter()
+        .max_by(|a, b| a.mauve.total_cmp(&b.mauve))
+        .map_or((f64::NAN, f64::NAN), |x| (x.mauve, x.temperature));
+    (lowest, best)
+}
+
 /// Writes `cycle_summary.json`, a Markdown table and a plot across rounds.
-fn write_report(out: &Path, rounds: &[RoundSummary]) -> Result<()> {
+fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(rounds)
         .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
     fsutil::write_bytes_atomic(&out.join("cycle_summary.json"), &bytes)?;
     let mut md = String::from(
-        "| round | RM MAE (0.5 baseline) | RM AUROC (loglik baseline) | policy reward start → end | natural | policy val loss start → end |\n|---|---|---|---|---|---|\n",
+        "| round | RM MAE (0.5 baseline) | RM AUROC (loglik baseline) | RM AUROC on the policy | policy reward start → end | natural | policy val loss start → end | C2ST AUROC | MAUVE | word validity |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
+    if let Some(b) = base {
+        let ((c, tc), (m, tm)) = base_frontier(b);
+        let at_one = b.rows.iter().find(|r| (r.temperature - 1.0).abs() < 1e-9);
+        md.push_str(&format!(
+            "| 0 (base) | | | | | | {} | {c:.3} (best, T={tc}) | {m:.3} (best, T={tm}) | {} |\n",
+            at_one.map_or(String::new(), |r| format!("{:.4}", r.val_loss)),
+            at_one.map_or(String::new(), |r| format!("{:.3} (T=1)", r.word_validity)),
+        ));
+    }
     for s in rounds {
         md.push_str(&format!(
-            "| {} | {:.4} ({:.4}) | {:.3} ({:.3}) | {:.4} → {:.4} | {:.4} | {:.4} → {:.4} |\n",
+            "| {} | {:.4} ({:.4}) | {:.3} ({:.3}) | {:.3} | {:.4} → {:.4} | {:.4} | {:.4} → {:.4} | {:.3} | {:.3} | {:.3} |\n",
             s.round,
             s.rm_mae,
             s.rm_mae_baseline,
             s.rm_auroc,
             s.rm_auroc_loglik_baseline,
+            s.rm_auroc_policy,
             s.policy_reward_start,
             s.policy_reward_end,
             s.natural_reward,
             s.policy_val_loss_start,
-            s.policy_val_loss_end
+            s.policy_val_loss_end,
+            s.c2st_auroc,
+            s.mauve,
+            s.word_validity
         ));
     }
     fsutil::write_bytes_atomic(&out.join("cycle_summary.md"), md.as_bytes())?;
@@ -323,16 +541,31 @@ fn write_report(out: &Path, rounds: &[RoundSummary]) -> Result<()> {
         name: name.into(),
         points: rounds.iter().map(|s| (s.round as f64, f(s))).collect(),
     };
-    metrics::plot_svg(
+    metrics::plot_panels(
         &out.join("cycle_summary.svg"),
-        "reward model and policy across rounds",
+        "reward model, policy and judge across rounds",
         "round",
-        "value",
         &[
-            series("RM AUROC", &|s| s.rm_auroc),
-            series("RM MAE", &|s| s.rm_mae),
-            series("policy reward (end)", &|s| s.policy_reward_end),
-            series("policy val loss (end)", &|s| s.policy_val_loss_end),
+            (
+                "AUROC",
+                vec![
+                    series("RM AUROC (its own eval)", &|s| s.rm_auroc),
+                    series("RM AUROC on the policy", &|s| s.rm_auroc_policy),
+                    series("judge C2ST AUROC", &|s| s.c2st_auroc),
+                ],
+            ),
+            (
+                "P(natural) / MAUVE / share",
+                vec![
+                    series("policy reward (end)", &|s| s.policy_reward_end),
+                    series("MAUVE", &|s| s.mauve),
+                    series("word validity", &|s| s.word_validity),
+                ],
+            ),
+            (
+                "val loss",
+                vec![series("policy val loss (end)", &|s| s.policy_val_loss_end)],
+            ),
         ],
     )
 }

@@ -4,6 +4,7 @@
 use super::round::{self, RoundEvent, RoundPlan};
 use crate::checkpoint::Checkpoint;
 use crate::grpo::{GrpoConfig, GrpoOutcome};
+use crate::judge::{self, JudgeConfig, JudgeReport};
 use crate::reward::RewardTrainConfig;
 use crate::reward::prepare::{InputMode, RewardPrepOptions};
 use crate::sampling::{self, SampleOptions};
@@ -29,6 +30,8 @@ pub struct DemoOptions {
     pub grpo_steps: usize,
     /// CPU threads (0 = one per core).
     pub threads: usize,
+    /// End with the judge's verdict on the base model and the policy.
+    pub judge: bool,
 }
 
 /// What the demo did: per stage its name, seconds and result; the checkpoints; the GRPO run;
@@ -39,6 +42,8 @@ pub struct DemoReport {
     pub grpo: GrpoOutcome,
     pub base_sample: String,
     pub policy_sample: String,
+    /// The judge's verdict: rows for the base model and the policy.
+    pub judge: Option<JudgeReport>,
 }
 
 /// 200 tokens sampled from a checkpoint after a newline (temperature 0.8, top-k 200, seed 1337).
@@ -50,10 +55,47 @@ pub fn sample_text(ckpt: &Path, n: usize) -> Result<String> {
     let opts = SampleOptions {
         temperature: 0.8,
         top_k: Some(200),
+        vocab: Some(tok.vocab_size()),
     };
     let prompt = tok.encode("\n")?;
     let s = sampling::generate(&model, &[prompt], n, &opts, &mut rng, 1)?;
     Ok(tok.decode(&s[0]))
+}
+
+/// The number of stages the demo announces.
+fn stages_total(o: &DemoOptions) -> usize {
+    if o.judge { 6 } else { 5 }
+}
+
+/// A few words on a reward model's recipe.
+fn describe(r: &RewardTrainConfig) -> String {
+    use crate::model::RewardHeadKind;
+    match r.loss.head() {
+        RewardHeadKind::Pooled => format!(
+            "{} pooling, {}",
+            r.pooling,
+            if r.freeze_trunk {
+                "frozen trunk"
+            } else {
+                "fine-tuned trunk"
+            }
+        ),
+        RewardHeadKind::Token => {
+            let mut parts = vec![format!("per-token {}", r.loss)];
+            if r.features {
+                parts.push("white-box features".into());
+            }
+            if r.lexicon {
+                parts.push("lexicon".into());
+            }
+            parts.push(if r.freeze_trunk {
+                "frozen trunk".into()
+            } else {
+                "fine-tuned trunk".into()
+            });
+            parts.join(", ")
+        }
+    }
 }
 
 /// Trains the quick-start model on `data_dir` into `out/base`.
@@ -69,7 +111,8 @@ fn train_base(o: &DemoOptions, data_dir: &Path) -> Result<train::TrainOutcome> {
     ];
     let cfg: TrainConfig = train::quickstart(&overrides)?;
     println!(
-        "== 2/5 train the quick-start model ({} iterations)",
+        "== 2/{} train the quick-start model ({} iterations)",
+        stages_total(o),
         cfg.max_iters
     );
     train::run(&cfg, true)
@@ -127,13 +170,35 @@ fn round_plan(
     }
 }
 
+/// The judge on the base model and the policy at temperature 1, on the held-out text neither
+/// trained on (`data_dir/heldout_val.bin`), with its own quick-start trunk (300 iterations).
+fn judge_verdict(
+    o: &DemoOptions,
+    data_dir: &Path,
+    base: &Path,
+    policy: &Path,
+) -> Result<JudgeReport> {
+    println!("== 6/6 the judge: an independent detector on held-out text (base model vs policy)");
+    judge::run(&JudgeConfig {
+        generators: vec![base.display().to_string(), policy.display().to_string()],
+        data_dir: data_dir.display().to_string(),
+        natural: data_dir.join("heldout_val.bin").display().to_string(),
+        out_dir: o.out_dir.join("judge").display().to_string(),
+        windows: 128,
+        trunk_iters: 300,
+        threads: o.threads,
+        ..Default::default()
+    })
+}
+
 /// Runs the demo.
 pub fn run(o: &DemoOptions) -> Result<DemoReport> {
     let mut stages: Vec<(&'static str, f64, String)> = Vec::new();
     let t = Instant::now();
     let data_dir = o.out_dir.join("data");
     println!(
-        "== 1/5 prepare {} -> {}",
+        "== 1/{} prepare {} -> {}",
+        stages_total(o),
         o.input.display(),
         data_dir.display()
     );
@@ -151,15 +216,19 @@ pub fn run(o: &DemoOptions) -> Result<DemoReport> {
     let plan = round_plan(o, &base.checkpoint, &data_dir, (ha, hb));
     let blocks = o.reward_blocks;
     let steps = o.grpo_steps;
+    let total = stages_total(o);
+    let recipe = describe(&plan.reward);
     let outcome = round::run(&plan, &mut |e| match e {
         RoundEvent::RewardData => println!(
-            "== 3/5 reward data: {blocks} held-out blocks per split × 10 samples (natural prefix + generated rest)"
+            "== 3/{total} reward data: {blocks} held-out blocks per split × 10 samples (natural prefix + generated rest)"
         ),
         RoundEvent::RewardModel => {
-            println!("== 4/5 reward model (frozen trunk, mean pooling) and its evaluation")
+            println!("== 4/{total} reward model ({recipe}) and its evaluation")
         }
         RoundEvent::Evaluated(_) => {}
-        RoundEvent::Grpo { .. } => println!("== 5/5 GRPO against the reward model ({steps} steps)"),
+        RoundEvent::Grpo { .. } => {
+            println!("== 5/{total} GRPO against the reward model ({steps} steps)")
+        }
     })?;
     let counts: Vec<String> = outcome
         .prep
@@ -200,11 +269,29 @@ pub fn run(o: &DemoOptions) -> Result<DemoReport> {
         _ => String::new(),
     };
     stages.push(("GRPO", t_grpo, grpo_text));
+    let t = Instant::now();
+    let judge = o
+        .judge
+        .then(|| judge_verdict(o, &data_dir, &base.checkpoint, &g.checkpoint))
+        .transpose()?;
+    if let Some(j) = &judge {
+        let row = |i: usize| {
+            j.rows.get(i).map_or(String::new(), |r| {
+                format!(
+                    "C2ST AUROC {:.3} [{:.2}-{:.2}], MAUVE {:.3}, words {:.3}",
+                    r.c2st.auroc, r.c2st.ci95[0], r.c2st.ci95[1], r.mauve, r.word_validity
+                )
+            })
+        };
+        let verdict = format!("base: {}; policy: {}", row(0), row(1));
+        stages.push(("judge", t.elapsed().as_secs_f64(), verdict));
+    }
     Ok(DemoReport {
         stages,
         base_sample: sample_text(&base.checkpoint, 200)?,
         policy_sample: sample_text(&g.checkpoint, 200)?,
         base: base.checkpoint,
         grpo: g,
+        judge,
     })
 }

@@ -764,12 +764,24 @@ impl SplitWriter {
     }
 
     /// Appends rows (tokens and labels) and records that `blocks_done` blocks are now written.
+    /// A token outside the vocabulary of `vocab_size` ids is refused before anything is
+    /// written: the writer never writes what the reader refuses.
     pub fn append(
         &mut self,
         rows: &[Vec<u32>],
         labels: &[[f32; 2]],
         blocks_done: usize,
+        vocab_size: usize,
     ) -> Result<()> {
+        if let Some((r, t)) = rows.iter().enumerate().find_map(|(r, row)| {
+            row.iter()
+                .find(|&&t| t as usize >= vocab_size)
+                .map(|&t| (r, t))
+        }) {
+            return Err(Error::Mismatch(format!(
+                "generated token {t} (row {r} of this write) is outside the tokenizer's vocabulary of {vocab_size}; nothing was written"
+            )));
+        }
         fsutil::append_synced(&self.x_part, &x_bytes(rows.iter().map(Vec::as_slice)))?;
         fsutil::append_synced(&self.y_part, &y_bytes(labels))?;
         let state =

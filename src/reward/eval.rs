@@ -437,7 +437,11 @@ fn temperature_sweep(
     [0.7, 1.0, 1.3]
         .into_iter()
         .map(|temperature| {
-            let sample = SampleOptions { temperature, top_k };
+            let sample = SampleOptions {
+                temperature,
+                top_k,
+                vocab: Some(rm.tokenizer.vocab_size()),
+            };
             let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0073_7765_6570);
             let w = device::workers(0);
             let g = sampling::generate(base, &prompts, n - 1, &sample, &mut rng, w)?;
@@ -484,6 +488,7 @@ pub fn evaluate(
     let sample = SampleOptions {
         temperature: val.meta.temperature,
         top_k: val.meta.top_k,
+        vocab: Some(tok.vocab_size()),
     };
     let (natural, generated) = detection_windows(base, &stream, n, windows, sample, seed)?;
     let all: Vec<Vec<u32>> = natural.iter().chain(&generated).cloned().collect();

@@ -119,6 +119,7 @@ impl RewardPrepOptions {
         let sample = SampleOptions {
             temperature: self.temperature,
             top_k: self.top_k,
+            vocab: None,
         };
         sample.validate()?;
         Ok(sample)
@@ -458,7 +459,7 @@ fn generate_split(
         let group = &job.blocks[pos..(pos + blocks_per_write).min(total)];
         let (seqs, labels) = job.generate(group)?;
         pos += group.len();
-        writer.append(&seqs, &labels, pos)?;
+        writer.append(&seqs, &labels, pos, inputs.tokenizer.vocab_size())?;
         pb.set_position(pos as u64);
         if pb.is_hidden() && show_progress {
             // No terminal: a plain progress line per write instead of the bar.
@@ -517,6 +518,11 @@ pub fn run(opts: &RewardPrepOptions, model: &GPT, show_progress: bool) -> Result
     let sample = opts.validate()?;
     let (opts, _) = resolve_heldout(opts)?;
     let inputs = resolve_inputs(&opts, model)?;
+    // Only ids the tokenizer can decode (a padded model has more).
+    let sample = SampleOptions {
+        vocab: Some(inputs.tokenizer.vocab_size()),
+        ..sample
+    };
     let base = base_metadata(&opts, model, &inputs);
     let n = model.config.block_size;
     let t0 = std::time::Instant::now();
