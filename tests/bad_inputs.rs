@@ -241,7 +241,7 @@ fn checkpoint_and_reward_inputs() {
         ),
         (
             "--loss=hinge",
-            "loss must be mse or cross_entropy, got 'hinge'",
+            "loss must be mse, cross_entropy, token_bce, token_changepoint or token_both, got 'hinge'",
         ),
         ("--pooling=max", "pooling must be last or mean, got 'max'"),
     ] {
