@@ -22,6 +22,7 @@ pub struct BenchConfig {
     pub block_size: usize,
     pub batch_size: usize,
     pub dropout: f64,
+    pub vocab_size: usize,
 }
 
 /// Config A: nanoGPT's CPU quick start (4L/4H/128, block 64, batch 12).
@@ -33,6 +34,7 @@ pub const CONFIG_A: BenchConfig = BenchConfig {
     block_size: 64,
     batch_size: 12,
     dropout: 0.0,
+    vocab_size: 65,
 };
 
 /// Config B: train_shakespeare_char's baby GPT (6L/6H/384, block 256, batch 64, dropout 0.2).
@@ -44,6 +46,32 @@ pub const CONFIG_B: BenchConfig = BenchConfig {
     block_size: 256,
     batch_size: 64,
     dropout: 0.2,
+    vocab_size: 65,
+};
+
+/// Config C: a GPT-2 BPE quick start (4L/4H/128, block 128, batch 12, vocabulary padded to
+/// 50,304 as nanoGPT does): the lm_head dominates.
+pub const CONFIG_C: BenchConfig = BenchConfig {
+    name: "C",
+    n_layer: 4,
+    n_head: 4,
+    n_embd: 128,
+    block_size: 128,
+    batch_size: 12,
+    dropout: 0.0,
+    vocab_size: 50304,
+};
+
+/// Config D: the GPT-2-small shape (12L/12H/768, block 1024, batch 4, vocabulary 50,304).
+pub const CONFIG_D: BenchConfig = BenchConfig {
+    name: "D",
+    n_layer: 12,
+    n_head: 12,
+    n_embd: 768,
+    block_size: 1024,
+    batch_size: 4,
+    dropout: 0.0,
+    vocab_size: 50304,
 };
 
 /// Measured figures of one configuration.
@@ -80,7 +108,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn model_config(c: &BenchConfig) -> GPTConfig {
     GPTConfig {
         block_size: c.block_size,
-        vocab_size: 65,
+        vocab_size: c.vocab_size,
         n_layer: c.n_layer,
         n_head: c.n_head,
         n_embd: c.n_embd,
@@ -90,10 +118,10 @@ fn model_config(c: &BenchConfig) -> GPTConfig {
     }
 }
 
-/// Random tokens of vocab 65: `n` inputs and `n` targets.
-fn random_batch(rng: &mut ChaCha8Rng, n: usize) -> (Vec<i64>, Vec<i64>) {
-    let x = (0..n).map(|_| rng.random_range(0..65)).collect();
-    let y = (0..n).map(|_| rng.random_range(0..65)).collect();
+/// Random tokens of a vocabulary of `v`: `n` inputs and `n` targets.
+fn random_batch(rng: &mut ChaCha8Rng, n: usize, v: usize) -> (Vec<i64>, Vec<i64>) {
+    let x = (0..n).map(|_| rng.random_range(0..v as i64)).collect();
+    let y = (0..n).map(|_| rng.random_range(0..v as i64)).collect();
     (x, y)
 }
 
@@ -117,7 +145,7 @@ fn time_training(
     let n = c.batch_size * c.block_size;
     let mut times = [Vec::new(), Vec::new(), Vec::new()];
     for i in 0..warmup + iters {
-        let (x, y) = random_batch(rng, n);
+        let (x, y) = random_batch(rng, n, c.vocab_size);
         let t0 = Instant::now();
         let seed = (c.dropout > 0.0).then_some(i as u64);
         let (_loss, mut grads) =
@@ -145,7 +173,7 @@ fn time_forward(
 ) -> Vec<f64> {
     let mut fwd = Vec::new();
     for i in 0..warmup + iters {
-        let (x, _) = random_batch(rng, c.batch_size * c.block_size);
+        let (x, _) = random_batch(rng, c.batch_size * c.block_size, c.vocab_size);
         let t0 = Instant::now();
         let logits = model.forward(model.tokens(&x, c.batch_size), None);
         let _ = logits.sum().into_scalar::<f32>();

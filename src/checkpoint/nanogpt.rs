@@ -231,6 +231,7 @@ pub struct ImportReport {
 
 /// Converts a nanoGPT `ckpt.pt` into a nanoreward checkpoint directory.
 pub fn import(pt: &Path, out: &Path, meta: Option<&Path>) -> Result<ImportReport> {
+    let _lock = crate::util::lock::DirLock::acquire(out)?;
     let ck = read(pt)?;
     let (model, report) = model(&ck, &Device::flex())?;
     let tok = tokenizer(&ck, meta)?;

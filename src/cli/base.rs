@@ -138,7 +138,8 @@ pub fn sample(a: SampleArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Which configs: A, B or all.
+    /// Which configs: A, B, C (GPT-2 BPE quick start, vocab 50304), D (GPT-2-small shape) or
+    /// all (A and B); several comma-separated.
     #[arg(long, default_value = "all")]
     config: String,
     /// Timed iterations per measurement (config B uses a third of them).
@@ -160,25 +161,36 @@ pub struct BenchArgs {
 pub fn bench(a: BenchArgs) -> Result<()> {
     device::set_threads(a.threads);
     let dev = device::select(&a.device)?;
-    let configs: Vec<bench::BenchConfig> = match a.config.to_ascii_uppercase().as_str() {
-        "A" => vec![bench::CONFIG_A],
-        "B" => vec![bench::CONFIG_B],
-        "ALL" => vec![bench::CONFIG_A, bench::CONFIG_B],
-        other => bail!("unknown bench config '{other}': use A, B or all"),
-    };
+    let mut configs: Vec<bench::BenchConfig> = Vec::new();
+    for name in a.config.to_ascii_uppercase().split(',') {
+        configs.extend(match name.trim() {
+            "A" => vec![bench::CONFIG_A],
+            "B" => vec![bench::CONFIG_B],
+            "C" => vec![bench::CONFIG_C],
+            "D" => vec![bench::CONFIG_D],
+            "ALL" => vec![bench::CONFIG_A, bench::CONFIG_B],
+            other => bail!("unknown bench config '{other}': use A, B, C, D or all"),
+        });
+    }
     let threads = device::workers(a.threads);
     for c in configs {
         if a.reward_data {
-            let (blocks, base) = if c.name == "B" { (13, 3) } else { (64, 20) };
+            let (blocks, base) = match c.name {
+                "B" => (13, 3),
+                "C" | "D" => (8, 2),
+                _ => (64, 20),
+            };
             let r = bench::run_reward_data(&c, &dev, blocks, base, 64, threads)?;
             report::bench_reward_data(&r, a.json)?;
         } else {
-            let iters = if c.name == "B" {
-                (a.iters / 3).max(2)
-            } else {
-                a.iters.max(1)
+            let iters = match c.name {
+                "B" | "C" => (a.iters / 3).max(2),
+                "D" => (a.iters / 7).max(2),
+                _ => a.iters.max(1),
             };
-            let r = bench::run(&c, &dev, 2.min(iters), iters, c.name == "A", threads)?;
+            let warmup = if c.name == "D" { 1 } else { 2.min(iters) };
+            let sample = matches!(c.name, "A" | "C");
+            let r = bench::run(&c, &dev, warmup, iters, sample, threads)?;
             report::bench(&r, iters, a.json)?;
         }
     }

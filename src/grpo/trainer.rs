@@ -16,6 +16,7 @@ use crate::reward::RewardModel;
 use crate::sampling::{self, Batching, Row, SampleOptions};
 use crate::tokenizer::Tokenizer;
 use crate::train::{mean_loss, optim};
+use crate::util::lock::DirLock;
 use crate::util::rng::mix;
 use crate::util::{device, fsutil, progress};
 use crate::{Error, Result};
@@ -756,6 +757,7 @@ fn run_inner(
     show_progress: bool,
 ) -> Result<GrpoOutcome> {
     cfg.validate()?;
+    let _lock = DirLock::acquire(Path::new(&cfg.out_dir))?;
     device::set_threads(cfg.threads);
     let (mut t, start) = setup(cfg, reward, reward_tokenizer, initial)?;
     let out_dir = PathBuf::from(&cfg.out_dir);

@@ -407,6 +407,7 @@ fn val_loss(cfg: &JudgeConfig, g: &GPT) -> Result<f64> {
 /// Runs the judge; writes `judge.json` and `frontier.svg` into `out_dir`.
 pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
     cfg.validate()?;
+    let _lock = crate::util::lock::DirLock::acquire(Path::new(&cfg.out_dir))?;
     device::set_threads(cfg.threads);
     let dev = device::select(&cfg.device)?;
     let (j, trunk) = judge(cfg, &dev)?;

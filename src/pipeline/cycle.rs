@@ -12,6 +12,7 @@ use crate::metrics::{self, Series};
 use crate::reward::RewardTrainConfig;
 use crate::reward::prepare::{InputMode, RewardPrepOptions};
 use crate::util::fsutil;
+use crate::util::lock::DirLock;
 use crate::util::rng::mix;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -219,6 +220,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         )));
     }
     let out = PathBuf::from(&cfg.out_dir);
+    let _lock = DirLock::acquire(&out)?;
     fsutil::create_dir_all(&out)?;
     let sources = reward_sources(cfg, &out)?;
     let mut generator = PathBuf::from(&cfg.base);

@@ -193,6 +193,7 @@ fn judge_verdict(
 
 /// Runs the demo.
 pub fn run(o: &DemoOptions) -> Result<DemoReport> {
+    let _lock = crate::util::lock::DirLock::acquire(&o.out_dir)?;
     let mut stages: Vec<(&'static str, f64, String)> = Vec::new();
     let t = Instant::now();
     let data_dir = o.out_dir.join("data");

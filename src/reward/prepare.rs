@@ -9,6 +9,7 @@ use crate::data::{self, TokenFile};
 use crate::model::GPT;
 use crate::sampling::{self, Batching, Row, SampleOptions, Seqs};
 use crate::tokenizer::{CharVocab, Tokenizer};
+use crate::util::lock::DirLock;
 use crate::util::{device, fsutil, progress};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -516,6 +517,7 @@ pub struct PrepSummary {
 /// Runs `prepare-reward-data` on an already loaded base model.
 pub fn run(opts: &RewardPrepOptions, model: &GPT, show_progress: bool) -> Result<PrepSummary> {
     let sample = opts.validate()?;
+    let _lock = DirLock::acquire(&opts.output_dir)?;
     let (opts, _) = resolve_heldout(opts)?;
     let inputs = resolve_inputs(&opts, model)?;
     // Only ids the tokenizer can decode (a padded model has more).

@@ -14,6 +14,7 @@ use crate::metrics::JsonlLog;
 use crate::model::{Dropout, GPT, Pooling, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::optim::{self, AdamW, AdamWConfig};
+use crate::util::lock::DirLock;
 use crate::util::{device, fsutil, progress, rng::mix, to_host};
 use crate::{Error, Result};
 use burn::tensor::activation::{log_sigmoid, log_softmax};
@@ -738,6 +739,7 @@ pub fn train_from(
     show_progress: bool,
 ) -> Result<RewardTrainOutcome> {
     cfg.validate()?;
+    let _lock = DirLock::acquire(Path::new(&cfg.out_dir))?;
     device::set_threads(cfg.threads);
     let dev = device::select(&cfg.device)?;
     let t0 = std::time::Instant::now();

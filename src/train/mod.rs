@@ -7,6 +7,7 @@ use crate::data::{self, TokenFile};
 use crate::metrics::{self, JsonlLog, Series};
 use crate::model::{GPT, GPTConfig};
 use crate::tokenizer::Tokenizer;
+use crate::util::lock::DirLock;
 use crate::util::rng::iter_seed;
 use crate::util::{device, fsutil, progress};
 use crate::{Error, Result};
@@ -445,6 +446,7 @@ impl Run<'_> {
 /// Runs training. `show_progress` draws a progress bar on stderr.
 pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
     cfg.validate()?;
+    let _lock = DirLock::acquire(Path::new(&cfg.out_dir))?;
     device::set_threads(cfg.threads);
     let dev: Device = device::select(&cfg.device)?;
     let mut r = setup(cfg, &dev)?;

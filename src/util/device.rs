@@ -3,14 +3,36 @@
 use crate::{Error, Result};
 use burn::tensor::Device;
 
-/// Picks the compute device by name. `auto` is CUDA when built with the `cuda` feature, else CPU.
+/// The first CUDA device, checked usable: cudarc panics (with a backtrace) when the CUDA driver
+/// library cannot be loaded, so the first allocation is tried under a silenced panic hook and a
+/// failure becomes one clear error.
+#[cfg(feature = "cuda")]
+fn cuda() -> Result<Device> {
+    use burn::tensor::Tensor;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let probe = std::panic::catch_unwind(|| {
+        let d = Device::cuda(0);
+        let _ = Tensor::<1>::zeros([1], &d).into_data();
+        d
+    });
+    std::panic::set_hook(hook);
+    probe.map_err(|_| {
+        Error::Config(
+            "--device cuda: no usable CUDA driver on this machine (libcuda could not be loaded or no GPU is visible); install the NVIDIA driver, check CUDA_VISIBLE_DEVICES, or use --device cpu".into(),
+        )
+    })
+}
+
+/// Picks the compute device by name. `auto` is CUDA when built with the `cuda` feature and a
+/// GPU is usable, else CPU.
 pub fn select(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::flex()),
         "auto" => {
             #[cfg(feature = "cuda")]
             {
-                Ok(Device::cuda(0))
+                Ok(cuda().unwrap_or_else(|_| Device::flex()))
             }
             #[cfg(not(feature = "cuda"))]
             {
@@ -20,7 +42,7 @@ pub fn select(name: &str) -> Result<Device> {
         "cuda" => {
             #[cfg(feature = "cuda")]
             {
-                Ok(Device::cuda(0))
+                cuda()
             }
             #[cfg(not(feature = "cuda"))]
             {

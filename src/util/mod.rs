@@ -4,6 +4,7 @@
 pub mod device;
 pub mod error;
 pub mod fsutil;
+pub mod lock;
 pub mod progress;
 pub mod rng;
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The judged-cycle benchmark of BENCHMARKS.md, from the corpus: for every seed, prepare Tiny
+# Shakespeare with a reward split (reward.bin: natural text the generator never trains on; val.bin
+# stays free for the judge), train the quick-start generator, and run a judged cycle (round 0:
+# the base model across temperatures 0.6-1.2; rounds 1-3: reward data -> reward model -> GRPO ->
+# the judge on the policy). Then summarise against the base model's temperature frontier.
+#
+#   scripts/judge_benchmark.sh OUT_DIR "SEEDS" NAME=CYCLE_CONFIG.toml[:extra --key=value ...] ...
+#   e.g. scripts/judge_benchmark.sh out/jb "1 2 3" token=configs/cycle_judged.toml
+#
+# Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus),
+# THREADS (2).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$1; SEEDS=$2; shift 2
+INPUT=${INPUT:-$ROOT/../shared/data/tinyshakespeare/input.txt}
+THREADS=${THREADS:-2}
+if [ -z "${NR:-}" ]; then
+  (cd "$ROOT" && cargo build --release --quiet)
+  NR="${CARGO_TARGET_DIR:-$ROOT/target}/release/nanoreward"
+fi
+mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/benchmark.log"; }
+[ -f "$OUT/data/reward.bin" ] || "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split 0.3 > /dev/null
+runs=()
+for s in $SEEDS; do
+  d="$OUT/seed$s"; mkdir -p "$d"
+  if [ ! -f "$d/gen/ckpt/config.json" ]; then
+    log "seed $s: generator (configs/cpu_quickstart.toml, 2000 iterations)"
+    "$NR" train "$ROOT/configs/cpu_quickstart.toml" --data_dir="$OUT/data" --out_dir="$d/gen" \
+      --seed="$s" --threads="$THREADS" > "$d/gen.log" 2>&1
+  fi
+  for spec in "$@"; do
+    name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""
+    [ "$rest" != "$cfg" ] && extra=${rest#*:}
+    log "seed $s: cycle $name ($cfg $extra)"
+    t0=$(date +%s)
+    # shellcheck disable=SC2086
+    "$NR" cycle "$ROOT/$cfg" --base="$d/gen/ckpt" --data_dir="$OUT/data" --out_dir="$d/$name" \
+      --seed="$s" --threads="$THREADS" --reward.lexicon_text="$OUT/data/train.bin" $extra \
+      > "$d/$name.log" 2>&1
+    log "seed $s: cycle $name done in $(( $(date +%s) - t0 )) s"
+    runs+=("$name=$d/$name")
+  done
+done
+python3 "$ROOT/scripts/judge_summary.py" "${runs[@]}" | tee "$OUT/summary.md"
