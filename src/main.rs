@@ -53,7 +53,11 @@ enum Command {
 }
 
 fn main() {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    if let Err(e) = nanoreward::util::stop::install() {
+        eprintln!("warning: {e}");
+    }
+    let result = match cli.command {
         Command::Prepare(a) => cli::base::prepare(a),
         Command::Train(a) => cli::base::train(a),
         Command::Sample(a) => cli::base::sample(a),

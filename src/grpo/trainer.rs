@@ -18,7 +18,7 @@ use crate::tokenizer::Tokenizer;
 use crate::train::{mean_loss, optim};
 use crate::util::lock::DirLock;
 use crate::util::rng::mix;
-use crate::util::{device, fsutil, progress};
+use crate::util::{device, fsutil, progress, stop};
 use crate::{Error, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::ProgressBar;
@@ -814,6 +814,14 @@ fn run_inner(
         }
         step += 1;
         pb.set_position(step as u64);
+        if stop::requested() {
+            pb.finish_and_clear();
+            t.save(&t.policy.inference(), step)?;
+            return Err(Error::Interrupted(format!(
+                "stopped at step {step}; checkpoint saved to {}; resume with the same command and --init_from=resume",
+                t.ckpt_dir.display()
+            )));
+        }
     }
     pb.finish_and_clear();
     plot(&log_path, &out_dir.join("grpo_curve.svg"))?;

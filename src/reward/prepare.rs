@@ -10,7 +10,7 @@ use crate::model::GPT;
 use crate::sampling::{self, Batching, Row, SampleOptions, Seqs};
 use crate::tokenizer::{CharVocab, Tokenizer};
 use crate::util::lock::DirLock;
-use crate::util::{device, fsutil, progress};
+use crate::util::{device, fsutil, progress, stop};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
@@ -465,6 +465,12 @@ fn generate_split(
         if pb.is_hidden() && show_progress {
             // No terminal: a plain progress line per write instead of the bar.
             println!("{name}: {pos}/{total} blocks");
+        }
+        if stop::requested() && pos < total {
+            pb.finish_and_clear();
+            return Err(Error::Interrupted(format!(
+                "stopped after {pos} of {total} {name} blocks (written); rerun the same command to resume"
+            )));
         }
     }
     pb.finish_and_clear();

@@ -15,7 +15,7 @@ use crate::model::{Dropout, GPT, Pooling, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::optim::{self, AdamW, AdamWConfig};
 use crate::util::lock::DirLock;
-use crate::util::{device, fsutil, progress, rng::mix, to_host};
+use crate::util::{device, fsutil, progress, rng::mix, stop, to_host};
 use crate::{Error, Result};
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -505,6 +505,13 @@ impl Trainer<'_> {
             }
             self.opt.step(&mut self.model, g, self.cfg.lr);
             sum += v * rows.len() as f64;
+            if stop::requested() {
+                pb.finish_and_clear();
+                return Err(Error::Interrupted(format!(
+                    "stopped in epoch {epoch}; the best reward model so far is in {}; rerun the same command to train again",
+                    self.ckpt.display()
+                )));
+            }
             pb.set_message(format!("loss {v:.5}"));
             pb.inc(1);
         }

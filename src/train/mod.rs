@@ -9,7 +9,7 @@ use crate::model::{GPT, GPTConfig};
 use crate::tokenizer::Tokenizer;
 use crate::util::lock::DirLock;
 use crate::util::rng::iter_seed;
-use crate::util::{device, fsutil, progress};
+use crate::util::{device, fsutil, progress, stop};
 use crate::{Error, Result};
 use burn::tensor::Device;
 use indicatif::ProgressBar;
@@ -386,31 +386,37 @@ impl Run<'_> {
             self.best_val = vl;
         }
         if (improved || cfg.always_save_checkpoint) && it > 0 && !cfg.eval_only {
-            let state = TrainState {
-                iter_num: Some(it as u64),
-                best_val_loss: Some(self.best_val),
-                rng_seed: Some(cfg.seed),
-                rng_word_pos: Some(self.rng.get_word_pos().to_string()),
-                config: serde_json::to_value(cfg).ok(),
-                ..Default::default()
-            };
-            checkpoint::save(
-                &self.ckpt_dir,
-                &CheckpointParts {
-                    model: &inference,
-                    optimizer: Some(self.opt.to_state()),
-                    train_state: state,
-                    tokenizer: Some(&self.tokenizer),
-                    feature_model: None,
-                    extra: Vec::new(),
-                },
-            )?;
+            self.save(&inference)?;
             progress::say(
                 pb,
                 format!("saved checkpoint to {}", self.ckpt_dir.display()),
             );
         }
         Ok((tl, vl))
+    }
+
+    /// Saves the model, the optimizer and the batch RNG: what resuming at `self.it` needs.
+    fn save(&self, inference: &GPT) -> Result<()> {
+        let cfg = self.cfg;
+        let state = TrainState {
+            iter_num: Some(self.it as u64),
+            best_val_loss: Some(self.best_val),
+            rng_seed: Some(cfg.seed),
+            rng_word_pos: Some(self.rng.get_word_pos().to_string()),
+            config: serde_json::to_value(cfg).ok(),
+            ..Default::default()
+        };
+        checkpoint::save(
+            &self.ckpt_dir,
+            &CheckpointParts {
+                model: inference,
+                optimizer: Some(self.opt.to_state()),
+                train_state: state,
+                tokenizer: Some(&self.tokenizer),
+                feature_model: None,
+                extra: Vec::new(),
+            },
+        )
     }
 
     /// One optimizer step (gradient accumulation, clipping, AdamW) at learning rate `lr`.
@@ -507,6 +513,15 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
         }
         r.it += 1;
         pb.set_position(r.it as u64);
+        if stop::requested() {
+            pb.finish_and_clear();
+            r.save(&r.model.inference())?;
+            return Err(Error::Interrupted(format!(
+                "stopped at iteration {}; checkpoint saved to {}; resume with the same command and --init_from=resume",
+                r.it,
+                r.ckpt_dir.display()
+            )));
+        }
     }
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();

@@ -28,6 +28,9 @@ pub enum Error {
     /// A checkpoint cannot be used.
     #[error("checkpoint {path}: {msg}")]
     Checkpoint { path: PathBuf, msg: String },
+    /// The job stopped on a signal after saving what it needs to resume; the message says how.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// Anything else the user has to act on.
     #[error("{0}")]
     Other(String),

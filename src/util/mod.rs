@@ -7,6 +7,7 @@ pub mod fsutil;
 pub mod lock;
 pub mod progress;
 pub mod rng;
+pub mod stop;
 
 use burn::tensor::Tensor;
 
