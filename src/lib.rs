@@ -17,7 +17,8 @@
 //!   config and its trainer.
 //! - [`judge`]: the independent measurement of a generator (C2ST, MAUVE, text statistics).
 //! - [`pipeline`]: **the cycle** (rounds of reward data → reward model → GRPO) and the demo.
-//! - [`metrics`]: JSON-lines logs, SVG plots and peak memory; [`bench`](mod@bench): speed benchmarks.
+//! - [`metrics`]: JSON-lines logs (mirrored to [`tensorboard`] event files on request), SVG plots
+//!   and peak memory; [`bench`](mod@bench): speed benchmarks.
 
 pub mod util;
 
@@ -39,5 +40,6 @@ pub mod pipeline;
 
 pub mod bench;
 pub mod metrics;
+pub mod tensorboard;
 
 pub use util::error::{Error, Result};

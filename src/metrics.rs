@@ -1,5 +1,6 @@
 //! Metrics: JSON-lines logs, SVG curve plots and peak memory.
 
+use crate::tensorboard::EventWriter;
 use crate::util::fsutil;
 use crate::{Error, Result};
 use plotters::prelude::*;
@@ -7,10 +8,19 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// An append-only JSON-lines log.
+/// An append-only JSON-lines log, optionally mirrored to TensorBoard.
 pub struct JsonlLog {
     path: PathBuf,
     file: File,
+    tensorboard: Option<Mirror>,
+}
+
+/// Where a log's scalars also go: an event file, the record key that holds the step, and a tag
+/// prefix.
+struct Mirror {
+    writer: EventWriter,
+    step_key: String,
+    prefix: String,
 }
 
 impl JsonlLog {
@@ -44,12 +54,43 @@ impl JsonlLog {
         Ok(Self {
             path: path.to_path_buf(),
             file,
+            tensorboard: None,
         })
+    }
+
+    /// Also writes every numeric field of each record as a TensorBoard scalar `prefix/field`
+    /// at the step in field `step_key`, into an event file in `logdir` (an empty `logdir`:
+    /// nothing).
+    pub fn with_tensorboard(mut self, logdir: &str, step_key: &str, prefix: &str) -> Result<Self> {
+        if !logdir.is_empty() {
+            self.tensorboard = Some(Mirror {
+                writer: EventWriter::create(Path::new(logdir))?,
+                step_key: step_key.into(),
+                prefix: prefix.into(),
+            });
+        }
+        Ok(self)
     }
 
     /// Appends one record as a line.
     pub fn write(&mut self, record: &serde_json::Value) -> Result<()> {
-        writeln!(self.file, "{record}").map_err(|e| Error::io("cannot write log", &self.path, e))
+        writeln!(self.file, "{record}")
+            .map_err(|e| Error::io("cannot write log", &self.path, e))?;
+        let Some(m) = self.tensorboard.as_mut() else {
+            return Ok(());
+        };
+        let (Some(step), Some(fields)) = (
+            record.get(&m.step_key).and_then(|v| v.as_u64()),
+            record.as_object(),
+        ) else {
+            return Ok(());
+        };
+        for (k, v) in fields {
+            if let Some(x) = v.as_f64().filter(|_| k != &m.step_key && !v.is_boolean()) {
+                m.writer.scalar(&format!("{}/{k}", m.prefix), step, x)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -107,6 +107,8 @@ pub struct GrpoConfig {
     pub seed: u64,
     pub device: String,
     pub threads: usize,
+    /// Also write the logged scalars as TensorBoard events into this directory (empty: no).
+    pub tensorboard: String,
 }
 
 impl Default for GrpoConfig {
@@ -158,6 +160,7 @@ impl Default for GrpoConfig {
             seed: 1337,
             device: "auto".into(),
             threads: 0,
+            tensorboard: String::new(),
         }
     }
 }

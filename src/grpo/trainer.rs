@@ -762,7 +762,11 @@ fn run_inner(
     let (mut t, start) = setup(cfg, reward, reward_tokenizer, initial)?;
     let out_dir = PathBuf::from(&cfg.out_dir);
     let log_path = out_dir.join("metrics.jsonl");
-    let mut log = JsonlLog::open(&log_path, Some(("step", start as u64)))?;
+    let mut log = JsonlLog::open(&log_path, Some(("step", start as u64)))?.with_tensorboard(
+        &cfg.tensorboard,
+        "step",
+        "grpo",
+    )?;
     let pb = progress::steps(cfg.max_steps, start, show_progress);
     // The starting model's val loss (from the log when resuming): the reward-hacking guard.
     let mut base_val = metrics::read_jsonl(&log_path)?

@@ -119,6 +119,9 @@ pub struct CycleConfig {
     pub seed: u64,
     pub device: String,
     pub threads: usize,
+    /// TensorBoard events of every round's reward model and GRPO and of the summaries, under
+    /// this directory (empty: none).
+    pub tensorboard: String,
     pub reward_data: RewardDataSection,
     pub reward: RewardTrainConfig,
     pub grpo: GrpoConfig,
@@ -139,6 +142,7 @@ impl Default for CycleConfig {
             seed: 1337,
             device: "auto".into(),
             threads: 0,
+            tensorboard: String::new(),
             reward_data: RewardDataSection::default(),
             reward: RewardTrainConfig::default(),
             grpo: GrpoConfig::default(),
@@ -252,6 +256,18 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         generator = grpo::trainer::dirs(&dir.join("grpo")).0;
     }
     write_report(&out, &summaries, base_judge.as_ref())?;
+    if !cfg.tensorboard.is_empty() {
+        let mut tb =
+            crate::tensorboard::EventWriter::create(&Path::new(&cfg.tensorboard).join("cycle"))?;
+        for s in &summaries {
+            let v = serde_json::to_value(s).map_err(|e| Error::Other(e.to_string()))?;
+            for (k, x) in v.as_object().into_iter().flatten() {
+                if let Some(x) = x.as_f64().filter(|_| k != "round") {
+                    tb.scalar(&format!("cycle/{k}"), s.round as u64, x)?;
+                }
+            }
+        }
+    }
     Ok(summaries)
 }
 
@@ -366,6 +382,17 @@ fn judge_round(
     Ok(())
 }
 
+/// The TensorBoard directory of stage `stage` of round `r` (empty without one).
+fn tb_dir(cfg: &CycleConfig, r: usize, stage: &str) -> String {
+    if cfg.tensorboard.is_empty() {
+        return String::new();
+    }
+    Path::new(&cfg.tensorboard)
+        .join(format!("cycle_{r}/{stage}"))
+        .display()
+        .to_string()
+}
+
 /// The plan of round `r` from the cycle's settings.
 fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathBuf)) -> RoundPlan {
     let dir = round_dir(Path::new(&cfg.out_dir), r);
@@ -402,6 +429,7 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
         replay,
         reward: RewardTrainConfig {
             out_dir: dir.join("reward").display().to_string(),
+            tensorboard: tb_dir(cfg, r, "reward"),
             seed: round_seed,
             device: cfg.device.clone(),
             threads: cfg.threads,
@@ -412,6 +440,7 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
         grpo: GrpoConfig {
             data_dir: cfg.data_dir.clone(),
             out_dir: dir.join("grpo").display().to_string(),
+            tensorboard: tb_dir(cfg, r, "grpo"),
             ensemble: if cfg.ensemble {
                 (1..r)
                     .map(|q| {

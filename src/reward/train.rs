@@ -108,6 +108,8 @@ pub struct RewardTrainConfig {
     pub seed: u64,
     pub device: String,
     pub threads: usize,
+    /// Also write the logged scalars as TensorBoard events into this directory (empty: no).
+    pub tensorboard: String,
 }
 
 impl Default for RewardTrainConfig {
@@ -138,6 +140,7 @@ impl Default for RewardTrainConfig {
             seed: 1337,
             device: "auto".into(),
             threads: 0,
+            tensorboard: String::new(),
         }
     }
 }
@@ -729,7 +732,11 @@ fn setup<'a>(
         tokenizer,
         source,
         ckpt: out_dir.join("ckpt"),
-        log: JsonlLog::open(&out_dir.join("metrics.jsonl"), None)?,
+        log: JsonlLog::open(&out_dir.join("metrics.jsonl"), None)?.with_tensorboard(
+            &cfg.tensorboard,
+            "epoch",
+            "reward",
+        )?,
     };
     Ok((trainer, report))
 }

@@ -61,6 +61,8 @@ pub struct TrainConfig {
     pub device: String,
     /// CPU threads (0 = one per core).
     pub threads: usize,
+    /// Also write the logged scalars as TensorBoard events into this directory (empty: no).
+    pub tensorboard: String,
 }
 
 impl Default for TrainConfig {
@@ -96,6 +98,7 @@ impl Default for TrainConfig {
             seed: 1337,
             device: "auto".into(),
             threads: 0,
+            tensorboard: String::new(),
         }
     }
 }
@@ -459,7 +462,11 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
     let out_dir = PathBuf::from(&cfg.out_dir);
     fsutil::create_dir_all(&out_dir)?;
     let log_path = out_dir.join("metrics.jsonl");
-    let mut log = JsonlLog::open(&log_path, Some(("iter", r.it as u64)))?;
+    let mut log = JsonlLog::open(&log_path, Some(("iter", r.it as u64)))?.with_tensorboard(
+        &cfg.tensorboard,
+        "iter",
+        "train",
+    )?;
     let (m, c) = (&r.model, &r.model.config);
     eprintln!(
         "model: {} parameters ({} layers, {} heads, {} wide, block {}, vocab {}); tokens: train {}, val {}",
