@@ -17,6 +17,7 @@
 //!   config and its trainer.
 //! - [`judge`]: the independent measurement of a generator (C2ST, MAUVE, text statistics).
 //! - [`pipeline`]: **the cycle** (rounds of reward data → reward model → GRPO) and the demo.
+//! - [`report`]: one self-contained HTML page of a run directory.
 //! - [`metrics`]: JSON-lines logs (mirrored to [`tensorboard`] event files on request), SVG plots
 //!   and peak memory; [`bench`](mod@bench): speed benchmarks.
 
@@ -40,6 +41,7 @@ pub mod pipeline;
 
 pub mod bench;
 pub mod metrics;
+pub mod report;
 pub mod tensorboard;
 
 pub use util::error::{Error, Result};

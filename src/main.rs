@@ -50,6 +50,8 @@ enum Command {
     ImportNanogpt(cli::interop::ImportArgs),
     /// Write a checkpoint as a nanoGPT ckpt.pt that PyTorch's nanoGPT loads.
     ExportNanogpt(cli::interop::ExportArgs),
+    /// One self-contained HTML page of a train, train-reward, grpo or cycle directory.
+    Report(cli::base::ReportArgs),
 }
 
 fn main() {
@@ -74,6 +76,7 @@ fn main() {
         Command::Judge(a) => cli::judge::judge(a),
         Command::ImportNanogpt(a) => cli::interop::import(a),
         Command::ExportNanogpt(a) => cli::interop::export(a),
+        Command::Report(a) => cli::base::report(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", format!("{e:#}").replace('\n', "; "));

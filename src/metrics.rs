@@ -204,13 +204,17 @@ pub fn plot_panels(
     x_label: &str,
     panels: &[(&str, Vec<Series>)],
 ) -> Result<()> {
+    let svg = panels_svg(title, x_label, panels)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    fsutil::write_bytes_atomic(path, svg.as_bytes())
+}
+
+/// The SVG text of [`plot_panels`].
+pub fn panels_svg(title: &str, x_label: &str, panels: &[(&str, Vec<Series>)]) -> Result<String> {
     let panels: Vec<&(&str, Vec<Series>)> =
         panels.iter().filter(|(_, s)| ranges(s).is_some()).collect();
     if panels.is_empty() {
-        return Err(Error::Other(format!(
-            "nothing to plot for {}",
-            path.display()
-        )));
+        return Err(Error::Other(format!("nothing to plot in '{title}'")));
     }
     let mut svg = String::new();
     let draw = |svg: &mut String| -> std::result::Result<(), Box<dyn std::error::Error>> {
@@ -252,8 +256,8 @@ pub fn plot_panels(
         root.present()?;
         Ok(())
     };
-    draw(&mut svg).map_err(|e| Error::Other(format!("cannot draw {}: {e}", path.display())))?;
-    fsutil::write_bytes_atomic(path, svg.as_bytes())
+    draw(&mut svg).map_err(|e| Error::Other(format!("cannot draw '{title}': {e}")))?;
+    Ok(svg)
 }
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if known.

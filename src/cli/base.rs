@@ -196,3 +196,15 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// The run's out_dir (train, train-reward, grpo or cycle).
+    dir: PathBuf,
+}
+
+pub fn report(a: ReportArgs) -> Result<()> {
+    let out = nanoreward::report::write(&a.dir)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
