@@ -35,7 +35,7 @@ enum Command {
     InspectRewardData(cli::reward::InspectArgs),
     /// Train a reward model (trunk from a generator checkpoint + a new reward head), then evaluate it.
     TrainReward(ConfigArgs),
-    /// Evaluate a reward model: MAE vs K/N, boundary error, AUROC vs the log-likelihood baseline.
+    /// Evaluate a reward model: MAE vs K/N, boundary error, AUROC next to the zero-shot detectors (log-likelihood, Fast-DetectGPT, Binoculars, ...).
     EvalReward(cli::reward::EvalRewardArgs),
     /// Score texts (files or stdin lines) or a token .bin with a reward model: P(natural) per window.
     Score(cli::reward::ScoreArgs),

@@ -58,6 +58,9 @@ fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
         reward_head_hidden_dim: 24,
         patience: 0,
         threads: 1,
+        // The seed's recipe: the pooled head on a frozen trunk.
+        loss: nanoreward::reward::train::RewardLoss::Mse,
+        freeze_trunk: true,
         ..Default::default()
     }
 }

@@ -382,6 +382,16 @@ fn judge_round(
     Ok(())
 }
 
+/// The lexicon's extra natural text: the given file, else the generator's train split (words
+/// cannot be memorised the way likelihoods are).
+pub fn lexicon_text(r: &RewardTrainConfig, data_dir: &Path) -> String {
+    if r.lexicon_text.is_empty() && r.lexicon {
+        data_dir.join("train.bin").display().to_string()
+    } else {
+        r.lexicon_text.clone()
+    }
+}
+
 /// The TensorBoard directory of stage `stage` of round `r` (empty without one).
 fn tb_dir(cfg: &CycleConfig, r: usize, stage: &str) -> String {
     if cfg.tensorboard.is_empty() {
@@ -430,6 +440,7 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
         reward: RewardTrainConfig {
             out_dir: dir.join("reward").display().to_string(),
             tensorboard: tb_dir(cfg, r, "reward"),
+            lexicon_text: lexicon_text(&cfg.reward, &data_dir),
             seed: round_seed,
             device: cfg.device.clone(),
             threads: cfg.threads,

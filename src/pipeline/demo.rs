@@ -142,12 +142,10 @@ fn round_plan(
             ..Default::default()
         },
         replay: None,
+        // The default (token) recipe, with its lexicon read from the generator's training text.
         reward: RewardTrainConfig {
             out_dir: out.join("reward").display().to_string(),
-            epochs: 20,
-            lr: 1e-3,
-            pooling: crate::model::Pooling::Mean,
-            patience: 5,
+            lexicon_text: data_dir.join("train.bin").display().to_string(),
             threads: o.threads,
             ..Default::default()
         },

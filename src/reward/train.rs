@@ -42,7 +42,6 @@ crate::choice! {
     /// head on every token's label (natural before K, generated from K on).
     pub enum RewardLoss("loss") {
         /// Pooled head: mean squared error against the label pair.
-        #[default]
         Mse = "mse",
         /// Pooled head: cross-entropy against the label pair (soft labels).
         CrossEntropy = "cross_entropy",
@@ -50,7 +49,8 @@ crate::choice! {
         TokenBce = "token_bce",
         /// Token head: cross-entropy of the true cut K under the change-point posterior.
         TokenChangepoint = "token_changepoint",
-        /// Token head: the sum of the two.
+        /// Token head: the sum of the two (the default: it measured best, BENCHMARKS.md).
+        #[default]
         TokenBoth = "token_both",
     }
 }
@@ -118,24 +118,24 @@ impl Default for RewardTrainConfig {
             base: "out/ckpt".into(),
             data: "data/reward_dataset".into(),
             out_dir: "out-reward".into(),
-            epochs: 10,
+            epochs: 3,
             batch_size: 32,
-            lr: 1e-4,
+            lr: 3e-4,
             optimizer: Optimizer::AdamW,
             weight_decay: 0.0,
             grad_clip: 1.0,
             reward_head_hidden_dim: 256,
             pooling: Pooling::Last,
-            loss: RewardLoss::Mse,
+            loss: RewardLoss::TokenBoth,
             features: true,
-            lexicon: false,
+            lexicon: true,
             lexicon_text: String::new(),
-            context: 3,
+            context: 4,
             trunk: String::new(),
             dropout: 0.0,
-            freeze_trunk: true,
+            freeze_trunk: false,
             unfreeze_last_n_layers: 0,
-            patience: 3,
+            patience: 1,
             fast_path: true,
             seed: 1337,
             device: "auto".into(),

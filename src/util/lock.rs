@@ -27,17 +27,22 @@ fn lock_path(dir: &Path) -> PathBuf {
 
 impl DirLock {
     /// Takes the lock of `dir` (creating its parent), or fails naming the holder.
-    pub fn acquire(dir: &Path) -> Result<Self> {
-        let dir = if dir.is_absolute() {
-            dir.to_path_buf()
+    pub fn acquire(asked: &Path) -> Result<Self> {
+        let dir = if asked.is_absolute() {
+            asked.to_path_buf()
         } else {
             std::env::current_dir()
-                .map_err(|e| Error::io("cannot read the working directory", dir, e))?
-                .join(dir)
+                .map_err(|e| Error::io("cannot read the working directory", asked, e))?
+                .join(asked)
         };
         let path = lock_path(&dir);
         if let Some(parent) = path.parent() {
-            crate::util::fsutil::create_dir_all(parent)?;
+            // Named as the user wrote it, with the cause creating it would meet (a file in the
+            // way reads "Not a directory", not "File exists").
+            if let Err(e) = std::fs::create_dir_all(parent) {
+                let cause = std::fs::create_dir_all(&dir).err().unwrap_or(e);
+                return Err(Error::io("cannot create directory", asked, cause));
+            }
         }
         let mut file = OpenOptions::new()
             .create(true)
