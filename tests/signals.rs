@@ -1,4 +1,4 @@
-//! SIGTERM / SIGINT to real processes: `train` and `grpo` finish the current step, save a
+//! SIGTERM / SIGINT to real processes: `train`, `grpo` and `cycle` finish the current step, save a
 //! checkpoint, say how to resume and exit non-zero; resuming gives the same weights as an
 //! unbroken run. `prepare-reward-data` stops after the batch it is writing and the rerun
 //! resumes to the same bytes.
@@ -247,4 +247,82 @@ fn reward_data_stops_after_a_batch_and_resumes_to_the_same_bytes() {
             "{f}"
         );
     }
+}
+
+#[test]
+fn cycle_stops_in_a_round_and_the_same_command_resumes_it() {
+    let (d, _m, ck) = common::tiny_base();
+    let p = d.path();
+    data::prepare(
+        &p.join("input.txt"),
+        &p.join("data"),
+        TokenizationKind::Char,
+        0.9,
+    )
+    .unwrap();
+    let toml = |out: &str| {
+        format!(
+            r#"out_dir = "{out}"
+base = "{}"
+data_dir = "data"
+rounds = 1
+eval_windows = 4
+threads = 1
+
+[reward_data]
+samples_per_chunk = 2
+max_blocks = 8
+batch_size = 8
+
+[reward]
+loss = "mse"
+freeze_trunk = true
+epochs = 1
+batch_size = 8
+reward_head_hidden_dim = 8
+
+[grpo]
+max_steps = 60
+prompts_per_step = 2
+group_size = 2
+prompt_min = 2
+prompt_max = 4
+completion_len = 6
+eval_interval = 20
+eval_iters = 1
+eval_batch_size = 2
+eval_prompts = 2
+
+[judge]
+enabled = false
+"#,
+            ck.display()
+        )
+    };
+    for out in ["cut", "whole"] {
+        std::fs::write(p.join(format!("{out}.toml")), toml(out)).unwrap();
+    }
+    let log = p.join("cut/cycle_1/grpo/metrics.jsonl");
+    let out = signal_when(spawn(&strings(&["cycle", "cut.toml"]), p), "-INT", || {
+        lines(&log) > 5
+    });
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stopped in round 1 (stopped at step")
+            && err.contains("rerun the same cycle command")
+            && !err.contains("--init_from"),
+        "{err}"
+    );
+    assert!(!p.join("cut/cycle_1/summary.json").exists());
+    common::expect_success(&common::run(&["cycle", "cut.toml"], p));
+    common::expect_success(&common::run(&["cycle", "whole.toml"], p));
+    let diff = common::max_weight_diff(
+        &p.join("cut/cycle_1/grpo/ckpt"),
+        &p.join("whole/cycle_1/grpo/ckpt"),
+    );
+    assert!(
+        diff < 1e-6,
+        "resumed cycle differs from the unbroken one by {diff}"
+    );
 }

@@ -7,7 +7,7 @@ use clap::Args;
 use nanoreward::checkpoint::{self, Checkpoint};
 use nanoreward::reward::prepare::{self, RewardPrepOptions};
 use nanoreward::reward::{self, RewardDataset, RewardModel, RewardTrainConfig, dataset};
-use nanoreward::util::device;
+use nanoreward::util::{cluster, device};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -65,10 +65,13 @@ pub struct PrepareRewardDataArgs {
     /// Use only the first N blocks of each split (quick runs).
     #[arg(long = "max-blocks", alias = "max_blocks")]
     max_blocks: Option<usize>,
-    #[arg(long = "num-shards", alias = "num_shards", default_value_t = 1)]
-    num_shards: usize,
-    #[arg(long = "shard-index", alias = "shard_index", default_value_t = 0)]
-    shard_index: usize,
+    /// Shards of the work (default: SLURM_ARRAY_TASK_COUNT in a Slurm array, else 1).
+    #[arg(long = "num-shards", alias = "num_shards")]
+    num_shards: Option<usize>,
+    /// This process's shard (default: SLURM_ARRAY_TASK_ID − SLURM_ARRAY_TASK_MIN in a Slurm array,
+    /// JOB_COMPLETION_INDEX in a Kubernetes Indexed Job, else 0).
+    #[arg(long = "shard-index", alias = "shard_index")]
+    shard_index: Option<usize>,
     /// CPU threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -77,6 +80,10 @@ pub struct PrepareRewardDataArgs {
 impl PrepareRewardDataArgs {
     /// The library's options (string choices parsed, the model path resolved).
     fn options(&self) -> Result<RewardPrepOptions> {
+        let shard = cluster::shard_from_env(self.shard_index, self.num_shards)?;
+        if let Some(src) = &shard.source {
+            println!("shard {} of {} (from {src})", shard.index, shard.count);
+        }
         Ok(RewardPrepOptions {
             model_path: checkpoint::resolve(&self.model_path),
             input_mode: self.input_mode.parse()?,
@@ -94,8 +101,8 @@ impl PrepareRewardDataArgs {
             seed: self.seed,
             batch_size: self.batch_size,
             max_blocks: self.max_blocks,
-            num_shards: self.num_shards,
-            shard_index: self.shard_index,
+            num_shards: shard.count,
+            shard_index: shard.index,
             threads: self.threads,
         })
     }

@@ -212,6 +212,17 @@ fn reward_sources(cfg: &CycleConfig, out: &Path) -> Result<(PathBuf, PathBuf)> {
     }
 }
 
+/// A stop inside round `r` resumes with the cycle's own command, not the stage's.
+fn interrupted(e: Error, r: usize) -> Error {
+    match e {
+        Error::Interrupted(m) => Error::Interrupted(format!(
+            "stopped in round {r} ({}); rerun the same cycle command to resume: finished rounds are kept and round {r} continues",
+            m.split(';').next().unwrap_or(&m)
+        )),
+        e => e,
+    }
+}
+
 /// Runs (or resumes) the cycle; prints progress. Returns every round's summary.
 pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     if cfg.rounds == 0 {
@@ -245,8 +256,8 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
             serde_json::from_slice(&fsutil::read(&summary_path)?)
                 .map_err(|e| Error::format(&summary_path, format!("not a round summary: {e}")))?
         } else {
-            let mut s = run_round(cfg, r, &generator, &sources)?;
-            judge_round(cfg, r, &mut s, &sources)?;
+            let mut s = run_round(cfg, r, &generator, &sources).map_err(|e| interrupted(e, r))?;
+            judge_round(cfg, r, &mut s, &sources).map_err(|e| interrupted(e, r))?;
             let bytes = serde_json::to_vec_pretty(&s)
                 .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
             fsutil::write_bytes_atomic(&summary_path, &bytes)?;

@@ -1,6 +1,7 @@
 //! What every stage uses: the error type, atomic file writes, the device and thread count, seed
-//! mixing, progress bars, and copying tensors to the host.
+//! mixing, progress bars, the scheduler's shard, and copying tensors to the host.
 
+pub mod cluster;
 pub mod device;
 pub mod error;
 pub mod fsutil;
