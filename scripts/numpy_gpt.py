@@ -2,6 +2,8 @@
 export without PyTorch.
 
     python3 scripts/numpy_gpt.py logits CKPT.pt 1,5,2,9        # JSON [T][vocab] logits
+    python3 scripts/numpy_gpt.py hf_logits HF_DIR 1,5,2,9      # the same of an export-hf directory
+    python3 scripts/numpy_gpt.py hf_reward HF_DIR 1,5,2,9      # [P(natural), P(synthetic)], pooled head
     python3 scripts/numpy_gpt.py fixture OUT.pt [--no-bias] [--compiled]   # write a tiny checkpoint
     python3 scripts/numpy_gpt.py zeroshot CKPT.pt 1,5,2,9 [TEMPERATURE TOP_K]  # JSON token stats
 
@@ -71,6 +73,65 @@ def logits(path, ids):
     ck = torchzip.load(path)
     a = ck["model_args"]
     sd = {k.removeprefix("_orig_mod."): np.asarray(x, dtype=np.float64) for k, x in ck["model"].items()}
+    return hidden(sd, a, ids) @ sd["transformer.wte.weight"].T
+
+
+def read_safetensors(path):
+    """Every tensor of a safetensors file (F32), read from the format's definition: an 8-byte
+    little-endian header length, a JSON header of dtype/shape/data_offsets, then the data."""
+    import numpy as np
+
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        assert h["dtype"] == "F32", h["dtype"]
+        s, e = h["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + s:8 + n + e], dtype="<f4").astype(np.float64).reshape(h["shape"])
+    return out
+
+
+def hf_model(d):
+    """A Hugging Face GPT-2 directory as nanoGPT tensors and model_args: Conv1D weights [in, out]
+    transposed to Linear [out, in]."""
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    assert cfg["activation_function"] == "gelu" and cfg["layer_norm_epsilon"] == 1e-5, cfg
+    sd = {}
+    for k, x in read_safetensors(os.path.join(d, "model.safetensors")).items():
+        conv = k.split(".")[-2] in ("c_attn", "c_proj", "c_fc") and k.endswith(".weight")
+        sd[k] = x.T if conv else x
+    a = dict(n_embd=cfg["n_embd"], n_head=cfg["n_head"], n_layer=cfg["n_layer"])
+    return sd, a
+
+
+def hf_logits(d, ids):
+    sd, a = hf_model(d)
+    return hidden(sd, a, ids) @ sd["transformer.wte.weight"].T
+
+
+def hf_reward(d, ids):
+    """P(natural) of a pooled reward head, computed as the exported README says."""
+    import numpy as np
+
+    sd, a = hf_model(d)
+    rc = json.load(open(os.path.join(d, "reward_config.json")))
+    assert rc["reward_head"] == "pooled", rc
+    head = read_safetensors(os.path.join(d, "reward_head.safetensors"))
+    h = hidden(sd, a, ids)
+    pooled = h[-1] if rc["pooling"] == "last" else h.mean(0)
+    z = np.maximum(head["reward_head.0.weight"] @ pooled + head["reward_head.0.bias"], 0.0)
+    lg = head["reward_head.2.weight"] @ z + head["reward_head.2.bias"]
+    e = np.exp(lg - lg.max())
+    return (e / e.sum()).tolist()
+
+
+def hidden(sd, a, ids):
+    """The final states (after ln_f) of nanoGPT's GPT with tensors sd on token ids."""
+    import numpy as np
+
     c, nh = a["n_embd"], a["n_head"]
     erf = np.vectorize(math.erf)
 
@@ -100,8 +161,7 @@ def logits(path, ids):
         h = lin(ln(x, p + "ln_2"), p + "mlp.c_fc")
         h = 0.5 * h * (1.0 + erf(h / math.sqrt(2.0)))
         x = x + lin(h, p + "mlp.c_proj")
-    x = ln(x, "transformer.ln_f")
-    return x @ sd["transformer.wte.weight"].T
+    return ln(x, "transformer.ln_f")
 
 
 def token_stats(row, x, temperature=1.0, top_k=0):
@@ -142,6 +202,10 @@ if __name__ == "__main__":
         ids = [int(s) for s in sys.argv[3].split(",")]
         t, k = (float(sys.argv[4]), int(sys.argv[5])) if len(sys.argv) > 5 else (1.0, 0)
         print(json.dumps(zeroshot(sys.argv[2], ids, t, k)))
+    elif sys.argv[1] in ("hf_logits", "hf_reward"):
+        ids = [int(s) for s in sys.argv[3].split(",")]
+        f = hf_logits if sys.argv[1] == "hf_logits" else hf_reward
+        print(json.dumps(f(sys.argv[2], ids).tolist() if f is hf_logits else f(sys.argv[2], ids)))
     elif sys.argv[1] == "logits":
         ids = [int(s) for s in sys.argv[3].split(",")]
         print(json.dumps(logits(sys.argv[2], ids).tolist()))

@@ -50,6 +50,9 @@ enum Command {
     ImportNanogpt(cli::interop::ImportArgs),
     /// Write a checkpoint as a nanoGPT ckpt.pt that PyTorch's nanoGPT loads.
     ExportNanogpt(cli::interop::ExportArgs),
+    /// Write a checkpoint as a Hugging Face GPT-2 directory (GPT2LMHeadModel.from_pretrained);
+    /// a reward model adds its head, its config and a README of how to score.
+    ExportHf(cli::interop::ExportHfArgs),
     /// One self-contained HTML page of a train, train-reward, grpo or cycle directory.
     Report(cli::base::ReportArgs),
 }
@@ -76,6 +79,7 @@ fn main() {
         Command::Judge(a) => cli::judge::judge(a),
         Command::ImportNanogpt(a) => cli::interop::import(a),
         Command::ExportNanogpt(a) => cli::interop::export(a),
+        Command::ExportHf(a) => cli::interop::export_hf(a),
         Command::Report(a) => cli::base::report(a),
     };
     if let Err(e) = result {

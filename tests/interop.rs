@@ -6,9 +6,9 @@ mod common;
 
 use common::{expect_clean_error, expect_success, run};
 use nanoreward::checkpoint::nanogpt;
-use nanoreward::checkpoint::{self, HostTensor};
-use nanoreward::model::GPT;
-use nanoreward::tokenizer::CharVocab;
+use nanoreward::checkpoint::{self, CheckpointParts, HostTensor};
+use nanoreward::model::{GPT, GPTConfig, Mode, Param, Pooling, RewardHeadKind};
+use nanoreward::tokenizer::{CharVocab, Tokenizer};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -29,12 +29,17 @@ fn meta(dir: &Path) -> PathBuf {
 
 /// Logits `[T][vocab]` of the NumPy reference, or None (with a message) without numpy.
 fn numpy_logits(pt: &Path) -> Option<Vec<Vec<f64>>> {
+    numpy("logits", pt).map(|v| serde_json::from_value(v).unwrap())
+}
+
+/// `scripts/numpy_gpt.py CMD PATH IDS` as JSON, or None (with a message) without numpy.
+fn numpy(cmd: &str, path: &Path) -> Option<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/numpy_gpt.py");
     let ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
     let out = Command::new("python3")
         .arg(script)
-        .arg("logits")
-        .arg(pt)
+        .arg(cmd)
+        .arg(path)
         .arg(ids.join(","))
         .output();
     match out {
@@ -386,4 +391,250 @@ fn a_pt_file_is_a_reward_model_base() {
             assert_eq!(&t, &ck.weights[&name], "{name}");
         }
     }
+}
+
+/// Adds deterministic noise of scale `s` to every parameter, so that biases, LayerNorms and the
+/// reward head all matter in a comparison.
+fn perturbed(mut m: GPT, s: f32) -> GPT {
+    let dev = m.device();
+    let mut k = 0u32;
+    m.map_params(|_, p| {
+        let mut bump = |t: HostTensor| {
+            let data = t
+                .data
+                .iter()
+                .map(|v| {
+                    k += 1;
+                    v + s * ((k as f32) * 0.7548).sin()
+                })
+                .collect();
+            HostTensor { data, ..t }
+        };
+        Ok(match p {
+            Param::Vector(t) => Param::Vector(bump(HostTensor::from_tensor(t)).to_tensor(&dev)),
+            Param::Matrix(t) => Param::Matrix(bump(HostTensor::from_tensor(t)).to_tensor(&dev)),
+        })
+    })
+    .unwrap();
+    m
+}
+
+fn save(dir: &Path, model: &GPT, tok: Option<&Tokenizer>, feature_model: Option<&GPT>) {
+    checkpoint::save(
+        dir,
+        &CheckpointParts {
+            model,
+            optimizer: None,
+            train_state: Default::default(),
+            tokenizer: tok,
+            feature_model,
+            extra: Vec::new(),
+        },
+    )
+    .unwrap();
+}
+
+fn export_hf(ck: &Path, out: &Path) -> String {
+    let o = run(
+        &[
+            "export-hf",
+            ck.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        out.parent().unwrap(),
+    );
+    expect_success(&o);
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn hf_export_of_generators_matches_numpy_and_reads_back() {
+    let d = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::Char(CharVocab::from_text("abcdefghijk"));
+    let dev = burn::tensor::Device::flex();
+    for bias in [true, false] {
+        let cfg = GPTConfig {
+            block_size: 8,
+            vocab_size: 11,
+            n_layer: 2,
+            n_head: 2,
+            n_embd: 16,
+            bias,
+            ..Default::default()
+        };
+        let model = perturbed(GPT::new(&cfg, &dev, 3).unwrap(), 0.2);
+        let ck = d.path().join(format!("gen_{bias}"));
+        save(&ck, &model, Some(&tok), None);
+        let out = d.path().join(format!("hf_{bias}"));
+        let said = export_hf(&ck, &out);
+        assert!(said.contains("GPT2LMHeadModel.from_pretrained"), "{said}");
+        let ours = our_logits(&model);
+        if let Some(v) = numpy("hf_logits", &out) {
+            let reference: Vec<Vec<f64>> = serde_json::from_value(v).unwrap();
+            assert_close(&ours, &reference, &format!("hf export, bias {bias}"));
+        }
+        // Our own GPT-2 reader (init_from = gpt2) gives the same model back.
+        let (c, w) = checkpoint::hf::read(&out).unwrap();
+        assert_eq!((c.n_layer, c.n_embd, c.vocab_size), (2, 16, 11));
+        let mut back = GPT::new(&c, &dev, 0).unwrap();
+        checkpoint::load_weights(&mut back, &w, &out, |_| false).unwrap();
+        let again = our_logits(&back);
+        let reference: Vec<Vec<f64>> = ours
+            .iter()
+            .map(|r| r.iter().map(|&v| v as f64).collect())
+            .collect();
+        assert_close(&again, &reference, "read back");
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+        assert_eq!(cfg["activation_function"], "gelu");
+        assert!(cfg["bos_token_id"].is_null());
+        assert!(out.join("meta.pkl").exists());
+    }
+}
+
+#[test]
+fn hf_export_of_a_bpe_generator_carries_gpt2_tokenizer_files() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = GPTConfig {
+        block_size: 8,
+        vocab_size: 50304,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 16,
+        bias: false,
+        ..Default::default()
+    };
+    let dev = burn::tensor::Device::flex();
+    let model = perturbed(GPT::new(&cfg, &dev, 4).unwrap(), 0.1);
+    let ck = d.path().join("gen");
+    save(&ck, &model, None, None);
+    let out = d.path().join("hf");
+    export_hf(&ck, &out);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (cfg["vocab_size"].as_u64(), cfg["eos_token_id"].as_u64()),
+        (Some(50304), Some(50256))
+    );
+    let bpe = nanoreward::tokenizer::gpt2_files::MergeBpe::read(&out).unwrap();
+    assert_eq!(bpe.encode_piece(b" the").unwrap(), vec![262]);
+    if let Some(v) = numpy("hf_logits", &out) {
+        let reference: Vec<Vec<f64>> = serde_json::from_value(v).unwrap();
+        assert_close(&our_logits(&model), &reference, "bpe hf export");
+    }
+    // Hugging Face's own code reads the directory and tokenizes as we do.
+    let text = format!("{}\n  Où est-il? 1234 ``quoted''", common::tiny_corpus());
+    std::fs::write(d.path().join("text.txt"), &text).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hf_check.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(&out)
+        .arg(d.path().join("text.txt"))
+        .output()
+        .unwrap();
+    if o.status.code() == Some(3) {
+        eprintln!("SKIP: neither transformers nor tokenizers is installed (.ci/run installs them)");
+        return;
+    }
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["model_type"].as_str(), v["vocab_size"].as_u64()),
+        (Some("gpt2"), Some(50304))
+    );
+    let ids: Vec<u32> = serde_json::from_value(v["ids"].clone()).unwrap();
+    assert_eq!(
+        ids,
+        Tokenizer::Bpe.encode(&text).unwrap(),
+        "{}",
+        v["library"]
+    );
+}
+
+#[test]
+fn hf_export_of_reward_models_scores_like_ours() {
+    let d = tempfile::tempdir().unwrap();
+    let tok = Tokenizer::Char(CharVocab::from_text("abcdefghijk"));
+    let dev = burn::tensor::Device::flex();
+    let gen_cfg = GPTConfig {
+        block_size: 8,
+        vocab_size: 11,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 16,
+        bias: false,
+        ..Default::default()
+    };
+    let generator = perturbed(GPT::new(&gen_cfg, &dev, 5).unwrap(), 0.2);
+    for pooling in [Pooling::Last, Pooling::Mean] {
+        let cfg = GPTConfig {
+            mode: Mode::Reward,
+            reward_head_hidden_dim: 8,
+            pooling,
+            ..gen_cfg.clone()
+        };
+        let rm = perturbed(GPT::new(&cfg, &dev, 6).unwrap(), 0.3);
+        let ck = d.path().join(format!("rm_{}", pooling.as_str()));
+        save(&ck, &rm, Some(&tok), None);
+        let out = d.path().join(format!("hf_{}", pooling.as_str()));
+        let said = export_hf(&ck, &out);
+        assert!(said.contains("README.md"), "{said}");
+        let readme = std::fs::read_to_string(out.join("README.md")).unwrap();
+        assert!(readme.contains("p_natural"), "{readme}");
+        let ids: Vec<i64> = IDS.iter().map(|&i| i as i64).collect();
+        let ours = HostTensor::from_tensor(rm.reward_probs(rm.tokens(&ids, 1), None).unwrap());
+        if let Some(v) = numpy("hf_reward", &out) {
+            let reference: Vec<f64> = serde_json::from_value(v).unwrap();
+            assert!(
+                (ours.data[0] as f64 - reference[0]).abs() < 1e-5,
+                "{pooling:?}: ours {:?} numpy {reference:?}",
+                ours.data
+            );
+            assert!(
+                (ours.data[0] - 0.5).abs() > 1e-3,
+                "the head must matter: {:?}",
+                ours.data
+            );
+        }
+    }
+    // A token head carries its feature generator as a GPT-2 directory too.
+    let cfg = GPTConfig {
+        mode: Mode::Reward,
+        reward_head: RewardHeadKind::Token,
+        reward_features: 6,
+        white_box: true,
+        reward_context: 1,
+        reward_head_hidden_dim: 8,
+        ..gen_cfg.clone()
+    };
+    let rm = GPT::new(&cfg, &dev, 7).unwrap();
+    let ck = d.path().join("rm_token");
+    save(&ck, &rm, Some(&tok), Some(&generator));
+    let out = d.path().join("hf_token");
+    export_hf(&ck, &out);
+    let rc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reward_config.json")).unwrap()).unwrap();
+    assert_eq!(
+        (rc["reward_head"].as_str(), rc["reward_context"].as_u64()),
+        (Some("token"), Some(1))
+    );
+    let head = checkpoint::safetensors::read(&out.join("reward_head.safetensors")).unwrap();
+    assert_eq!(head.len(), 6, "{:?}", head.keys());
+    if let Some(v) = numpy("hf_logits", &out.join("feature_model")) {
+        let reference: Vec<Vec<f64>> = serde_json::from_value(v).unwrap();
+        assert_close(&our_logits(&generator), &reference, "feature model");
+    }
+}
+
+#[test]
+fn hf_export_refuses_a_missing_checkpoint_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("hf");
+    let err = expect_clean_error(&run(
+        &["export-hf", "no_such_ckpt", "--out", out.to_str().unwrap()],
+        d.path(),
+    ));
+    assert!(err.contains("no_such_ckpt"), "{err}");
+    assert!(!out.exists());
 }

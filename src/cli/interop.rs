@@ -1,8 +1,9 @@
-//! `import-nanogpt` and `export-nanogpt`.
+//! `import-nanogpt`, `export-nanogpt` and `export-hf`.
 
 use anyhow::Result;
 use clap::Args;
-use nanoreward::checkpoint::nanogpt;
+use nanoreward::checkpoint::{hf, nanogpt};
+use nanoreward::model::Mode;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -52,5 +53,29 @@ pub fn export(a: ExportArgs) -> Result<()> {
         "wrote {} ({n} tensors + the tied lm_head.weight); in PyTorch: ck = torch.load(path); model = GPT(GPTConfig(**ck['model_args'])); model.load_state_dict(ck['model'])",
         a.out.display()
     );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExportHfArgs {
+    /// Checkpoint: a directory, a training out_dir holding ckpt/, or a nanoGPT ckpt.pt.
+    checkpoint: PathBuf,
+    /// The Hugging Face directory to write (replaced atomically if it exists).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export_hf(a: ExportHfArgs) -> Result<()> {
+    let r = hf::export(&a.checkpoint, &a.out)?;
+    println!("wrote {} ({})", a.out.display(), r.files.join(", "));
+    let dir = a.out.display();
+    match r.mode {
+        Mode::Generator => println!(
+            "in Python: from transformers import GPT2LMHeadModel; model = GPT2LMHeadModel.from_pretrained(\"{dir}\")"
+        ),
+        Mode::Reward => println!(
+            "a reward model: the trunk loads with GPT2Model.from_pretrained(\"{dir}\"); {dir}/README.md shows how to score with its head"
+        ),
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Tokenizers: character level (nanoGPT's `meta.pkl` vocabulary, read and written) and GPT-2 BPE.
 
+pub mod gpt2_files;
 mod pickle;
 
 use crate::util::fsutil;
