@@ -450,8 +450,7 @@ impl Trainer<'_> {
         let (ids, plen, adv) = (ids.as_slice(), *plen, adv.as_slice());
         let (old, refl, tadv) = (old.as_deref(), refl.as_deref(), token_adv.as_deref());
         let (cfg, l) = (self.cfg, self.cfg.completion_len);
-        let b = adv.len();
-        let n = plen + l;
+        let (b, n) = (adv.len(), plen + l);
         let kept = keep.iter().filter(|&&k| k).count();
         let norm = LossNorm {
             rows: kept,
@@ -798,24 +797,11 @@ fn run_inner(
         if is_last {
             break;
         }
-        let lr = cfg.lr_at(step);
-        let s = t.step(step, lr)?;
+        let s = train_step(&mut t, cfg, step, &mut log, &pb, &mut alarms)?;
         for (acc, d) in phase.iter_mut().zip(s.phase_ms) {
             *acc += d;
         }
         rewards_seen.push(s.reward_mean);
-        pb.set_message(format!(
-            "reward {:.4} | kl {:.4} | clip {:.3} | {:.0} ms/step",
-            s.reward_mean,
-            s.stats.kl(),
-            s.stats.clip_frac(),
-            s.phase_ms.iter().sum::<f64>()
-        ));
-        log.write(&step_json(step, lr, &s))?;
-        for alarm in alarms.check(cfg, &s) {
-            progress::say(&pb, format!("alarm at step {step}: {alarm}"));
-            log.write(&serde_json::json!({"step": step, "alarm": alarm}))?;
-        }
         step += 1;
         pb.set_position(step as u64);
         if stop::requested() {
@@ -829,19 +815,56 @@ fn run_inner(
     }
     pb.finish_and_clear();
     plot(&log_path, &out_dir.join("grpo_curve.svg"))?;
-    let steps_run = rewards_seen.len();
-    let k = steps_run.clamp(1, 10);
-    let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (reward_start, reward_end, phase_ms) = summarise(&rewards_seen, phase);
     Ok(GrpoOutcome {
         steps: step,
         evals,
-        reward_start: avg(&rewards_seen[..k.min(steps_run)]),
-        reward_end: avg(&rewards_seen[steps_run.saturating_sub(k)..]),
+        reward_start,
+        reward_end,
         seconds: started.elapsed().as_secs_f64(),
         stopped_early: stop,
-        phase_ms: phase.map(|t| t / steps_run.max(1) as f64),
+        phase_ms,
         checkpoint: t.ckpt_dir,
     })
+}
+
+/// One GRPO update with its progress message, log line and alarms.
+fn train_step(
+    t: &mut Trainer,
+    cfg: &GrpoConfig,
+    step: usize,
+    log: &mut JsonlLog,
+    pb: &ProgressBar,
+    alarms: &mut Alarms,
+) -> Result<StepRecord> {
+    let lr = cfg.lr_at(step);
+    let s = t.step(step, lr)?;
+    pb.set_message(format!(
+        "reward {:.4} | kl {:.4} | clip {:.3} | {:.0} ms/step",
+        s.reward_mean,
+        s.stats.kl(),
+        s.stats.clip_frac(),
+        s.phase_ms.iter().sum::<f64>()
+    ));
+    log.write(&step_json(step, lr, &s))?;
+    for alarm in alarms.check(cfg, &s) {
+        progress::say(pb, format!("alarm at step {step}: {alarm}"));
+        log.write(&serde_json::json!({"step": step, "alarm": alarm}))?;
+    }
+    Ok(s)
+}
+
+/// The mean training reward of the first and of the last up-to-10 steps, and the mean
+/// milliseconds per step of each phase.
+fn summarise(rewards_seen: &[f64], phase: [f64; 4]) -> (f64, f64, [f64; 4]) {
+    let steps_run = rewards_seen.len();
+    let k = steps_run.clamp(1, 10);
+    let avg = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    (
+        avg(&rewards_seen[..k.min(steps_run)]),
+        avg(&rewards_seen[steps_run.saturating_sub(k)..]),
+        phase.map(|t| t / steps_run.max(1) as f64),
+    )
 }
 
 /// Plots a GRPO metrics.jsonl: rewards (training, and the evaluations of policy, reference and

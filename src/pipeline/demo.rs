@@ -229,6 +229,28 @@ pub fn run(o: &DemoOptions) -> Result<DemoReport> {
             println!("== 5/{total} GRPO against the reward model ({steps} steps)")
         }
     })?;
+    stages.extend(round_stages(&outcome));
+    let g = outcome.grpo;
+    let t = Instant::now();
+    let judge = o
+        .judge
+        .then(|| judge_verdict(o, &data_dir, &base.checkpoint, &g.checkpoint))
+        .transpose()?;
+    if let Some(j) = &judge {
+        stages.push(("judge", t.elapsed().as_secs_f64(), judge_line(j)));
+    }
+    Ok(DemoReport {
+        stages,
+        base_sample: sample_text(&base.checkpoint, 200)?,
+        policy_sample: sample_text(&g.checkpoint, 200)?,
+        base: base.checkpoint,
+        grpo: g,
+        judge,
+    })
+}
+
+/// The demo's summary lines of a round: reward data, reward model, GRPO.
+fn round_stages(outcome: &round::RoundOutcome) -> Vec<(&'static str, f64, String)> {
     let counts: Vec<String> = outcome
         .prep
         .iter()
@@ -236,25 +258,12 @@ pub fn run(o: &DemoOptions) -> Result<DemoReport> {
         .map(|m| format!("{} {}", m.split, m.num_samples))
         .collect();
     let [t_data, t_rm, t_grpo] = outcome.seconds;
-    stages.push((
-        "reward data",
-        t_data,
-        format!("{} samples", counts.join(", ")),
-    ));
     let ev = &outcome.eval;
     let best = ev
         .best_baseline()
         .map(|b| format!("best baseline: {} {:.3}", b.name, b.auroc))
         .unwrap_or_default();
-    stages.push((
-        "reward model",
-        t_rm,
-        format!(
-            "val MAE {:.4} (always-0.5 baseline {:.4}), boundary {:.1} tokens; AUROC {:.3} ({best})",
-            ev.mae, ev.mae_baseline, ev.boundary_mae_tokens, ev.auroc
-        ),
-    ));
-    let g = outcome.grpo;
+    let g = &outcome.grpo;
     let grpo_text = match (g.evals.first(), g.evals.last()) {
         (Some(a), Some(b)) => format!(
             "policy reward {:.4} → {:.4} (reference {:.4}, natural {:.4}); val loss {:.4} → {:.4}",
@@ -267,30 +276,33 @@ pub fn run(o: &DemoOptions) -> Result<DemoReport> {
         ),
         _ => String::new(),
     };
-    stages.push(("GRPO", t_grpo, grpo_text));
-    let t = Instant::now();
-    let judge = o
-        .judge
-        .then(|| judge_verdict(o, &data_dir, &base.checkpoint, &g.checkpoint))
-        .transpose()?;
-    if let Some(j) = &judge {
-        let row = |i: usize| {
-            j.rows.get(i).map_or(String::new(), |r| {
-                format!(
-                    "C2ST AUROC {:.3} [{:.2}-{:.2}], MAUVE {:.3}, words {:.3}",
-                    r.c2st.auroc, r.c2st.ci95[0], r.c2st.ci95[1], r.mauve, r.word_validity
-                )
-            })
-        };
-        let verdict = format!("base: {}; policy: {}", row(0), row(1));
-        stages.push(("judge", t.elapsed().as_secs_f64(), verdict));
-    }
-    Ok(DemoReport {
-        stages,
-        base_sample: sample_text(&base.checkpoint, 200)?,
-        policy_sample: sample_text(&g.checkpoint, 200)?,
-        base: base.checkpoint,
-        grpo: g,
-        judge,
-    })
+    vec![
+        (
+            "reward data",
+            t_data,
+            format!("{} samples", counts.join(", ")),
+        ),
+        (
+            "reward model",
+            t_rm,
+            format!(
+                "val MAE {:.4} (always-0.5 baseline {:.4}), boundary {:.1} tokens; AUROC {:.3} ({best})",
+                ev.mae, ev.mae_baseline, ev.boundary_mae_tokens, ev.auroc
+            ),
+        ),
+        ("GRPO", t_grpo, grpo_text),
+    ]
+}
+
+/// The judge's summary line: base and policy rows.
+fn judge_line(j: &JudgeReport) -> String {
+    let row = |i: usize| {
+        j.rows.get(i).map_or(String::new(), |r| {
+            format!(
+                "C2ST AUROC {:.3} [{:.2}-{:.2}], MAUVE {:.3}, words {:.3}",
+                r.c2st.auroc, r.c2st.ci95[0], r.c2st.ci95[1], r.mauve, r.word_validity
+            )
+        })
+    };
+    format!("base: {}; policy: {}", row(0), row(1))
 }

@@ -111,6 +111,116 @@ fn pairs(items: Vec<PyVal>) -> Result<Vec<(PyVal, PyVal)>, String> {
     Ok(out)
 }
 
+/// The value an atom opcode pushes (None, booleans, numbers, strings, bytes, empty containers),
+/// reading its operand; None for every other opcode.
+fn atom(op: u8, r: &mut Reader) -> Result<Option<PyVal>, String> {
+    Ok(Some(match op {
+        b'N' => PyVal::None,
+        0x88 => PyVal::Bool(true),
+        0x89 => PyVal::Bool(false),
+        b'J' => PyVal::Int(i32::from_le_bytes(r.take(4)?.try_into().unwrap_or([0; 4])) as i64),
+        b'K' => PyVal::Int(r.uint(1)? as i64),
+        b'M' => PyVal::Int(r.uint(2)? as i64),
+        0x8a => {
+            let n = r.uint(1)?;
+            let b = r.take(n)?;
+            if n > 8 {
+                return Err("an integer wider than 64 bits".into());
+            }
+            let mut buf = [if b.last().is_some_and(|&x| x & 0x80 != 0) {
+                0xff
+            } else {
+                0
+            }; 8];
+            buf[..n].copy_from_slice(b);
+            PyVal::Int(i64::from_le_bytes(buf))
+        }
+        b'G' => PyVal::Float(f64::from_be_bytes(r.take(8)?.try_into().unwrap_or([0; 8]))),
+        b'X' => {
+            let n = r.uint(4)?;
+            r.string(n)?
+        }
+        0x8c => {
+            let n = r.uint(1)?;
+            r.string(n)?
+        }
+        0x8d => {
+            let n = r.uint(8)?;
+            r.string(n)?
+        }
+        b'C' | b'B' => {
+            let n = r.uint(if op == b'C' { 1 } else { 4 })?;
+            let b = r.take(n)?.to_vec();
+            r.spend(1 + n / 16)?;
+            PyVal::Bytes(b)
+        }
+        b'}' => PyVal::Dict(Vec::new()),
+        b']' => PyVal::List(Vec::new()),
+        b')' => PyVal::Tuple(Vec::new()),
+        _ => return Ok(None),
+    }))
+}
+
+/// SETITEM(S) / APPEND(S): adds the popped items to the dict or list below them.
+fn extend_top(op: u8, stack: &mut Vec<Item>) -> Result<(), String> {
+    let items = match op {
+        b's' => {
+            let v = pop(stack)?;
+            let k = pop(stack)?;
+            vec![k, v]
+        }
+        b'a' => vec![pop(stack)?],
+        _ => since_mark(stack)?,
+    };
+    match (stack.last_mut(), op) {
+        (Some(Item::Val(PyVal::Dict(d))), b's' | b'u') => d.extend(pairs(items)?),
+        (Some(Item::Val(PyVal::List(l))), b'a' | b'e') => l.extend(items),
+        _ => return Err("SETITEM/APPEND on something that is not a dict/list".into()),
+    }
+    Ok(())
+}
+
+/// BINPUT / LONG_BINPUT / MEMOIZE: stores the top of the stack in the memo.
+fn memoise(
+    op: u8,
+    r: &mut Reader,
+    stack: &[Item],
+    memo: &mut HashMap<usize, PyVal>,
+) -> Result<(), String> {
+    let key = match op {
+        b'q' => r.uint(1)?,
+        b'r' => r.uint(4)?,
+        _ => memo.len(),
+    };
+    let top = match stack.last() {
+        Some(Item::Val(v)) => v.clone(),
+        _ => return Err("memoising an empty stack".into()),
+    };
+    r.spend(top.cost())?;
+    memo.insert(key, top);
+    Ok(())
+}
+
+/// BINGET / LONG_BINGET / DUP: the value to push again (charged against the budget).
+fn recall(
+    op: u8,
+    r: &mut Reader,
+    stack: &[Item],
+    memo: &HashMap<usize, PyVal>,
+) -> Result<PyVal, String> {
+    let v = if op == b'2' {
+        match stack.last() {
+            Some(Item::Val(v)) => v.clone(),
+            _ => return Err("DUP of an empty stack".into()),
+        }
+    } else {
+        let key = r.uint(if op == b'h' { 1 } else { 4 })?;
+        memo.get(&key).cloned().ok_or("memo key not defined")?
+    };
+    r.spend(v.cost())?;
+    Ok(v)
+}
+
 /// Reads a pickle of plain data. `budget` bounds the values built (see [`PyVal`]'s cost).
 pub fn parse(data: &[u8], budget: usize) -> Result<PyVal, String> {
     if data.first() != Some(&0x80) {
@@ -128,6 +238,10 @@ pub fn parse(data: &[u8], budget: usize) -> Result<PyVal, String> {
     let mut memo: HashMap<usize, PyVal> = HashMap::new();
     loop {
         let op = r.take(1)?[0];
+        if let Some(v) = atom(op, &mut r)? {
+            stack.push(Item::Val(v));
+            continue;
+        }
         let v = match op {
             0x80 => {
                 r.take(1)?;
@@ -142,48 +256,6 @@ pub fn parse(data: &[u8], budget: usize) -> Result<PyVal, String> {
                 stack.push(Item::Mark);
                 continue;
             }
-            b'N' => PyVal::None,
-            0x88 => PyVal::Bool(true),
-            0x89 => PyVal::Bool(false),
-            b'J' => PyVal::Int(i32::from_le_bytes(r.take(4)?.try_into().unwrap_or([0; 4])) as i64),
-            b'K' => PyVal::Int(r.uint(1)? as i64),
-            b'M' => PyVal::Int(r.uint(2)? as i64),
-            0x8a => {
-                let n = r.uint(1)?;
-                let b = r.take(n)?;
-                if n > 8 {
-                    return Err("an integer wider than 64 bits".into());
-                }
-                let mut buf = [if b.last().is_some_and(|&x| x & 0x80 != 0) {
-                    0xff
-                } else {
-                    0
-                }; 8];
-                buf[..n].copy_from_slice(b);
-                PyVal::Int(i64::from_le_bytes(buf))
-            }
-            b'G' => PyVal::Float(f64::from_be_bytes(r.take(8)?.try_into().unwrap_or([0; 8]))),
-            b'X' => {
-                let n = r.uint(4)?;
-                r.string(n)?
-            }
-            0x8c => {
-                let n = r.uint(1)?;
-                r.string(n)?
-            }
-            0x8d => {
-                let n = r.uint(8)?;
-                r.string(n)?
-            }
-            b'C' | b'B' => {
-                let n = r.uint(if op == b'C' { 1 } else { 4 })?;
-                let b = r.take(n)?.to_vec();
-                r.spend(1 + n / 16)?;
-                PyVal::Bytes(b)
-            }
-            b'}' => PyVal::Dict(Vec::new()),
-            b']' => PyVal::List(Vec::new()),
-            b')' => PyVal::Tuple(Vec::new()),
             b't' => PyVal::Tuple(since_mark(&mut stack)?),
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
@@ -195,32 +267,10 @@ pub fn parse(data: &[u8], budget: usize) -> Result<PyVal, String> {
                 PyVal::Tuple(t)
             }
             b'q' | b'r' | 0x94 => {
-                let key = match op {
-                    b'q' => r.uint(1)?,
-                    b'r' => r.uint(4)?,
-                    _ => memo.len(),
-                };
-                let top = match stack.last() {
-                    Some(Item::Val(v)) => v.clone(),
-                    _ => return Err("memoising an empty stack".into()),
-                };
-                r.spend(top.cost())?;
-                memo.insert(key, top);
+                memoise(op, &mut r, &stack, &mut memo)?;
                 continue;
             }
-            b'h' | b'j' | b'2' => {
-                let v = if op == b'2' {
-                    match stack.last() {
-                        Some(Item::Val(v)) => v.clone(),
-                        _ => return Err("DUP of an empty stack".into()),
-                    }
-                } else {
-                    let key = r.uint(if op == b'h' { 1 } else { 4 })?;
-                    memo.get(&key).cloned().ok_or("memo key not defined")?
-                };
-                r.spend(v.cost())?;
-                v
-            }
+            b'h' | b'j' | b'2' => recall(op, &mut r, &stack, &memo)?,
             b'0' => {
                 stack.pop();
                 continue;
@@ -230,20 +280,7 @@ pub fn parse(data: &[u8], budget: usize) -> Result<PyVal, String> {
                 continue;
             }
             b's' | b'u' | b'a' | b'e' => {
-                let items = match op {
-                    b's' => {
-                        let v = pop(&mut stack)?;
-                        let k = pop(&mut stack)?;
-                        vec![k, v]
-                    }
-                    b'a' => vec![pop(&mut stack)?],
-                    _ => since_mark(&mut stack)?,
-                };
-                match (stack.last_mut(), op) {
-                    (Some(Item::Val(PyVal::Dict(d))), b's' | b'u') => d.extend(pairs(items)?),
-                    (Some(Item::Val(PyVal::List(l))), b'a' | b'e') => l.extend(items),
-                    _ => return Err("SETITEM/APPEND on something that is not a dict/list".into()),
-                }
+                extend_top(op, &mut stack)?;
                 continue;
             }
             other => {

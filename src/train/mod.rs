@@ -371,6 +371,49 @@ fn setup<'a>(cfg: &'a TrainConfig, dev: &Device) -> Result<Run<'a>> {
 }
 
 impl Run<'_> {
+    /// The one-line description of the model and the data printed at start.
+    fn describe(&self) -> String {
+        let (m, c) = (&self.model, &self.model.config);
+        format!(
+            "model: {} parameters ({} layers, {} heads, {} wide, block {}, vocab {}); tokens: train {}, val {}",
+            m.num_params(),
+            c.n_layer,
+            c.n_head,
+            c.n_embd,
+            c.block_size,
+            c.vocab_size,
+            self.train.len(),
+            self.val.len()
+        )
+    }
+
+    /// One training step at `lr`, timed, shown and logged every `log_interval` iterations.
+    fn logged_step(
+        &mut self,
+        cfg: &TrainConfig,
+        lr: f64,
+        log: &mut JsonlLog,
+        pb: &ProgressBar,
+    ) -> Result<()> {
+        let it = self.it;
+        let t0 = Instant::now();
+        let (loss, norm) = self.step(lr)?;
+        let dt = t0.elapsed().as_secs_f64();
+        if it.is_multiple_of(cfg.log_interval) {
+            let tokens = cfg.gradient_accumulation_steps * cfg.batch_size * cfg.block_size;
+            let tps = tokens as f64 / dt;
+            pb.set_message(format!(
+                "loss {loss:.4} | {:.0} ms/iter | {tps:.0} tok/s",
+                dt * 1e3
+            ));
+            log.write(
+                &serde_json::json!({"iter": it, "loss": loss, "lr": lr, "grad_norm": norm,
+                "dt_ms": dt * 1e3, "tokens_per_s": tps}),
+            )?;
+        }
+        Ok(())
+    }
+
     /// Estimates the train and val losses at the current iteration (their own RNG, seeded from
     /// the seed and the iteration) and saves a checkpoint when the val loss improved (or always,
     /// with `always_save_checkpoint`). Returns the two losses.
@@ -467,19 +510,7 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
         "iter",
         "train",
     )?;
-    let (m, c) = (&r.model, &r.model.config);
-    eprintln!(
-        "model: {} parameters ({} layers, {} heads, {} wide, block {}, vocab {}); tokens: train {}, val {}",
-        m.num_params(),
-        c.n_layer,
-        c.n_head,
-        c.n_embd,
-        c.block_size,
-        c.vocab_size,
-        r.train.len(),
-        r.val.len()
-    );
-    let tokens_per_iter = cfg.gradient_accumulation_steps * cfg.batch_size * cfg.block_size;
+    eprintln!("{}", r.describe());
     let pb = progress::steps(cfg.max_iters, r.it, show_progress);
     let started = Instant::now();
     let mut evals = Vec::new();
@@ -504,20 +535,7 @@ pub fn run(cfg: &TrainConfig, show_progress: bool) -> Result<TrainOutcome> {
         if cfg.eval_only || it >= cfg.max_iters {
             break;
         }
-        let t0 = Instant::now();
-        let (loss, norm) = r.step(lr)?;
-        let dt = t0.elapsed().as_secs_f64();
-        if it % cfg.log_interval == 0 {
-            let tps = tokens_per_iter as f64 / dt;
-            pb.set_message(format!(
-                "loss {loss:.4} | {:.0} ms/iter | {tps:.0} tok/s",
-                dt * 1e3
-            ));
-            log.write(
-                &serde_json::json!({"iter": it, "loss": loss, "lr": lr, "grad_norm": norm,
-                "dt_ms": dt * 1e3, "tokens_per_s": tps}),
-            )?;
-        }
+        r.logged_step(cfg, lr, &mut log, &pb)?;
         r.it += 1;
         pb.set_position(r.it as u64);
         if stop::requested() {
