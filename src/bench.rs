@@ -89,6 +89,9 @@ pub struct BenchResult {
     /// The same prompts → +48 tokens: the whole sequence fits in block_size, so every step uses
     /// the KV cache (as reward-data generation and GRPO do).
     pub sample_in_block_new_tokens_per_s: Option<f64>,
+    /// Peak resident memory of the process after the training steps (before the forward pass,
+    /// whose `[B, T, vocab]` logits are its own peak) and at the end.
+    pub peak_rss_train_mib: f64,
     pub peak_rss_mib: f64,
 }
 
@@ -223,6 +226,7 @@ pub fn run(
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let base = GPT::new(&model_config(c), device, 0)?;
     let (model, [steps, fb, opt]) = time_training(c, base, &mut rng, warmup, iters, threads);
+    let peak_rss_train_mib = peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
     let inference = model.inference();
     let fwd = time_forward(c, &inference, &mut rng, warmup, iters);
     let rates = if sample {
@@ -241,6 +245,7 @@ pub fn run(
         train_tokens_per_s: (c.batch_size * c.block_size) as f64 / (step / 1e3),
         sample_new_tokens_per_s: rates.map(|r| r.0),
         sample_in_block_new_tokens_per_s: rates.map(|r| r.1),
+        peak_rss_train_mib,
         peak_rss_mib: peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0),
     })
 }

@@ -8,9 +8,13 @@ use nanoreward::checkpoint;
 use nanoreward::model::{Dropout, GPT, GPTConfig, KvCache, explicit_causal_attention};
 
 fn tiny(dropout: f64) -> GPT {
+    tiny_vocab(dropout, 11)
+}
+
+fn tiny_vocab(dropout: f64, vocab_size: usize) -> GPT {
     let cfg = GPTConfig {
         block_size: 12,
-        vocab_size: 11,
+        vocab_size,
         n_layer: 2,
         n_head: 2,
         n_embd: 16,
@@ -180,13 +184,15 @@ fn initialisation_is_seeded_and_scaled() {
     assert!((std("transformer.h.3.mlp.c_proj.weight") - 0.02 / 8f64.sqrt()).abs() < 0.0004);
 }
 
-/// The fused CPU kernels (GELU, LayerNorm, attention, with and without attention dropout) give the
-/// same loss and the same gradient for every parameter as burn's own ops, and draw the same
-/// dropout noise.
+/// The fused CPU kernels (GELU, LayerNorm, attention, with and without attention dropout, and
+/// the chunked lm_head + cross-entropy) give the same loss and the same gradient for every
+/// parameter as burn's own ops, and draw the same dropout noise. The wide vocabulary spreads the
+/// 18 rows over several lm_head chunks (not a multiple of the chunk).
 #[test]
 fn fused_kernels_match_burn_ops_in_loss_and_every_gradient() {
-    for dropout in [0.0, 0.3] {
-        let m = tiny(dropout).into_trainable(|_| true);
+    let wide = nanoreward::model::lm_head_chunk_logits() / 4 + 37;
+    for (dropout, vocab) in [(0.0, 11), (0.3, 11), (0.0, wide)] {
+        let m = tiny_vocab(dropout, vocab).into_trainable(|_| true);
         let x: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8, 2, 2, 5, 1, 0, 9];
         let y: Vec<i64> = vec![5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8, 1, 2, 5, 1, 0, 9, 4];
         let run = || {
@@ -200,7 +206,7 @@ fn fused_kernels_match_burn_ops_in_loss_and_every_gradient() {
         let (burn_loss, burn_grads) = nanoreward::model::with_burn_ops(run);
         assert!(
             (fused_loss - burn_loss).abs() < 1e-5,
-            "dropout {dropout}: loss {fused_loss} vs {burn_loss}"
+            "dropout {dropout}, vocab {vocab}: loss {fused_loss} vs {burn_loss}"
         );
         let names = m.named_params();
         for ((name, _), (a, b)) in names.iter().zip(fused_grads.into_iter().zip(burn_grads)) {
@@ -209,8 +215,41 @@ fn fused_kernels_match_burn_ops_in_loss_and_every_gradient() {
             let diff = max_diff(a, b);
             assert!(
                 diff <= 1e-4 * scale.max(1e-3),
-                "dropout {dropout}: {name} gradient differs by {diff} (largest {scale})"
+                "dropout {dropout}, vocab {vocab}: {name} gradient differs by {diff} (largest {scale})"
             );
         }
     }
+}
+
+/// The chunked lm_head + cross-entropy under autodiff with unequal row weights (its recomputing
+/// backward) gives burn's gradients for the states and the embeddings.
+#[test]
+fn weighted_lm_head_cross_entropy_matches_burn_ops() {
+    use burn::tensor::{Int, TensorData};
+    let dev = Device::flex();
+    let (n, c, v) = (9, 8, 23);
+    let val = |i: usize, s: f32| ((i as f32 * 0.618).fract() - 0.5) * s;
+    let data = |len: usize, s: f32, o: usize| (0..len).map(|i| val(i + o, s)).collect::<Vec<_>>();
+    let run = || {
+        let ad = burn::tensor::Device::autodiff(dev.clone());
+        let x = Tensor::<2>::from_data(TensorData::new(data(n * c, 2.0, 0), [n, c]), &ad)
+            .require_grad();
+        let wte = Tensor::<2>::from_data(TensorData::new(data(v * c, 3.0, 5), [v, c]), &ad)
+            .require_grad();
+        let t: Vec<i64> = (0..n).map(|i| ((i * 7) % v) as i64).collect();
+        let t = Tensor::<1, Int>::from_data(TensorData::new(t, [n]), &ad);
+        let w = Tensor::<1>::from_data(TensorData::new(data(n, 1.0, 3), [n]), &ad);
+        let loss = (nanoreward::model::lm_head_cross_entropy(x.clone(), wte.clone(), t) * w).sum();
+        let g = loss.backward();
+        (
+            loss.into_scalar::<f32>(),
+            x.grad(&g).unwrap(),
+            wte.grad(&g).unwrap(),
+        )
+    };
+    let (l1, dx1, dw1) = run();
+    let (l2, dx2, dw2) = nanoreward::model::with_burn_ops(run);
+    assert!((l1 - l2).abs() < 1e-5, "loss {l1} vs {l2}");
+    assert!(max_diff(dx1, dx2) < 1e-5, "dx");
+    assert!(max_diff(dw1, dw2) < 1e-5, "dwte");
 }

@@ -30,7 +30,7 @@ impl Dims {
 
 /// A strided matrix inside a slice: element (i, j) is `data[off + i·rs + j·cs]`.
 #[derive(Clone, Copy)]
-struct View<'a> {
+pub(super) struct View<'a> {
     data: &'a [f32],
     off: usize,
     rs: usize,
@@ -38,7 +38,7 @@ struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    fn new(data: &'a [f32], off: usize, rs: usize, cs: usize) -> Self {
+    pub(super) fn new(data: &'a [f32], off: usize, rs: usize, cs: usize) -> Self {
         Self { data, off, rs, cs }
     }
 }
@@ -50,7 +50,7 @@ fn in_bounds(len: usize, off: usize, rows: usize, cols: usize, rs: usize, cs: us
 /// `dst[off..]` (m×n, row stride `dst_rs`, unit column stride) = `[dst +] scale · lhs·rhs`, with
 /// lhs m×k and rhs k×n.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     dst_off: usize,

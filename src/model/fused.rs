@@ -40,6 +40,14 @@ pub trait FusedOps: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// Next-token cross-entropy through the tied lm_head, row by row: `[N]` losses
+    /// `logsumexp(x_i·wteᵀ) − x_i·wte[t_i]` of `x` `[N, C]`, `wte` `[V, C]` and `targets` `[N]`
+    /// (ids held as f32, exact below 2²⁴; no gradient).
+    fn fused_lm_head_ce(
+        x: FloatTensor<Self>,
+        wte: FloatTensor<Self>,
+        targets: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
 }
 
 impl FusedOps for Flex {
@@ -76,6 +84,74 @@ impl FusedOps for Flex {
         let out = layer_norm_rows(&x.storage()[..n], w.storage(), b.storage());
         FlexTensor::from_data(TensorData::new(out, shape))
     }
+
+    fn fused_lm_head_ce(
+        x: FloatTensor<Self>,
+        wte: FloatTensor<Self>,
+        targets: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        flex_lm_head_ce(x, wte, targets)
+    }
+}
+
+/// Saved for the lm_head's backward pass: its inputs, the targets, every row's log-sum-exp and
+/// the gradients of the unweighted loss sum taken in the forward pass (dx, dwte).
+type LmHeadState = (
+    FlexTensor,
+    FlexTensor,
+    Vec<usize>,
+    Vec<f32>,
+    Vec<f32>,
+    Vec<f32>,
+);
+
+/// The targets of the lm_head's cross-entropy as ids, checked against the vocabulary.
+fn lm_head_inputs(
+    x: FlexTensor,
+    wte: FlexTensor,
+    targets: FlexTensor,
+) -> (FlexTensor, FlexTensor, Vec<usize>, usize) {
+    let (x, wte, targets) = (
+        x.to_contiguous(),
+        wte.to_contiguous(),
+        targets.to_contiguous(),
+    );
+    let [v, c] = [
+        wte.layout().shape().as_slice()[0],
+        wte.layout().shape().as_slice()[1],
+    ];
+    let t: Vec<usize> = targets
+        .storage::<f32>()
+        .iter()
+        .map(|&i| i as usize)
+        .collect();
+    assert!(
+        t.iter().all(|&i| i < v),
+        "lm_head_ce: a target id is outside the vocabulary"
+    );
+    (x, wte, t, c)
+}
+
+/// The chunked lm_head + cross-entropy on Flex tensors: the losses `[N]`.
+fn flex_lm_head_ce(x: FlexTensor, wte: FlexTensor, targets: FlexTensor) -> FlexTensor {
+    let (x, wte, t, c) = lm_head_inputs(x, wte, targets);
+    let n = t.len();
+    let (losses, _) = super::lm_head::forward(&x.storage()[..n * c], wte.storage(), &t, c);
+    FlexTensor::from_data(TensorData::new(losses, [n]))
+}
+
+/// [`flex_lm_head_ce`] with the gradients taken along, for the backward pass.
+fn flex_lm_head_ce_tracked(
+    x: FlexTensor,
+    wte: FlexTensor,
+    targets: FlexTensor,
+) -> (FlexTensor, LmHeadState) {
+    let (x, wte, t, c) = lm_head_inputs(x, wte, targets);
+    let n = t.len();
+    let (losses, lse, dx, dw) =
+        super::lm_head::forward_with_grads(&x.storage()[..n * c], wte.storage(), &t, c);
+    let out = FlexTensor::from_data(TensorData::new(losses, [n]));
+    (out, (x, wte, t, lse, dx, dw))
 }
 
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
@@ -180,6 +256,72 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 bias.into_primitive(),
             )),
         }
+    }
+
+    fn fused_lm_head_ce(
+        x: FloatTensor<Self>,
+        wte: FloatTensor<Self>,
+        targets: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        autodiff_lm_head_ce::<C>(x, wte, targets)
+    }
+}
+
+/// The autodiff node of the chunked lm_head + cross-entropy (the targets are constants).
+fn autodiff_lm_head_ce<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    wte: FloatTensor<Autodiff<Flex, C>>,
+    targets: FloatTensor<Autodiff<Flex, C>>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct LmHeadBackward;
+
+    impl Backward<Flex, 2> for LmHeadBackward {
+        type State = LmHeadState;
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [px, pw] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+            let (x, wte, t, lse, mut dx, mut dw) = ops.state;
+            let [v, c] = [
+                wte.layout().shape().as_slice()[0],
+                wte.layout().shape().as_slice()[1],
+            ];
+            let n = t.len();
+            let g = &grad.storage::<f32>()[..n];
+            if g.iter().all(|&w| w == g[0]) {
+                // Row i's gradient is linear in its weight: scale what the forward took.
+                dx.iter_mut().for_each(|d| *d *= g[0]);
+                dw.iter_mut().for_each(|d| *d *= g[0]);
+            } else {
+                (dx, dw) =
+                    super::lm_head::backward(&x.storage()[..n * c], wte.storage(), &t, &lse, g, c);
+            }
+            if let Some(node) = px {
+                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, [n, c])));
+            }
+            if let Some(node) = pw {
+                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, [v, c])));
+            }
+        }
+    }
+
+    let targets = targets.into_primitive();
+    match LmHeadBackward
+        .prepare::<C>([x.node(), wte.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, state) =
+                flex_lm_head_ce_tracked(x.primitive().clone(), wte.primitive().clone(), targets);
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(flex_lm_head_ce(
+            x.into_primitive(),
+            wte.into_primitive(),
+            targets,
+        )),
     }
 }
 
@@ -316,6 +458,28 @@ pub fn causal_attention(
             <Dispatch as FusedOps>::fused_causal_attention_dropout(qkv, m.into_dispatch(), n_head)
         }
     })
+}
+
+/// Next-token cross-entropy per row through the tied lm_head, `[N]`, of states `x` `[N, C]`,
+/// embeddings `wte` `[V, C]` and target ids: the chunked kernel on Flex (f32), which never holds
+/// the `[N, V]` logits; logits and log-softmax with burn's own ops elsewhere.
+pub fn lm_head_cross_entropy(
+    x: Tensor<2>,
+    wte: Tensor<2>,
+    targets: Tensor<1, burn::tensor::Int>,
+) -> Tensor<1> {
+    if applies(&x) {
+        let t = targets.float();
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_lm_head_ce(
+            x.into_dispatch(),
+            wte.into_dispatch(),
+            t.into_dispatch(),
+        ))
+    } else {
+        let n = x.dims()[0];
+        let logp = burn::tensor::activation::log_softmax(x.matmul(wte.transpose()), 1);
+        logp.gather(1, targets.reshape([n, 1])).reshape([n]).neg()
+    }
 }
 
 /// LayerNorm over the last dimension (eps 1e-5): the fused kernel on Flex (f32), burn's own

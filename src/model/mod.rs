@@ -12,7 +12,7 @@
 //! and inside [`with_burn_ops`], the same functions use burn's ops.
 
 use crate::{Error, Result};
-use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::{attention, embedding, linear};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -23,9 +23,15 @@ use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 
 mod attention;
+mod lm_head;
+
+/// Logits the chunked lm_head + cross-entropy holds at once (rows per chunk = this / vocab).
+pub fn lm_head_chunk_logits() -> usize {
+    lm_head::CHUNK_LOGITS
+}
 mod fused;
 mod params;
-pub use fused::{gelu, layer_norm, with_burn_ops};
+pub use fused::{gelu, layer_norm, lm_head_cross_entropy, with_burn_ops};
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -581,12 +587,10 @@ impl GPT {
         drop: Option<&Dropout>,
     ) -> Tensor<1> {
         let [b, t] = idx.dims();
-        let logits = self
-            .forward(idx, drop)
-            .reshape([b * t, self.config.vocab_size]);
-        let logp = log_softmax(logits, 1);
-        let picked = logp.gather(1, targets.reshape([b * t, 1]));
-        picked.mean().neg()
+        self.check_len(t, 0);
+        let x = self.trunk(idx, None, drop, false);
+        let x = x.reshape([b * t, self.config.n_embd]);
+        fused::lm_head_cross_entropy(x, self.wte.clone(), targets.reshape([b * t])).mean()
     }
 
     /// Feeds `idx` `[B, T_new]` after the cached positions and returns the logits of the last

@@ -1,0 +1,262 @@
+//! The lm_head and the next-token cross-entropy in one pass over row chunks, never holding the
+//! `[N, vocab]` logits or their gradient: for each chunk of rows, logits = x·wteᵀ, then per row
+//! the log-sum-exp and the loss. When training, the same pass also turns the chunk's logits into
+//! softmax − one-hot in place and adds the two products dx = dlogits·wte and dwte += dlogitsᵀ·x
+//! (the gradients of the unweighted sum of the losses; the backward pass scales them), so no
+//! logits are computed twice. A backward with unequal row weights recomputes the logits chunk by
+//! chunk. With a 50k vocabulary this keeps a BPE training step's memory at the size of the model
+//! rather than of the logits.
+
+use super::attention::{View, matmul};
+use super::fused::exp_nonpositive;
+
+/// Logits held at once: rows per chunk = max(1, CHUNK_LOGITS / vocab) (16 MiB of f32).
+pub const CHUNK_LOGITS: usize = 1 << 22;
+
+/// Rows per chunk for a vocabulary of `v`.
+pub fn chunk_rows(v: usize) -> usize {
+    (CHUNK_LOGITS / v.max(1)).max(1)
+}
+
+/// The logits of rows `r0..r1` of `x` (`[N, C]`) into `buf` (`[r1 − r0, V]`).
+fn logits_into(buf: &mut [f32], x: &[f32], wte: &[f32], (r0, r1): (usize, usize), c: usize) {
+    let v = wte.len() / c;
+    let rows = r1 - r0;
+    matmul(
+        (rows, v, c),
+        &mut buf[..rows * v],
+        0,
+        v,
+        View::new(x, r0 * c, c, 1),
+        View::new(wte, 0, 1, c),
+        false,
+        1.0,
+    );
+}
+
+/// log Σ exp of one row of logits (f32 sums of 512 terms, added up in f64, so a 50k or 1M
+/// vocabulary loses no precision to the running sum).
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = row
+        .chunks(512)
+        .map(|c| c.iter().map(|&z| exp_nonpositive(z - max)).sum::<f32>() as f64)
+        .sum();
+    max + sum.ln() as f32
+}
+
+/// Forward: the loss of every row (`lse − logit[target]`) and every row's log-sum-exp, for
+/// `x` `[N, C]`, `wte` `[V, C]` and `targets` (N ids below V).
+pub fn forward(x: &[f32], wte: &[f32], targets: &[usize], c: usize) -> (Vec<f32>, Vec<f32>) {
+    let (n, v) = (targets.len(), wte.len() / c);
+    let step = chunk_rows(v);
+    let mut buf = vec![0.0f32; step.min(n) * v];
+    let (mut losses, mut lse) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for r0 in (0..n).step_by(step) {
+        let r1 = (r0 + step).min(n);
+        logits_into(&mut buf, x, wte, (r0, r1), c);
+        for (i, row) in buf[..(r1 - r0) * v].chunks_exact(v).enumerate() {
+            let l = log_sum_exp(row);
+            lse.push(l);
+            losses.push(l - row[targets[r0 + i]]);
+        }
+    }
+    (losses, lse)
+}
+
+/// [`forward`] plus the gradients of `Σ_i loss_i`: (losses, lse, dx `[N, C]`, dwte `[V, C]`).
+pub fn forward_with_grads(
+    x: &[f32],
+    wte: &[f32],
+    targets: &[usize],
+    c: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (n, v) = (targets.len(), wte.len() / c);
+    let step = chunk_rows(v);
+    let mut buf = vec![0.0f32; step.min(n) * v];
+    let (mut losses, mut lse) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
+    for r0 in (0..n).step_by(step) {
+        let (r1, rows) = ((r0 + step).min(n), (r0 + step).min(n) - r0);
+        logits_into(&mut buf, x, wte, (r0, r1), c);
+        for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
+            let t = targets[r0 + i];
+            let picked = row[t];
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f64;
+            for part in row.chunks_mut(512) {
+                let mut s = 0.0f32;
+                for z in part.iter_mut() {
+                    *z = exp_nonpositive(*z - max);
+                    s += *z;
+                }
+                sum += s as f64;
+            }
+            let l = max + sum.ln() as f32;
+            lse.push(l);
+            losses.push(l - picked);
+            let inv = (1.0 / sum) as f32;
+            row.iter_mut().for_each(|z| *z *= inv);
+            row[t] -= 1.0;
+        }
+        products(&buf[..rows * v], x, wte, (r0, r1), c, &mut dx, &mut dwte);
+    }
+    (losses, lse, dx, dwte)
+}
+
+/// dx[r0..r1] = d·wte and dwte += dᵀ·x[r0..r1], for the logit gradients `d` of those rows.
+fn products(
+    d: &[f32],
+    x: &[f32],
+    wte: &[f32],
+    (r0, r1): (usize, usize),
+    c: usize,
+    dx: &mut [f32],
+    dwte: &mut [f32],
+) {
+    let (rows, v) = (r1 - r0, wte.len() / c);
+    let (dv, xv) = (View::new(d, 0, v, 1), View::new(x, r0 * c, c, 1));
+    matmul(
+        (rows, c, v),
+        dx,
+        r0 * c,
+        c,
+        dv,
+        View::new(wte, 0, c, 1),
+        false,
+        1.0,
+    );
+    matmul(
+        (v, c, rows),
+        dwte,
+        0,
+        c,
+        View::new(d, 0, 1, v),
+        xv,
+        true,
+        1.0,
+    );
+}
+
+/// Backward of `Σ_i dloss_i · loss_i`: dx `[N, C]` and dwte `[V, C]`, from the forward's `lse`
+/// and the gradient of every row's loss.
+pub fn backward(
+    x: &[f32],
+    wte: &[f32],
+    targets: &[usize],
+    lse: &[f32],
+    dloss: &[f32],
+    c: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let (n, v) = (targets.len(), wte.len() / c);
+    let step = chunk_rows(v);
+    let mut buf = vec![0.0f32; step.min(n) * v];
+    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
+    for r0 in (0..n).step_by(step) {
+        let (r1, rows) = ((r0 + step).min(n), (r0 + step).min(n) - r0);
+        logits_into(&mut buf, x, wte, (r0, r1), c);
+        for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
+            let (l, w) = (lse[r0 + i], dloss[r0 + i]);
+            for z in row.iter_mut() {
+                *z = w * exp_nonpositive((*z - l).min(0.0));
+            }
+            row[targets[r0 + i]] -= w;
+        }
+        let d = &buf[..rows * v];
+        // dx[r0..r1] = d · wte
+        matmul(
+            (rows, c, v),
+            &mut dx,
+            r0 * c,
+            c,
+            View::new(d, 0, v, 1),
+            View::new(wte, 0, c, 1),
+            false,
+            1.0,
+        );
+        // dwte += dᵀ · x[r0..r1]
+        matmul(
+            (v, c, rows),
+            &mut dwte,
+            0,
+            c,
+            View::new(d, 0, 1, v),
+            View::new(x, r0 * c, c, 1),
+            true,
+            1.0,
+        );
+    }
+    (dx, dwte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The naive computation in f64: full logits, log-softmax, one-hot gradient of Σ w_i loss_i.
+    fn reference(
+        x: &[f32],
+        wte: &[f32],
+        t: &[usize],
+        w: &[f32],
+        c: usize,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (n, v) = (t.len(), wte.len() / c);
+        let (mut loss, mut dx, mut dw) = (vec![0.0; n], vec![0.0; n * c], vec![0.0; v * c]);
+        for i in 0..n {
+            let z: Vec<f64> = (0..v)
+                .map(|j| {
+                    (0..c)
+                        .map(|k| x[i * c + k] as f64 * wte[j * c + k] as f64)
+                        .sum()
+                })
+                .collect();
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lse = m + z.iter().map(|&a| (a - m).exp()).sum::<f64>().ln();
+            loss[i] = lse - z[t[i]];
+            for j in 0..v {
+                let g = w[i] as f64 * ((z[j] - lse).exp() - if j == t[i] { 1.0 } else { 0.0 });
+                for k in 0..c {
+                    dx[i * c + k] += g * wte[j * c + k] as f64;
+                    dw[j * c + k] += g * x[i * c + k] as f64;
+                }
+            }
+        }
+        (loss, dx, dw)
+    }
+
+    fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {
+        assert_eq!(a.len(), b.len());
+        let d = a
+            .iter()
+            .zip(b)
+            .map(|(&p, &q)| (p as f64 - q).abs())
+            .fold(0.0, f64::max);
+        assert!(d < tol, "{what}: max diff {d}");
+    }
+
+    #[test]
+    fn chunked_loss_and_gradients_equal_the_naive_ones() {
+        // A vocabulary big enough for several chunks of rows (and not a multiple of anything).
+        let (c, v, n) = (3, CHUNK_LOGITS / 4 + 37, 11);
+        assert!(chunk_rows(v) < n && n % chunk_rows(v) != 0);
+        let val = |i: usize, s: f32| ((i as f32 * 0.618).fract() - 0.5) * s;
+        let x: Vec<f32> = (0..n * c).map(|i| val(i, 2.0)).collect();
+        let wte: Vec<f32> = (0..v * c).map(|i| val(i + 7, 3.0)).collect();
+        let t: Vec<usize> = (0..n).map(|i| (i * 7919) % v).collect();
+        let (loss, lse) = forward(&x, &wte, &t, c);
+        let weights: Vec<f32> = (0..n).map(|i| 0.5 + i as f32 / n as f32).collect();
+        let (dx, dw) = backward(&x, &wte, &t, &lse, &weights, c);
+        let (rl, rdx, rdw) = reference(&x, &wte, &t, &weights, c);
+        close(&loss, &rl, 1e-3, "loss");
+        close(&dx, &rdx, 1e-3, "dx");
+        close(&dw, &rdw, 1e-5, "dwte");
+        // The gradients taken in the forward pass (unit weights).
+        let (loss1, lse1, dx1, dw1) = forward_with_grads(&x, &wte, &t, c);
+        assert_eq!((loss1, lse1), (loss, lse));
+        let ones = vec![1.0f32; n];
+        let (_, rdx, rdw) = reference(&x, &wte, &t, &ones, c);
+        close(&dx1, &rdx, 1e-3, "dx in the forward");
+        close(&dw1, &rdw, 1e-5, "dwte in the forward");
+    }
+}
