@@ -55,7 +55,11 @@ impl SampleOptions {
     }
 }
 
-/// Draws one token from a row of logits (only among ids below `opts.vocab`).
+/// Draws one token from a row of logits (only among ids below `opts.vocab`): softmax at the
+/// temperature over the top-k, by inverse CDF. One pass for the maximum, one for the weights
+/// (a vectorised f32 exp into a per-thread buffer, summed in f64 per 512-token chunk) and a
+/// scan of the chunk the draw falls in; top-k by partial selection, no sort, no allocation
+/// after the first call on a thread.
 pub fn sample_row(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u32 {
     let logits = match opts.vocab {
         Some(v) if v < logits.len() => &logits[..v],
@@ -70,45 +74,62 @@ pub fn sample_row(logits: &[f32], opts: &SampleOptions, rng: &mut impl Rng) -> u
             })
             .0 as u32
     };
-    if opts.temperature == 0.0 {
+    let max = crate::model::lane_max(logits);
+    if opts.temperature == 0.0 || !max.is_finite() {
         return argmax();
     }
     let inv_t = (1.0 / opts.temperature) as f32;
-    let mut scaled: Vec<f32> = logits.iter().map(|&v| v * inv_t).collect();
-    if let Some(k) = opts.top_k
-        && k < scaled.len()
-    {
-        let mut sorted = scaled.clone();
-        sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        let kth = sorted[k - 1];
-        for v in scaled.iter_mut() {
-            if *v < kth {
-                *v = f32::NEG_INFINITY;
+    SCRATCH.with_borrow_mut(|buf| {
+        let kth = match opts.top_k {
+            Some(k) if k < logits.len() => {
+                buf.clear();
+                buf.extend_from_slice(logits);
+                *buf.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a)).1
+            }
+            _ => f32::NEG_INFINITY,
+        };
+        buf.clear();
+        buf.extend(logits.iter().map(|&v| {
+            let e = crate::model::exp_nonpositive((v - max) * inv_t);
+            if v < kth { 0.0 } else { e }
+        }));
+        draw(buf, rng).unwrap_or_else(argmax)
+    })
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The index drawn from unnormalised weights by inverse CDF (None when they sum to 0).
+fn draw(w: &[f32], rng: &mut impl Rng) -> Option<u32> {
+    const CHUNK: usize = 512;
+    let sums: Vec<f64> = w
+        .chunks(CHUNK)
+        .map(|c| crate::model::lane_sum(c) as f64)
+        .collect();
+    let total: f64 = sums.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    let mut u = rng.random::<f64>() * total;
+    for (ci, &s) in sums.iter().enumerate() {
+        if u >= s && ci + 1 < sums.len() {
+            u -= s;
+            continue;
+        }
+        let chunk = &w[ci * CHUNK..(ci * CHUNK + CHUNK).min(w.len())];
+        for (i, &p) in chunk.iter().enumerate() {
+            u -= p as f64;
+            if u < 0.0 {
+                return Some((ci * CHUNK + i) as u32);
             }
         }
+        // Rounding left u ≥ 0 after the chunk's last term: take its last token with mass.
+        let last = chunk.iter().rposition(|&p| p > 0.0)?;
+        return Some((ci * CHUNK + last) as u32);
     }
-    let max = scaled.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
-        return argmax();
-    }
-    let mut total = 0.0f64;
-    let probs: Vec<f64> = scaled
-        .iter()
-        .map(|&v| {
-            let p = ((v - max) as f64).exp();
-            total += p;
-            p
-        })
-        .collect();
-    let mut u = rng.random::<f64>() * total;
-    for (i, p) in probs.iter().enumerate() {
-        u -= p;
-        if u < 0.0 {
-            return i as u32;
-        }
-    }
-    // Rounding left u ≥ 0 after the last term: take the last token with mass.
-    probs.iter().rposition(|&p| p > 0.0).unwrap_or(0) as u32
+    None
 }
 
 /// Copies a `[B, V]` logits tensor to host rows.
@@ -259,14 +280,15 @@ pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> 
     };
     for t in min_k..len {
         let sampling = rows.iter().any(|r| t >= r.prefix.len());
-        let host = sampling.then(|| logits_rows(logits));
+        let v = logits.dims()[1];
+        let host = sampling.then(|| crate::util::to_host(logits));
         let mut next = Vec::with_capacity(b);
         for (r, row) in rows.iter().enumerate() {
             let tok = match row.prefix.get(t) {
                 Some(&forced) => forced,
                 // `host` is present whenever some row of the batch samples at t.
                 None => {
-                    let l = host.as_ref().map(|h| h[r].as_slice()).unwrap_or(&[]);
+                    let l = host.as_ref().map_or(&[][..], |h| &h[r * v..(r + 1) * v]);
                     sample_row(l, opts, &mut rngs[r])
                 }
             };
@@ -450,6 +472,51 @@ mod tests {
                 &mut rng,
             );
             assert!(t == 1 || t == 3);
+        }
+    }
+
+    /// The naive sampler: f64 softmax of the scaled, top-k-masked row, then inverse CDF.
+    fn naive_draw(logits: &[f32], t: f64, k: Option<usize>, rng: &mut impl Rng) -> u32 {
+        let z: Vec<f64> = logits.iter().map(|&v| v as f64 / t).collect();
+        let mut sorted = z.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let kth = k.map_or(f64::NEG_INFINITY, |k| sorted[k - 1]);
+        let p: Vec<f64> = z
+            .iter()
+            .map(|&v| if v < kth { 0.0 } else { (v - sorted[0]).exp() })
+            .collect();
+        let mut u = rng.random::<f64>() * p.iter().sum::<f64>();
+        for (i, q) in p.iter().enumerate() {
+            u -= q;
+            if u < 0.0 {
+                return i as u32;
+            }
+        }
+        p.iter().rposition(|&q| q > 0.0).unwrap() as u32
+    }
+
+    #[test]
+    fn the_sampler_draws_what_a_naive_f64_softmax_draws() {
+        let mut rows = ChaCha8Rng::seed_from_u64(9);
+        for (t, k, v) in [
+            (1.0, None, 50_304),
+            (0.7, Some(40), 50_304),
+            (1.3, None, 65),
+        ] {
+            let (mut a, mut b) = (ChaCha8Rng::seed_from_u64(1), ChaCha8Rng::seed_from_u64(1));
+            let opts = SampleOptions {
+                temperature: t,
+                top_k: k,
+                vocab: None,
+            };
+            for _ in 0..200 {
+                let logits: Vec<f32> = (0..v).map(|_| rows.random::<f32>() * 12.0 - 6.0).collect();
+                assert_eq!(
+                    sample_row(&logits, &opts, &mut a),
+                    naive_draw(&logits, t, k, &mut b),
+                    "temperature {t}, top_k {k:?}, vocab {v}"
+                );
+            }
         }
     }
 

@@ -563,11 +563,47 @@ fn update_in_place(x: FlexTensor, f: impl FnOnce(&mut [f32])) -> FlexTensor {
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
+/// The largest of `xs` (−∞ when empty; NaN-free input), over 8 independent lanes so the loop
+/// vectorises instead of waiting on one running maximum.
+pub fn lane_max(xs: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    tail.iter()
+        .chain(&acc)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// The sum of `xs` over 8 independent f32 lanes (vectorised; for long rows, callers add
+/// chunks of a few hundred values in f64).
+pub fn lane_sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += v;
+        }
+    }
+    acc.iter().sum::<f32>() + tail.iter().sum::<f32>()
+}
+
+/// The sum of `xs` in f64 over chunks of 512 summed with [`lane_sum`].
+pub fn chunked_sum(xs: &[f32]) -> f64 {
+    xs.chunks(512).map(|c| lane_sum(c) as f64).sum()
+}
+
 /// e^x for x ≤ 0 (clamped at −87, where it underflows anyway), branch-free so loops vectorise:
 /// x = n·ln2 + r with |r| ≤ ln2/2, e^r by its Taylor polynomial to r⁷ (relative error < 1e-8),
 /// 2ⁿ built in the exponent bits.
 #[inline(always)]
-pub(super) fn exp_nonpositive(x: f32) -> f32 {
+pub fn exp_nonpositive(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³: adding it rounds to an integer.
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;

@@ -8,7 +8,7 @@
 //! rather than of the logits.
 
 use super::attention::{View, matmul};
-use super::fused::exp_nonpositive;
+use super::fused::{chunked_sum, exp_nonpositive, lane_max};
 
 /// Logits held at once: rows per chunk = max(1, CHUNK_LOGITS / vocab) (16 MiB of f32).
 pub const CHUNK_LOGITS: usize = 1 << 22;
@@ -37,10 +37,16 @@ fn logits_into(buf: &mut [f32], x: &[f32], wte: &[f32], (r0, r1): (usize, usize)
 /// log Σ exp of one row of logits (f32 sums of 512 terms, added up in f64, so a 50k or 1M
 /// vocabulary loses no precision to the running sum).
 fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = lane_max(row);
     let sum: f64 = row
         .chunks(512)
-        .map(|c| c.iter().map(|&z| exp_nonpositive(z - max)).sum::<f32>() as f64)
+        .map(|c| {
+            let mut e = [0.0f32; 512];
+            for (o, &z) in e.iter_mut().zip(c) {
+                *o = exp_nonpositive(z - max);
+            }
+            chunked_sum(&e[..c.len()])
+        })
         .sum();
     max + sum.ln() as f32
 }
@@ -82,16 +88,9 @@ pub fn forward_with_grads(
         for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
             let t = targets[r0 + i];
             let picked = row[t];
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0.0f64;
-            for part in row.chunks_mut(512) {
-                let mut s = 0.0f32;
-                for z in part.iter_mut() {
-                    *z = exp_nonpositive(*z - max);
-                    s += *z;
-                }
-                sum += s as f64;
-            }
+            let max = lane_max(row);
+            row.iter_mut().for_each(|z| *z = exp_nonpositive(*z - max));
+            let sum = chunked_sum(row);
             let l = max + sum.ln() as f32;
             lse.push(l);
             losses.push(l - picked);

@@ -31,7 +31,10 @@ pub fn lm_head_chunk_logits() -> usize {
 }
 mod fused;
 mod params;
-pub use fused::{gelu, layer_norm, lm_head_cross_entropy, with_burn_ops};
+pub use fused::{
+    chunked_sum, exp_nonpositive, gelu, lane_max, lane_sum, layer_norm, lm_head_cross_entropy,
+    with_burn_ops,
+};
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
