@@ -527,10 +527,12 @@ fn hf_export_of_a_bpe_generator_carries_gpt2_tokenizer_files() {
     let text = format!("{}\n  Où est-il? 1234 ``quoted''", common::tiny_corpus());
     std::fs::write(d.path().join("text.txt"), &text).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/hf_check.py");
+    let ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
     let o = Command::new("python3")
         .arg(script)
         .arg(&out)
         .arg(d.path().join("text.txt"))
+        .args(["--logits", &ids.join(",")])
         .output()
         .unwrap();
     if o.status.code() == Some(3) {
@@ -550,6 +552,13 @@ fn hf_export_of_a_bpe_generator_carries_gpt2_tokenizer_files() {
         "{}",
         v["library"]
     );
+    // Where PyTorch is installed, GPT2LMHeadModel.from_pretrained loads the weights too.
+    match serde_json::from_value::<Vec<Vec<f64>>>(v["logits"].clone()) {
+        Ok(reference) => assert_close(&our_logits(&model), &reference, "GPT2LMHeadModel"),
+        Err(_) => {
+            eprintln!("SKIP: PyTorch is not installed; GPT2LMHeadModel's logits not compared")
+        }
+    }
 }
 
 #[test]
