@@ -227,6 +227,7 @@ pub struct Exported {
 /// generator as `feature_model/` (GPT-2 as well), its `lexicon.tsv`, and a README of how to score.
 pub fn export(path: &Path, out: &Path) -> Result<Exported> {
     let ck = Checkpoint::open(path)?;
+    let _lock = crate::util::lock::DirLock::acquire(out)?;
     let mut files = Vec::new();
     fsutil::write_dir_atomic(out, |tmp| {
         files = write_gpt2(&ck, tmp)?;
