@@ -222,7 +222,8 @@ fn fused_kernels_match_burn_ops_in_loss_and_every_gradient() {
 }
 
 /// The chunked lm_head + cross-entropy under autodiff with unequal row weights (its recomputing
-/// backward) gives burn's gradients for the states and the embeddings.
+/// backward) and the chunked entropy give burn's loss and gradients for the states and the
+/// embeddings.
 #[test]
 fn weighted_lm_head_cross_entropy_matches_burn_ops() {
     use burn::tensor::{Int, TensorData};
@@ -239,7 +240,10 @@ fn weighted_lm_head_cross_entropy_matches_burn_ops() {
         let t: Vec<i64> = (0..n).map(|i| ((i * 7) % v) as i64).collect();
         let t = Tensor::<1, Int>::from_data(TensorData::new(t, [n]), &ad);
         let w = Tensor::<1>::from_data(TensorData::new(data(n, 1.0, 3), [n]), &ad);
-        let loss = (nanoreward::model::lm_head_cross_entropy(x.clone(), wte.clone(), t) * w).sum();
+        let u = Tensor::<1>::from_data(TensorData::new(data(n, 1.0, 11), [n]), &ad);
+        let ce = nanoreward::model::lm_head_cross_entropy(x.clone(), wte.clone(), t) * w;
+        let h = nanoreward::model::lm_head_entropy(x.clone(), wte.clone()) * u;
+        let loss = ce.sum() + h.sum();
         let g = loss.backward();
         (
             loss.into_scalar::<f32>(),

@@ -2,11 +2,10 @@
 //! a k3 KL penalty to a frozen reference ([`grpo_loss`], the whole objective in one function),
 //! and the per-token log-probabilities it is computed on ([`completion_logp`]).
 
-use crate::model::GPT;
+use crate::model::{GPT, lm_head_cross_entropy, lm_head_entropy};
 use crate::util::to_host;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
-use burn::tensor::activation::log_softmax;
 
 crate::choice! {
     /// How per-token losses are aggregated into the batch loss.
@@ -325,24 +324,25 @@ pub fn completion_logp(
         )));
     }
     let l = t - prompt_len;
-    let logits = model.forward(model.tokens(ids, b), None);
-    let logits = logits.narrow(1, prompt_len - 1, l);
-    let logits = if temperature > 0.0 && temperature != 1.0 {
-        logits.div_scalar(temperature)
+    // The states that predict the completion tokens; logits/T = (x/T)·wteᵀ, so the temperature
+    // scales the states and the chunked lm_head kernels never hold [B, L, vocab] logits.
+    let c = model.config.n_embd;
+    let x = model.hidden_states(model.tokens(ids, b));
+    let x = x.narrow(1, prompt_len - 1, l).reshape([b * l, c]);
+    let x = if temperature > 0.0 && temperature != 1.0 {
+        x.div_scalar(temperature)
     } else {
-        logits
+        x
     };
-    let logp_all = log_softmax(logits, 2);
     let targets: Vec<i64> = ids
         .chunks(t)
         .flat_map(|row| row[prompt_len..].iter().copied())
         .collect();
-    let targets = model.tokens(&targets, b).reshape([b, l, 1]);
-    let logp = logp_all.clone().gather(2, targets).reshape([b, l]);
-    let entropy = (logp_all.clone().exp() * logp_all)
-        .sum_dim(2)
+    let targets = model.tokens(&targets, b).reshape([b * l]);
+    let logp = lm_head_cross_entropy(x.clone(), model.wte.clone(), targets)
         .neg()
         .reshape([b, l]);
+    let entropy = lm_head_entropy(x, model.wte.clone()).reshape([b, l]);
     Ok((logp, entropy))
 }
 

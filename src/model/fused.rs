@@ -48,6 +48,8 @@ pub trait FusedOps: Backend {
         wte: FloatTensor<Self>,
         targets: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// The entropy of softmax(x·wteᵀ) row by row, `[N]`, of `x` `[N, C]` and `wte` `[V, C]`.
+    fn fused_lm_head_entropy(x: FloatTensor<Self>, wte: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 impl FusedOps for Flex {
@@ -92,6 +94,23 @@ impl FusedOps for Flex {
     ) -> FloatTensor<Self> {
         flex_lm_head_ce(x, wte, targets)
     }
+
+    fn fused_lm_head_entropy(x: FloatTensor<Self>, wte: FloatTensor<Self>) -> FloatTensor<Self> {
+        flex_lm_head_entropy(x, wte).0
+    }
+}
+
+/// Saved for the entropy's backward pass: its inputs and every row's lse and E[z].
+type EntropyState = (FlexTensor, FlexTensor, Vec<f32>, Vec<f32>);
+
+/// The chunked entropy of softmax(x·wteᵀ) on Flex tensors, `[N]`, and its backward's state.
+fn flex_lm_head_entropy(x: FlexTensor, wte: FlexTensor) -> (FlexTensor, EntropyState) {
+    let (x, wte) = (x.to_contiguous(), wte.to_contiguous());
+    let c = wte.layout().shape().as_slice()[1];
+    let n = x.layout().num_elements() / c;
+    let (h, lse, ez) = super::lm_head::entropy_forward(&x.storage()[..n * c], wte.storage(), c);
+    let out = FlexTensor::from_data(TensorData::new(h, [n]));
+    (out, (x, wte, lse, ez))
 }
 
 /// Saved for the lm_head's backward pass: its inputs, the targets, every row's log-sum-exp and
@@ -265,6 +284,10 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     ) -> FloatTensor<Self> {
         autodiff_lm_head_ce::<C>(x, wte, targets)
     }
+
+    fn fused_lm_head_entropy(x: FloatTensor<Self>, wte: FloatTensor<Self>) -> FloatTensor<Self> {
+        autodiff_lm_head_entropy::<C>(x, wte)
+    }
 }
 
 /// The autodiff node of the chunked lm_head + cross-entropy (the targets are constants).
@@ -322,6 +345,57 @@ fn autodiff_lm_head_ce<C: CheckpointStrategy>(
             wte.into_primitive(),
             targets,
         )),
+    }
+}
+
+/// The autodiff node of the chunked entropy.
+fn autodiff_lm_head_entropy<C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<Flex, C>>,
+    wte: FloatTensor<Autodiff<Flex, C>>,
+) -> FloatTensor<Autodiff<Flex, C>> {
+    #[derive(Debug)]
+    struct EntropyBackward;
+
+    impl Backward<Flex, 2> for EntropyBackward {
+        type State = EntropyState;
+
+        fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+            let [px, pw] = ops.parents;
+            let grad = grads.consume::<Flex>(&ops.node).to_contiguous();
+            let (x, wte, lse, ez) = ops.state;
+            let [v, c] = [
+                wte.layout().shape().as_slice()[0],
+                wte.layout().shape().as_slice()[1],
+            ];
+            let n = lse.len();
+            let (dx, dw) = super::lm_head::entropy_backward(
+                &x.storage()[..n * c],
+                wte.storage(),
+                (&lse, &ez),
+                &grad.storage::<f32>()[..n],
+                c,
+            );
+            if let Some(node) = px {
+                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, [n, c])));
+            }
+            if let Some(node) = pw {
+                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, [v, c])));
+            }
+        }
+    }
+
+    match EntropyBackward
+        .prepare::<C>([x.node(), wte.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (out, state) = flex_lm_head_entropy(x.primitive().clone(), wte.primitive().clone());
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(flex_lm_head_entropy(x.into_primitive(), wte.into_primitive()).0)
+        }
     }
 }
 
@@ -479,6 +553,21 @@ pub fn lm_head_cross_entropy(
         let n = x.dims()[0];
         let logp = burn::tensor::activation::log_softmax(x.matmul(wte.transpose()), 1);
         logp.gather(1, targets.reshape([n, 1])).reshape([n]).neg()
+    }
+}
+
+/// The entropy of softmax(x·wteᵀ) per row, `[N]`: the chunked kernel on Flex (f32), which never
+/// holds the `[N, V]` logits; burn's own ops elsewhere.
+pub fn lm_head_entropy(x: Tensor<2>, wte: Tensor<2>) -> Tensor<1> {
+    if applies(&x) {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_lm_head_entropy(
+            x.into_dispatch(),
+            wte.into_dispatch(),
+        ))
+    } else {
+        let n = x.dims()[0];
+        let logp = burn::tensor::activation::log_softmax(x.matmul(wte.transpose()), 1);
+        (logp.clone().exp() * logp).sum_dim(1).reshape([n]).neg()
     }
 }
 

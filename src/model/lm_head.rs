@@ -188,6 +188,65 @@ pub fn backward(
     (dx, dwte)
 }
 
+/// The entropy of every row's softmax(x·wteᵀ), H = lse − Σ_j p_j z_j, with each row's lse and
+/// E[z] = Σ_j p_j z_j for the backward pass.
+pub fn entropy_forward(x: &[f32], wte: &[f32], c: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (n, v) = (x.len() / c, wte.len() / c);
+    let step = chunk_rows(v);
+    let mut buf = vec![0.0f32; step.min(n) * v];
+    let (mut h, mut lse, mut ez) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
+    for r0 in (0..n).step_by(step) {
+        let r1 = (r0 + step).min(n);
+        logits_into(&mut buf, x, wte, (r0, r1), c);
+        for row in buf[..(r1 - r0) * v].chunks_exact(v) {
+            let max = lane_max(row);
+            let (mut sum, mut dot) = (0.0f64, 0.0f64);
+            for part in row.chunks(512) {
+                let (mut s, mut d) = ([0.0f32; 512], [0.0f32; 512]);
+                for (k, &z) in part.iter().enumerate() {
+                    s[k] = exp_nonpositive(z - max);
+                    d[k] = s[k] * (z - max);
+                }
+                sum += chunked_sum(&s[..part.len()]);
+                dot += chunked_sum(&d[..part.len()]);
+            }
+            let e = dot / sum + max as f64;
+            let l = max as f64 + sum.ln();
+            h.push((l - e) as f32);
+            lse.push(l as f32);
+            ez.push(e as f32);
+        }
+    }
+    (h, lse, ez)
+}
+
+/// Backward of `Σ_i g_i · H_i`: with dH_i/dz_ij = −p_ij (z_ij − E[z]_i), dx `[N, C]` and
+/// dwte `[V, C]`, recomputing the logits chunk by chunk.
+pub fn entropy_backward(
+    x: &[f32],
+    wte: &[f32],
+    (lse, ez): (&[f32], &[f32]),
+    g: &[f32],
+    c: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let (n, v) = (x.len() / c, wte.len() / c);
+    let step = chunk_rows(v);
+    let mut buf = vec![0.0f32; step.min(n) * v];
+    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
+    for r0 in (0..n).step_by(step) {
+        let (r1, rows) = ((r0 + step).min(n), (r0 + step).min(n) - r0);
+        logits_into(&mut buf, x, wte, (r0, r1), c);
+        for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
+            let (l, e, w) = (lse[r0 + i], ez[r0 + i], g[r0 + i]);
+            for z in row.iter_mut() {
+                *z = -w * exp_nonpositive((*z - l).min(0.0)) * (*z - e);
+            }
+        }
+        products(&buf[..rows * v], x, wte, (r0, r1), c, &mut dx, &mut dwte);
+    }
+    (dx, dwte)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +281,42 @@ mod tests {
             }
         }
         (loss, dx, dw)
+    }
+
+    #[test]
+    fn entropy_and_its_gradients_equal_the_naive_ones() {
+        let (c, v, n) = (3, CHUNK_LOGITS / 4 + 37, 11);
+        let val = |i: usize, s: f32| ((i as f32 * 0.618).fract() - 0.5) * s;
+        let x: Vec<f32> = (0..n * c).map(|i| val(i, 2.0)).collect();
+        let wte: Vec<f32> = (0..v * c).map(|i| val(i + 7, 3.0)).collect();
+        let g: Vec<f32> = (0..n).map(|i| 0.5 + i as f32 / n as f32).collect();
+        let (h, lse, ez) = entropy_forward(&x, &wte, c);
+        let (dx, dw) = entropy_backward(&x, &wte, (&lse, &ez), &g, c);
+        // Naive f64: H = −Σ p log p; dH/dz_j = −p_j (log p_j + H).
+        let (mut rh, mut rdx, mut rdw) = (vec![0.0; n], vec![0.0; n * c], vec![0.0; v * c]);
+        for i in 0..n {
+            let z: Vec<f64> = (0..v)
+                .map(|j| {
+                    (0..c)
+                        .map(|k| x[i * c + k] as f64 * wte[j * c + k] as f64)
+                        .sum()
+                })
+                .collect();
+            let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = z.iter().map(|&a| (a - m).exp()).sum();
+            let logp: Vec<f64> = z.iter().map(|&a| a - m - s.ln()).collect();
+            rh[i] = -logp.iter().map(|&lp| lp.exp() * lp).sum::<f64>();
+            for j in 0..v {
+                let d = -g[i] as f64 * logp[j].exp() * (logp[j] + rh[i]);
+                for k in 0..c {
+                    rdx[i * c + k] += d * wte[j * c + k] as f64;
+                    rdw[j * c + k] += d * x[i * c + k] as f64;
+                }
+            }
+        }
+        close(&h, &rh, 1e-3, "entropy");
+        close(&dx, &rdx, 1e-3, "dx");
+        close(&dw, &rdw, 1e-5, "dwte");
     }
 
     fn close(a: &[f32], b: &[f64], tol: f64, what: &str) {

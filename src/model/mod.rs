@@ -33,7 +33,7 @@ mod fused;
 mod params;
 pub use fused::{
     chunked_sum, exp_nonpositive, gelu, lane_max, lane_sum, layer_norm, lm_head_cross_entropy,
-    with_burn_ops,
+    lm_head_entropy, with_burn_ops,
 };
 
 /// Whether the model predicts next tokens or scores sequences.
