@@ -141,24 +141,22 @@ fn gpt2_tensors(
         out.push(bias(format!("{p}.bias"), e));
         Ok(())
     };
+    let conv1d = |out: &mut Vec<_>, p: &str, width: usize| -> Result<()> {
+        out.push((
+            format!("{p}.weight"),
+            get(&format!("{p}.weight"))?.transposed(),
+        ));
+        out.push(bias(format!("{p}.bias"), width));
+        Ok(())
+    };
     for i in 0..c.n_layer {
         let p = format!("transformer.h.{i}");
         layer_norm(&mut out, &format!("{p}.ln_1"))?;
-        for (conv, width) in [("attn.c_attn", 3 * e), ("attn.c_proj", e)] {
-            out.push((
-                format!("{p}.{conv}.weight"),
-                get(&format!("{p}.{conv}.weight"))?.transposed(),
-            ));
-            out.push(bias(format!("{p}.{conv}.bias"), width));
-        }
+        conv1d(&mut out, &format!("{p}.attn.c_attn"), 3 * e)?;
+        conv1d(&mut out, &format!("{p}.attn.c_proj"), e)?;
         layer_norm(&mut out, &format!("{p}.ln_2"))?;
-        for (conv, width) in [("mlp.c_fc", 4 * e), ("mlp.c_proj", e)] {
-            out.push((
-                format!("{p}.{conv}.weight"),
-                get(&format!("{p}.{conv}.weight"))?.transposed(),
-            ));
-            out.push(bias(format!("{p}.{conv}.bias"), width));
-        }
+        conv1d(&mut out, &format!("{p}.mlp.c_fc"), 4 * e)?;
+        conv1d(&mut out, &format!("{p}.mlp.c_proj"), e)?;
     }
     layer_norm(&mut out, "transformer.ln_f")?;
     Ok(out)

@@ -290,6 +290,22 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     }
 }
 
+/// Registers the gradients of an lm_head node's two parents, the states `x` and the
+/// embeddings `wte` (each only when it needs one).
+fn register_states_and_embeddings(
+    grads: &mut Gradients,
+    [px, pw]: [Option<burn::backend::autodiff::NodeId>; 2],
+    (dx, x_shape): (Vec<f32>, [usize; 2]),
+    (dw, w_shape): (Vec<f32>, [usize; 2]),
+) {
+    if let Some(id) = px {
+        grads.register::<Flex>(id, FlexTensor::from_data(TensorData::new(dx, x_shape)));
+    }
+    if let Some(id) = pw {
+        grads.register::<Flex>(id, FlexTensor::from_data(TensorData::new(dw, w_shape)));
+    }
+}
+
 /// The autodiff node of the chunked lm_head + cross-entropy (the targets are constants).
 fn autodiff_lm_head_ce<C: CheckpointStrategy>(
     x: FloatTensor<Autodiff<Flex, C>>,
@@ -320,12 +336,12 @@ fn autodiff_lm_head_ce<C: CheckpointStrategy>(
                 (dx, dw) =
                     super::lm_head::backward(&x.storage()[..n * c], wte.storage(), &t, &lse, g, c);
             }
-            if let Some(node) = px {
-                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, [n, c])));
-            }
-            if let Some(node) = pw {
-                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, [v, c])));
-            }
+            register_states_and_embeddings(
+                grads,
+                [px.map(|p| p.id), pw.map(|p| p.id)],
+                (dx, [n, c]),
+                (dw, [v, c]),
+            );
         }
     }
 
@@ -375,12 +391,12 @@ fn autodiff_lm_head_entropy<C: CheckpointStrategy>(
                 &grad.storage::<f32>()[..n],
                 c,
             );
-            if let Some(node) = px {
-                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, [n, c])));
-            }
-            if let Some(node) = pw {
-                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dw, [v, c])));
-            }
+            register_states_and_embeddings(
+                grads,
+                [px.map(|p| p.id), pw.map(|p| p.id)],
+                (dx, [n, c]),
+                (dw, [v, c]),
+            );
         }
     }
 

@@ -251,6 +251,13 @@ pub fn entropy_backward(
 mod tests {
     use super::*;
 
+    /// Row i's logits in f64.
+    fn naive_logits(x: &[f32], wte: &[f32], i: usize, c: usize) -> Vec<f64> {
+        wte.chunks_exact(c)
+            .map(|w| (0..c).map(|k| x[i * c + k] as f64 * w[k] as f64).sum())
+            .collect()
+    }
+
     /// The naive computation in f64: full logits, log-softmax, one-hot gradient of Σ w_i loss_i.
     fn reference(
         x: &[f32],
@@ -262,13 +269,7 @@ mod tests {
         let (n, v) = (t.len(), wte.len() / c);
         let (mut loss, mut dx, mut dw) = (vec![0.0; n], vec![0.0; n * c], vec![0.0; v * c]);
         for i in 0..n {
-            let z: Vec<f64> = (0..v)
-                .map(|j| {
-                    (0..c)
-                        .map(|k| x[i * c + k] as f64 * wte[j * c + k] as f64)
-                        .sum()
-                })
-                .collect();
+            let z = naive_logits(x, wte, i, c);
             let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let lse = m + z.iter().map(|&a| (a - m).exp()).sum::<f64>().ln();
             loss[i] = lse - z[t[i]];
@@ -295,13 +296,7 @@ mod tests {
         // Naive f64: H = −Σ p log p; dH/dz_j = −p_j (log p_j + H).
         let (mut rh, mut rdx, mut rdw) = (vec![0.0; n], vec![0.0; n * c], vec![0.0; v * c]);
         for i in 0..n {
-            let z: Vec<f64> = (0..v)
-                .map(|j| {
-                    (0..c)
-                        .map(|k| x[i * c + k] as f64 * wte[j * c + k] as f64)
-                        .sum()
-                })
-                .collect();
+            let z = naive_logits(&x, &wte, i, c);
             let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let s: f64 = z.iter().map(|&a| (a - m).exp()).sum();
             let logp: Vec<f64> = z.iter().map(|&a| a - m - s.ln()).collect();
