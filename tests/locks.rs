@@ -3,21 +3,13 @@
 
 mod common;
 
-use nanoreward::data::{self, TokenizationKind};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn a_second_process_is_refused_and_kill_releases() {
-    let (d, _m, _ck) = common::tiny_base();
+    let (d, _m, _ck) = common::tiny_base_with_data();
     let p = d.path();
-    data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let train = |out: &str, iters: &str| -> Vec<String> {
         [
             "train",

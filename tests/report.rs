@@ -4,7 +4,6 @@
 
 mod common;
 
-use nanoreward::data::{self, TokenizationKind};
 use std::path::Path;
 use std::process::Command;
 
@@ -53,15 +52,8 @@ fn load(browser: &str, page: &Path) -> (String, String) {
 
 #[test]
 fn report_pages_load_in_a_browser() {
-    let (d, _m, ck) = common::tiny_base();
+    let (d, _m, ck) = common::tiny_base_with_data();
     let p = d.path();
-    data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let ok = |args: &[&str]| common::expect_success(&common::run(args, p));
     let base = format!("--base={}", ck.display());
     ok(&[

@@ -5,7 +5,6 @@
 
 mod common;
 
-use nanoreward::data::{self, TokenizationKind};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -52,15 +51,8 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 #[test]
 fn train_stops_on_sigterm_and_resumes_to_the_same_weights() {
-    let (d, _m, _ck) = common::tiny_base();
+    let (d, _m, _ck) = common::tiny_base_with_data();
     let p = d.path();
-    data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let args = |out: &str, extra: &[&str]| {
         let mut a = strings(&[
             "train",
@@ -117,15 +109,8 @@ fn train_stops_on_sigterm_and_resumes_to_the_same_weights() {
 
 #[test]
 fn grpo_stops_on_sigint_and_resumes_to_the_same_weights() {
-    let (d, _m, ck) = common::tiny_base();
+    let (d, _m, ck) = common::tiny_base_with_data();
     let p = d.path();
-    data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     // A reward model to optimise against.
     let rd = common::prep_options(p, &ck, "rd");
     nanoreward::reward::prepare::run(&rd, &_m, false).unwrap();
@@ -251,15 +236,8 @@ fn reward_data_stops_after_a_batch_and_resumes_to_the_same_bytes() {
 
 #[test]
 fn cycle_stops_in_a_round_and_the_same_command_resumes_it() {
-    let (d, _m, ck) = common::tiny_base();
+    let (d, _m, ck) = common::tiny_base_with_data();
     let p = d.path();
-    data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let toml = |out: &str| {
         format!(
             r#"out_dir = "{out}"

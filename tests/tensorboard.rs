@@ -4,21 +4,13 @@
 
 mod common;
 
-use nanoreward::data::{self, TokenizationKind};
 use std::path::Path;
 use std::process::Command;
 
 #[test]
 fn train_scalars_reach_tensorboards_reader() {
-    let (d, _m, _ck) = common::tiny_base();
+    let (d, _m, _ck) = common::tiny_base_with_data();
     let p = d.path();
-    data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     common::expect_success(&common::run(
         &[
             "train",

@@ -117,6 +117,20 @@ pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
     (d, model, ck)
 }
 
+/// [`tiny_base`] with the corpus also prepared into `data/` (char level, 90% train).
+pub fn tiny_base_with_data() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
+    let (d, m, ck) = tiny_base();
+    let p = d.path();
+    nanoreward::data::prepare(
+        &p.join("input.txt"),
+        &p.join("data"),
+        nanoreward::data::TokenizationKind::Char,
+        0.9,
+    )
+    .unwrap();
+    (d, m, ck)
+}
+
 /// `prepare-reward-data` options for the tiny base: text mode on `d/input.txt`, into `d/out`.
 pub fn prep_options(
     d: &Path,
