@@ -116,27 +116,12 @@ pub fn plot_svg(
     y_label: &str,
     series: &[Series],
 ) -> Result<()> {
-    let pts = series.iter().flat_map(|s| s.points.iter());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in pts {
-        if x.is_finite() && y.is_finite() {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
-    }
-    if x0 > x1 {
+    let Some(((x0, x1), (y0, y1))) = ranges(series) else {
         return Err(Error::Other(format!(
             "nothing to plot for {}",
             path.display()
         )));
-    }
-    if x1 - x0 < 1e-12 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
-    let (y0, y1) = (y0 - pad, y1 + pad);
+    };
     let mut svg = String::new();
     let draw = |svg: &mut String| -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = SVGBackend::with_string(svg, (800, 500)).into_drawing_area();
@@ -147,26 +132,7 @@ pub fn plot_svg(
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .draw()?;
-        for (i, s) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    s.points.iter().copied(),
-                    color.stroke_width(2),
-                ))?
-                .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()?;
+        draw_lines(&mut chart, x_label, y_label, series)?;
         root.present()?;
         Ok(())
     };
@@ -176,6 +142,42 @@ pub fn plot_svg(
 
 /// The x and y ranges of line series (finite points only), padded a little in y; None when
 /// there is nothing to draw.
+/// The axes, the lines of `series` (one palette colour each) and their legend on `chart`.
+fn draw_lines<'a, 'b: 'a>(
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> std::result::Result<(), String> {
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, s) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(s.name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn ranges(series: &[Series]) -> Option<((f64, f64), (f64, f64))> {
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in series.iter().flat_map(|s| s.points.iter()) {
@@ -232,26 +234,7 @@ pub fn panels_svg(title: &str, x_label: &str, panels: &[(&str, Vec<Series>)]) ->
                 .x_label_area_size(35)
                 .y_label_area_size(60)
                 .build_cartesian_2d(x0..x1, y0..y1)?;
-            chart
-                .configure_mesh()
-                .x_desc(x_label)
-                .y_desc(*y_label)
-                .draw()?;
-            for (i, s) in series.iter().enumerate() {
-                let color = Palette99::pick(i).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(
-                        s.points.iter().copied(),
-                        color.stroke_width(2),
-                    ))?
-                    .label(s.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            }
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
+            draw_lines(&mut chart, x_label, y_label, series)?;
         }
         root.present()?;
         Ok(())
