@@ -6,7 +6,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::{expect_success, run};
-use nanoreward::checkpoint::{self, CheckpointParts};
+use nanoreward::checkpoint;
 use nanoreward::model::{GPT, GPTConfig};
 use nanoreward::reward::RewardDataset;
 use nanoreward::reward::prepare::{self as reward_prepare, RewardPrepOptions};
@@ -31,18 +31,7 @@ fn padded_base() -> (tempfile::TempDir, GPT, std::path::PathBuf, usize) {
     };
     let model = GPT::new(&cfg, &Device::flex(), 3).unwrap();
     let ck = d.path().join("base");
-    checkpoint::save(
-        &ck,
-        &CheckpointParts {
-            model: &model,
-            optimizer: None,
-            train_state: Default::default(),
-            tokenizer: Some(&tok),
-            feature_model: None,
-            extra: Vec::new(),
-        },
-    )
-    .unwrap();
+    common::save_model(&ck, &model, Some(&tok), None);
     (d, model, ck, tok.vocab_size())
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::{expect_clean_error, expect_success, run};
 use nanoreward::checkpoint::nanogpt;
-use nanoreward::checkpoint::{self, CheckpointParts, HostTensor};
+use nanoreward::checkpoint::{self, HostTensor};
 use nanoreward::model::{GPT, GPTConfig, Mode, Param, Pooling, RewardHeadKind};
 use nanoreward::tokenizer::{CharVocab, Tokenizer};
 use std::path::{Path, PathBuf};
@@ -204,18 +204,7 @@ fn broken_pt_files_fail_clearly() {
     cfg.mode = nanoreward::model::Mode::Reward;
     let rm = GPT::new(&cfg, &burn::tensor::Device::flex(), 1).unwrap();
     let rdir = t.path().join("rm");
-    checkpoint::save(
-        &rdir,
-        &checkpoint::CheckpointParts {
-            model: &rm,
-            optimizer: None,
-            train_state: Default::default(),
-            tokenizer: None,
-            feature_model: None,
-            extra: Vec::new(),
-        },
-    )
-    .unwrap();
+    common::save_model(&rdir, &rm, None, None);
     let o = run(
         &["export-nanogpt", rdir.to_str().unwrap(), "--out", "x.pt"],
         t.path(),
@@ -419,21 +408,6 @@ fn perturbed(mut m: GPT, s: f32) -> GPT {
     m
 }
 
-fn save(dir: &Path, model: &GPT, tok: Option<&Tokenizer>, feature_model: Option<&GPT>) {
-    checkpoint::save(
-        dir,
-        &CheckpointParts {
-            model,
-            optimizer: None,
-            train_state: Default::default(),
-            tokenizer: tok,
-            feature_model,
-            extra: Vec::new(),
-        },
-    )
-    .unwrap();
-}
-
 fn export_hf(ck: &Path, out: &Path) -> String {
     let o = run(
         &[
@@ -465,7 +439,7 @@ fn hf_export_of_generators_matches_numpy_and_reads_back() {
         };
         let model = perturbed(GPT::new(&cfg, &dev, 3).unwrap(), 0.2);
         let ck = d.path().join(format!("gen_{bias}"));
-        save(&ck, &model, Some(&tok), None);
+        common::save_model(&ck, &model, Some(&tok), None);
         let out = d.path().join(format!("hf_{bias}"));
         let said = export_hf(&ck, &out);
         assert!(said.contains("GPT2LMHeadModel.from_pretrained"), "{said}");
@@ -508,7 +482,7 @@ fn hf_export_of_a_bpe_generator_carries_gpt2_tokenizer_files() {
     let dev = burn::tensor::Device::flex();
     let model = perturbed(GPT::new(&cfg, &dev, 4).unwrap(), 0.1);
     let ck = d.path().join("gen");
-    save(&ck, &model, None, None);
+    common::save_model(&ck, &model, None, None);
     let out = d.path().join("hf");
     export_hf(&ck, &out);
     let cfg: serde_json::Value =
@@ -585,7 +559,7 @@ fn hf_export_of_reward_models_scores_like_ours() {
         };
         let rm = perturbed(GPT::new(&cfg, &dev, 6).unwrap(), 0.3);
         let ck = d.path().join(format!("rm_{}", pooling.as_str()));
-        save(&ck, &rm, Some(&tok), None);
+        common::save_model(&ck, &rm, Some(&tok), None);
         let out = d.path().join(format!("hf_{}", pooling.as_str()));
         let said = export_hf(&ck, &out);
         assert!(said.contains("README.md"), "{said}");
@@ -619,7 +593,7 @@ fn hf_export_of_reward_models_scores_like_ours() {
     };
     let rm = GPT::new(&cfg, &dev, 7).unwrap();
     let ck = d.path().join("rm_token");
-    save(&ck, &rm, Some(&tok), Some(&generator));
+    common::save_model(&ck, &rm, Some(&tok), Some(&generator));
     let out = d.path().join("hf_token");
     export_hf(&ck, &out);
     let rc: serde_json::Value =

@@ -83,7 +83,6 @@ pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
 /// A folder holding `input.txt` (the tiny corpus) and `base/`, a saved tiny char-level generator
 /// (block 16) whose meta.pkl matches the text.
 pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
-    use nanoreward::checkpoint::{self, CheckpointParts};
     use nanoreward::model::{GPT, GPTConfig};
     use nanoreward::tokenizer::{CharVocab, Tokenizer};
     let d = tempfile::tempdir().unwrap();
@@ -102,19 +101,30 @@ pub fn tiny_base() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
     let dev = burn::tensor::Device::flex();
     let model = GPT::new(&cfg, &dev, 5).unwrap();
     let ck = d.path().join("base");
-    checkpoint::save(
-        &ck,
-        &CheckpointParts {
-            model: &model,
+    save_model(&ck, &model, Some(&tok), None);
+    (d, model, ck)
+}
+
+/// Saves `model` as a checkpoint directory with no optimizer or job state (the tokenizer's
+/// meta.pkl when it is character level; a reward model's feature generator when given).
+pub fn save_model(
+    dir: &Path,
+    model: &nanoreward::model::GPT,
+    tok: Option<&nanoreward::tokenizer::Tokenizer>,
+    feature_model: Option<&nanoreward::model::GPT>,
+) {
+    nanoreward::checkpoint::save(
+        dir,
+        &nanoreward::checkpoint::CheckpointParts {
+            model,
             optimizer: None,
             train_state: Default::default(),
-            tokenizer: Some(&tok),
-            feature_model: None,
+            tokenizer: tok,
+            feature_model,
             extra: Vec::new(),
         },
     )
     .unwrap();
-    (d, model, ck)
 }
 
 /// [`tiny_base`] with the corpus also prepared into `data/` (char level, 90% train).
