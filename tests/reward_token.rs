@@ -134,6 +134,48 @@ fn tiny_generator() -> GPT {
     GPT::new(&cfg, &Device::flex(), 11).unwrap()
 }
 
+/// With a 50,304-token vocabulary the white-box statistics run through the chunked lm_head
+/// (83 rows per chunk, so these 4 × 40 rows span two chunks with a remainder); they must equal
+/// `token_stats` read from the full `[B, T, vocab]` logits of `GPT::forward`.
+#[test]
+fn white_box_statistics_over_chunks_equal_the_full_logits() {
+    let cfg = GPTConfig {
+        block_size: 40,
+        vocab_size: 50304,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 16,
+        bias: false,
+        ..Default::default()
+    };
+    let model = GPT::new(&cfg, &Device::flex(), 5).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let windows: Vec<Vec<u32>> = (0..4)
+        .map(|_| (0..40).map(|_| rng.random_range(0..50304)).collect())
+        .collect();
+    let view = View {
+        temperature: 0.8,
+        top_k: Some(200),
+    };
+    let ours = features::window_stats(&model, &windows, view, 4);
+    let ids: Vec<i64> = windows.iter().flatten().map(|&v| v as i64).collect();
+    let full = nanoreward::util::to_host(model.forward(model.tokens(&ids, 4), None));
+    for (r, w) in windows.iter().enumerate() {
+        assert_eq!(ours[r].len(), 39);
+        for i in 1..40 {
+            let row = &full[(r * 40 + i - 1) * 50304..(r * 40 + i) * 50304];
+            let want = features::token_stats(row, w[i], view);
+            let got = ours[r][i - 1];
+            let what = format!("window {r} token {i}");
+            close(got.log_q, want.log_q, &format!("{what} log q"));
+            close(got.entropy, want.entropy, &format!("{what} entropy"));
+            close(got.var, want.var, &format!("{what} variance"));
+            close(got.above, want.above, &format!("{what} mass above"));
+            assert_eq!(got.rank, want.rank, "{what} rank");
+        }
+    }
+}
+
 /// The Kolmogorov–Smirnov distance of `u` from the uniform distribution on [0, 1].
 fn ks_uniform(mut u: Vec<f64>) -> f64 {
     u.sort_by(f64::total_cmp);

@@ -34,6 +34,21 @@ fn logits_into(buf: &mut [f32], x: &[f32], wte: &[f32], (r0, r1): (usize, usize)
     );
 }
 
+/// Calls `f(row, logits)` for every row of `x` (`[N, C]`) in order, computing the logits
+/// x·wteᵀ chunk by chunk so that no more than one chunk of `[rows, V]` is held.
+pub fn for_each_row(x: &[f32], wte: &[f32], c: usize, mut f: impl FnMut(usize, &[f32])) {
+    let (n, v) = (x.len() / c.max(1), wte.len() / c.max(1));
+    let step = chunk_rows(v);
+    let mut buf = vec![0.0f32; step.min(n) * v];
+    for r0 in (0..n).step_by(step) {
+        let r1 = (r0 + step).min(n);
+        logits_into(&mut buf, x, wte, (r0, r1), c);
+        for (i, row) in buf[..(r1 - r0) * v].chunks_exact(v).enumerate() {
+            f(r0 + i, row);
+        }
+    }
+}
+
 /// log Σ exp of one row of logits (f32 sums of 512 terms, added up in f64, so a 50k or 1M
 /// vocabulary loses no precision to the running sum).
 fn log_sum_exp(row: &[f32]) -> f32 {

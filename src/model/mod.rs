@@ -11,6 +11,7 @@
 //! kernels with their own backward passes (`model/fused.rs`, `model/attention.rs`); elsewhere,
 //! and inside [`with_burn_ops`], the same functions use burn's ops.
 
+use crate::util::to_host;
 use crate::{Error, Result};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::{attention, embedding, linear};
@@ -580,6 +581,23 @@ impl GPT {
         let x = self.trunk(idx, None, drop, false);
         self.lm_head(x.reshape([b * t, self.config.n_embd]))
             .reshape([b, t, self.config.vocab_size])
+    }
+
+    /// Calls `f(row, logits)` for every position of `idx` `[B, T]` in order (row = b·T + t). On
+    /// the CPU the lm_head runs chunk by chunk, so the `[B, T, vocab]` logits are never held at
+    /// once (a 50k vocabulary); other devices compute them in one product.
+    pub fn visit_logits(&self, idx: Tensor<2, Int>, mut f: impl FnMut(usize, &[f32])) {
+        let [b, t] = idx.dims();
+        let (c, v) = (self.config.n_embd, self.config.vocab_size);
+        let x = self.hidden_states(idx).reshape([b * t, c]);
+        if fused::applies(&x) {
+            lm_head::for_each_row(&to_host(x), &to_host(self.wte.clone()), c, f);
+        } else {
+            let host = to_host(self.lm_head(x));
+            host.chunks_exact(v)
+                .enumerate()
+                .for_each(|(r, row)| f(r, row));
+        }
     }
 
     /// Mean cross-entropy of next-token prediction; `targets` is `[B, T]`.

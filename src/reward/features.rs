@@ -9,7 +9,7 @@
 //! u_t = q(v ranked above x_t) + U·q(x_t), exactly uniform on text sampled from q.
 
 use crate::model::GPT;
-use crate::util::{device, to_host};
+use crate::util::device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -125,21 +125,14 @@ fn batch_stats(model: &GPT, chunk: &[Vec<u32>], view: View) -> Vec<Vec<TokenStat
         return vec![Vec::new(); b];
     }
     let ids: Vec<i64> = chunk.iter().flatten().map(|&v| v as i64).collect();
-    let logits = model.forward(model.tokens(&ids, b), None);
-    let v = model.config.vocab_size;
-    let host = to_host(logits);
-    chunk
-        .iter()
-        .enumerate()
-        .map(|(r, w)| {
-            (1..t)
-                .map(|i| {
-                    let row = &host[(r * t + i - 1) * v..(r * t + i) * v];
-                    token_stats(row, w[i], view)
-                })
-                .collect()
-        })
-        .collect()
+    let mut out: Vec<Vec<TokenStats>> = vec![Vec::with_capacity(t - 1); b];
+    model.visit_logits(model.tokens(&ids, b), |row, logits| {
+        let (r, i) = (row / t, row % t);
+        if i + 1 < t {
+            out[r].push(token_stats(logits, chunk[r][i + 1], view));
+        }
+    });
+    out
 }
 
 /// The reward model's white-box feature rows of one window of `stats.len() + 1` tokens
