@@ -268,29 +268,26 @@ pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> 
             .flat_map(|s| s[start..].iter().map(|&t| t as i64))
             .collect()
     };
-    let cropped = |seqs: &[Vec<u32>]| {
+    let head = model.host_head();
+    let mut logits = Vec::new();
+    let cropped = |seqs: &[Vec<u32>], out: &mut Vec<f32>| {
         let ids = ids_of(seqs, seqs[0].len() - bs);
-        model.forward_last(model.tokens(&ids, b))
+        model.forward_last_into(model.tokens(&ids, b), &head, out);
     };
     let mut cache = KvCache::default();
-    let mut logits = if min_k <= bs {
-        model.forward_cached(model.tokens(&ids_of(&seqs, 0), b), &mut cache)
+    if min_k <= bs {
+        let idx = model.tokens(&ids_of(&seqs, 0), b);
+        model.forward_cached_into(idx, &mut cache, &head, &mut logits);
     } else {
-        cropped(&seqs)
-    };
+        cropped(&seqs, &mut logits);
+    }
+    let v = model.config.vocab_size;
     for t in min_k..len {
-        let sampling = rows.iter().any(|r| t >= r.prefix.len());
-        let v = logits.dims()[1];
-        let host = sampling.then(|| crate::util::to_host(logits));
         let mut next = Vec::with_capacity(b);
         for (r, row) in rows.iter().enumerate() {
             let tok = match row.prefix.get(t) {
                 Some(&forced) => forced,
-                // `host` is present whenever some row of the batch samples at t.
-                None => {
-                    let l = host.as_ref().map_or(&[][..], |h| &h[r * v..(r + 1) * v]);
-                    sample_row(l, opts, &mut rngs[r])
-                }
+                None => sample_row(&logits[r * v..(r + 1) * v], opts, &mut rngs[r]),
             };
             seqs[r].push(tok);
             next.push(tok as i64);
@@ -298,11 +295,11 @@ pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> 
         if t + 1 == len {
             break;
         }
-        logits = if seqs[0].len() <= bs {
-            model.forward_cached(model.tokens(&next, b), &mut cache)
+        if seqs[0].len() <= bs {
+            model.forward_cached_into(model.tokens(&next, b), &mut cache, &head, &mut logits);
         } else {
-            cropped(&seqs)
-        };
+            cropped(&seqs, &mut logits);
+        }
     }
     seqs
 }

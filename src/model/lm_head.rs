@@ -49,6 +49,24 @@ pub fn for_each_row(x: &[f32], wte: &[f32], c: usize, mut f: impl FnMut(usize, &
     }
 }
 
+/// The logits `[B, V]` of `x` `[B, C]` into `out` against `wt`, wte transposed to `[C, V]`:
+/// laid out so that gemm reads it without packing it (what makes a sampling step's product
+/// with a 50k vocabulary cheap when B is small).
+pub fn logits_transposed(out: &mut [f32], x: &[f32], wt: &[f32], c: usize) {
+    let v = wt.len() / c.max(1);
+    let b = x.len() / c.max(1);
+    matmul(
+        (b, v, c),
+        &mut out[..b * v],
+        0,
+        v,
+        View::new(x, 0, c, 1),
+        View::new(wt, 0, v, 1),
+        false,
+        1.0,
+    );
+}
+
 /// log Σ exp of one row of logits (f32 sums of 512 terms, added up in f64, so a 50k or 1M
 /// vocabulary loses no precision to the running sum).
 fn log_sum_exp(row: &[f32]) -> f32 {

@@ -356,6 +356,9 @@ impl KvCache {
     }
 }
 
+/// The lm_head's weights as a sampling loop reads them (see [`GPT::host_head`]).
+pub struct HostHead(Option<Vec<f32>>);
+
 /// nanoGPT's GPT.
 #[derive(Debug, Clone)]
 pub struct GPT {
@@ -631,6 +634,64 @@ impl GPT {
         self.check_len(t, 0);
         let x = self.trunk(idx, None, None, true);
         self.lm_head(x.reshape([b, self.config.n_embd]))
+    }
+
+    /// What [`GPT::head_into`] needs once per generation: on the CPU, wte transposed to
+    /// `[n_embd, vocab]`, so that each step's lm_head product reads it as it lies (no packing of
+    /// the 50k × n_embd matrix per step); nothing on other devices.
+    pub fn host_head(&self) -> HostHead {
+        let probe = self.wte.clone();
+        if !fused::applies(&probe) {
+            return HostHead(None);
+        }
+        let (v, c) = (self.config.vocab_size, self.config.n_embd);
+        let w = to_host(probe);
+        let mut t = vec![0.0f32; v * c];
+        for (j, row) in w.chunks_exact(c).enumerate() {
+            for (k, &x) in row.iter().enumerate() {
+                t[k * v + j] = x;
+            }
+        }
+        HostHead(Some(t))
+    }
+
+    /// The logits `[B, vocab]` of trunk states `x` `[B, n_embd]` into `out` on the host.
+    fn head_into(&self, x: Tensor<2>, head: &HostHead, out: &mut Vec<f32>) {
+        let [b, c] = x.dims();
+        match &head.0 {
+            Some(wt) if fused::applies(&x) => {
+                let v = self.config.vocab_size;
+                out.resize(b * v, 0.0);
+                lm_head::logits_transposed(out, &to_host(x), wt, c);
+            }
+            _ => *out = to_host(self.lm_head(x)),
+        }
+    }
+
+    /// [`GPT::forward_cached`] with the logits written to `out` on the host through `head`.
+    pub fn forward_cached_into(
+        &self,
+        idx: Tensor<2, Int>,
+        cache: &mut KvCache,
+        head: &HostHead,
+        out: &mut Vec<f32>,
+    ) {
+        let [b, t] = idx.dims();
+        self.check_len(t, cache.len);
+        let x = self.trunk(idx, Some(cache), None, false);
+        self.head_into(
+            x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]),
+            head,
+            out,
+        );
+    }
+
+    /// [`GPT::forward_last`] with the logits written to `out` on the host through `head`.
+    pub fn forward_last_into(&self, idx: Tensor<2, Int>, head: &HostHead, out: &mut Vec<f32>) {
+        let [b, t] = idx.dims();
+        self.check_len(t, 0);
+        let x = self.trunk(idx, None, None, true);
+        self.head_into(x.reshape([b, self.config.n_embd]), head, out);
     }
 
     /// The lm_head (tied to wte): logits `[N, vocab]` of trunk states `[N, n_embd]`.
