@@ -49,22 +49,45 @@ pub fn for_each_row(x: &[f32], wte: &[f32], c: usize, mut f: impl FnMut(usize, &
     }
 }
 
-/// The logits `[B, V]` of `x` `[B, C]` into `out` against `wt`, wte transposed to `[C, V]`:
-/// laid out so that gemm reads it without packing it (what makes a sampling step's product
-/// with a 50k vocabulary cheap when B is small).
-pub fn logits_transposed(out: &mut [f32], x: &[f32], wt: &[f32], c: usize) {
-    let v = wt.len() / c.max(1);
+/// Vocabulary entries per panel of [`panels`].
+pub const PANEL: usize = 192;
+
+/// wte `[V, C]` rearranged for a sampling step's product: panels of [`PANEL`] vocabulary
+/// entries, each stored `[C, width]` and contiguous, so that gemm reads every panel as it lies
+/// (no per-step packing of the V × C matrix) from a few pages (a plain `[C, V]` transpose puts
+/// every k of a panel on its own page).
+pub fn panels(wte: &[f32], c: usize) -> Vec<f32> {
+    let v = wte.len() / c.max(1);
+    let mut out = vec![0.0f32; v * c];
+    for j0 in (0..v).step_by(PANEL) {
+        let w = PANEL.min(v - j0);
+        let panel = &mut out[j0 * c..(j0 + w) * c];
+        for (l, row) in wte[j0 * c..(j0 + w) * c].chunks_exact(c).enumerate() {
+            for (k, &x) in row.iter().enumerate() {
+                panel[k * w + l] = x;
+            }
+        }
+    }
+    out
+}
+
+/// The logits `[B, V]` of `x` `[B, C]` into `out`, from wte in [`panels`] form.
+pub fn logits_from_panels(out: &mut [f32], x: &[f32], panels: &[f32], c: usize) {
+    let v = panels.len() / c.max(1);
     let b = x.len() / c.max(1);
-    matmul(
-        (b, v, c),
-        &mut out[..b * v],
-        0,
-        v,
-        View::new(x, 0, c, 1),
-        View::new(wt, 0, v, 1),
-        false,
-        1.0,
-    );
+    for j0 in (0..v).step_by(PANEL) {
+        let w = PANEL.min(v - j0);
+        matmul(
+            (b, w, c),
+            &mut out[..b * v],
+            j0,
+            v,
+            View::new(x, 0, c, 1),
+            View::new(&panels[j0 * c..(j0 + w) * c], 0, w, 1),
+            false,
+            1.0,
+        );
+    }
 }
 
 /// log Σ exp of one row of logits (f32 sums of 512 terms, added up in f64, so a 50k or 1M
@@ -380,5 +403,23 @@ mod tests {
         let (_, rdx, rdw) = reference(&x, &wte, &t, &ones, c);
         close(&dx1, &rdx, 1e-3, "dx in the forward");
         close(&dw1, &rdw, 1e-5, "dwte in the forward");
+    }
+
+    #[test]
+    fn panel_logits_and_row_visits_equal_the_naive_product() {
+        // A vocabulary of two full panels and a partial one; rows not a multiple of anything.
+        let (c, v, n) = (5, 2 * PANEL + 37, 7);
+        let val = |i: usize, s: f32| ((i as f32 * 0.618).fract() - 0.5) * s;
+        let x: Vec<f32> = (0..n * c).map(|i| val(i, 2.0)).collect();
+        let wte: Vec<f32> = (0..v * c).map(|i| val(i + 7, 3.0)).collect();
+        let mut out = vec![f32::NAN; n * v];
+        logits_from_panels(&mut out, &x, &panels(&wte, c), c);
+        let mut visited = vec![f32::NAN; n * v];
+        for_each_row(&x, &wte, c, |r, row| {
+            visited[r * v..(r + 1) * v].copy_from_slice(row);
+        });
+        let reference: Vec<f64> = (0..n).flat_map(|i| naive_logits(&x, &wte, i, c)).collect();
+        close(&out, &reference, 1e-5, "panel logits");
+        close(&visited, &reference, 1e-5, "visited logits");
     }
 }

@@ -636,22 +636,16 @@ impl GPT {
         self.lm_head(x.reshape([b, self.config.n_embd]))
     }
 
-    /// What [`GPT::head_into`] needs once per generation: on the CPU, wte transposed to
-    /// `[n_embd, vocab]`, so that each step's lm_head product reads it as it lies (no packing of
-    /// the 50k × n_embd matrix per step); nothing on other devices.
+    /// What [`GPT::head_into`] needs once per generation: on the CPU, wte rearranged in panels
+    /// (`lm_head::panels`) that each step's lm_head product reads as they lie (no packing of the
+    /// 50k × n_embd matrix per step); nothing on other devices.
     pub fn host_head(&self) -> HostHead {
         let probe = self.wte.clone();
         if !fused::applies(&probe) {
             return HostHead(None);
         }
-        let (v, c) = (self.config.vocab_size, self.config.n_embd);
-        let w = to_host(probe);
-        let mut t = vec![0.0f32; v * c];
-        for (j, row) in w.chunks_exact(c).enumerate() {
-            for (k, &x) in row.iter().enumerate() {
-                t[k * v + j] = x;
-            }
-        }
+        let c = self.config.n_embd;
+        let t = lm_head::panels(&to_host(probe), c);
         HostHead(Some(t))
     }
 
@@ -662,7 +656,7 @@ impl GPT {
             Some(wt) if fused::applies(&x) => {
                 let v = self.config.vocab_size;
                 out.resize(b * v, 0.0);
-                lm_head::logits_transposed(out, &to_host(x), wt, c);
+                lm_head::logits_from_panels(out, &to_host(x), wt, c);
             }
             _ => *out = to_host(self.lm_head(x)),
         }
