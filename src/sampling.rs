@@ -5,7 +5,7 @@
 //! Past block_size the context is cropped to its last block_size tokens exactly as nanoGPT's
 //! `generate()` does.
 
-use crate::model::{GPT, KvCache};
+use crate::model::{GPT, HostHead, KvCache};
 use crate::util::device;
 use crate::{Error, Result};
 use burn::tensor::Tensor;
@@ -200,9 +200,10 @@ pub fn complete(
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(rows[i].prefix.len()), i));
     let batches: Vec<&[usize]> = order.chunks(batching.batch_size.max(1)).collect();
+    let head = model.host_head();
     let done = device::par_map(&batches, batching.workers, |batch| {
         let group: Vec<Row> = batch.iter().map(|&i| rows[i]).collect();
-        lockstep(model, &group, len, opts)
+        lockstep(model, &head, &group, len, opts)
     });
     let mut out: Vec<Vec<u32>> = vec![Vec::new(); rows.len()];
     for (batch, seqs) in batches.iter().zip(done) {
@@ -244,8 +245,9 @@ pub fn generate(
         .collect();
     check_rows(model, &rows, len)?;
     let chunks = device::row_ranges(rows.len(), workers);
+    let head = model.host_head();
     let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
-        lockstep(model, &rows[r0..r1], len, opts)
+        lockstep(model, &head, &rows[r0..r1], len, opts)
     });
     Ok(parts.concat())
 }
@@ -253,8 +255,15 @@ pub fn generate(
 /// Generates a group of rows in lockstep through one KV cache: the prefix the rows share is
 /// prefilled at once, then one step per position, feeding a row's forced token while it has one
 /// and a sampled token after. Past block_size each step reads the cropped context afresh
-/// (learned positions: cropping moves every token, so no cached key survives).
-pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> Vec<Vec<u32>> {
+/// (learned positions: cropping moves every token, so no cached key survives). `head` is
+/// `model.host_head()`, made once and shared by every group.
+pub fn lockstep(
+    model: &GPT,
+    head: &HostHead,
+    rows: &[Row],
+    len: usize,
+    opts: &SampleOptions,
+) -> Vec<Vec<u32>> {
     let b = rows.len();
     let bs = model.config.block_size;
     let min_k = rows.iter().map(|r| r.prefix.len()).min().unwrap_or(1);
@@ -268,16 +277,15 @@ pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> 
             .flat_map(|s| s[start..].iter().map(|&t| t as i64))
             .collect()
     };
-    let head = model.host_head();
     let mut logits = Vec::new();
     let cropped = |seqs: &[Vec<u32>], out: &mut Vec<f32>| {
         let ids = ids_of(seqs, seqs[0].len() - bs);
-        model.forward_last_into(model.tokens(&ids, b), &head, out);
+        model.forward_last_into(model.tokens(&ids, b), head, out);
     };
     let mut cache = KvCache::default();
     if min_k <= bs {
         let idx = model.tokens(&ids_of(&seqs, 0), b);
-        model.forward_cached_into(idx, &mut cache, &head, &mut logits);
+        model.forward_cached_into(idx, &mut cache, head, &mut logits);
     } else {
         cropped(&seqs, &mut logits);
     }
@@ -296,7 +304,7 @@ pub fn lockstep(model: &GPT, rows: &[Row], len: usize, opts: &SampleOptions) -> 
             break;
         }
         if seqs[0].len() <= bs {
-            model.forward_cached_into(model.tokens(&next, b), &mut cache, &head, &mut logits);
+            model.forward_cached_into(model.tokens(&next, b), &mut cache, head, &mut logits);
         } else {
             cropped(&seqs, &mut logits);
         }

@@ -337,3 +337,128 @@ mod tests {
         }
     }
 }
+
+/// A layer's cached keys and values on the host for decoding, `[B, n_head, capacity, head_dim]`
+/// each, written in place: a step appends its positions and reads the cache where it lies (no
+/// per-step concatenation of the whole cache).
+#[derive(Debug, Clone)]
+pub struct HostKv {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    dims: Dims,
+    cap: usize,
+    len: usize,
+}
+
+impl HostKv {
+    /// An empty cache for `batch` rows of `c` = n_head × head_dim, holding `cap` positions.
+    pub fn new(batch: usize, c: usize, n_head: usize, cap: usize) -> Self {
+        let dims = Dims {
+            batch,
+            t: 0,
+            c,
+            n_head,
+        };
+        let n = batch * c * cap;
+        Self {
+            k: vec![0.0; n],
+            v: vec![0.0; n],
+            dims,
+            cap,
+            len: 0,
+        }
+    }
+
+    /// Cached positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    fn at(&self, b: usize, h: usize, pos: usize) -> usize {
+        let hd = self.dims.hd();
+        ((b * self.dims.n_head + h) * self.cap + pos) * hd
+    }
+
+    /// Appends the keys and values of `t` new positions from `qkv` `[B, t, 3C]`, then returns
+    /// the attention of their queries `[B, t, C]`, query i (absolute position len + i) seeing
+    /// the keys up to its own.
+    pub fn step(&mut self, qkv: &[f32], t: usize) -> Vec<f32> {
+        let past = self.len;
+        self.append(qkv, t);
+        let (b, c, nh) = (self.dims.batch, self.dims.c, self.dims.n_head);
+        let hd = self.dims.hd();
+        let d = Dims { t, ..self.dims };
+        let mut y = vec![0.0f32; b * t * c];
+        let mut p = vec![0.0f32; past + t];
+        for bi in 0..b {
+            for h in 0..nh {
+                let [qo, _, _] = d.qkv_offsets(bi, h);
+                for i in 0..t {
+                    let q = &qkv[qo + i * 3 * c..qo + i * 3 * c + hd];
+                    let out = (bi * t + i) * c + h * hd;
+                    self.attend_one(q, (bi, h, past + i + 1), &mut p, &mut y[out..out + hd]);
+                }
+            }
+        }
+        y
+    }
+
+    /// Appends the keys and values of `t` new positions from `qkv` `[B, t, 3C]`.
+    pub fn append(&mut self, qkv: &[f32], t: usize) {
+        let (b, c, nh) = (self.dims.batch, self.dims.c, self.dims.n_head);
+        let hd = self.dims.hd();
+        let past = self.len;
+        assert!(
+            past + t <= self.cap && qkv.len() == b * t * 3 * c,
+            "HostKv: {} positions of {} rows into {} × {}",
+            past + t,
+            qkv.len() / (t * 3 * c).max(1),
+            b,
+            self.cap
+        );
+        let d = Dims { t, ..self.dims };
+        for bi in 0..b {
+            for h in 0..nh {
+                let [_, ko, vo] = d.qkv_offsets(bi, h);
+                for i in 0..t {
+                    let dst = self.at(bi, h, past + i);
+                    let row = i * 3 * c;
+                    self.k[dst..dst + hd].copy_from_slice(&qkv[ko + row..ko + row + hd]);
+                    self.v[dst..dst + hd].copy_from_slice(&qkv[vo + row..vo + row + hd]);
+                }
+            }
+        }
+        self.len = past + t;
+    }
+
+    /// softmax(q·Kᵀ·scale) · V over the first `n` cached positions of row `b`, head `h`.
+    fn attend_one(
+        &self,
+        q: &[f32],
+        (b, h, n): (usize, usize, usize),
+        p: &mut [f32],
+        y: &mut [f32],
+    ) {
+        let hd = self.dims.hd();
+        let base = self.at(b, h, 0);
+        let scale = self.dims.scale();
+        let mut max = f32::NEG_INFINITY;
+        for (j, pj) in p[..n].iter_mut().enumerate() {
+            let k = &self.k[base + j * hd..base + (j + 1) * hd];
+            *pj = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+            max = max.max(*pj);
+        }
+        let mut sum = 0.0f32;
+        for pj in p[..n].iter_mut() {
+            *pj = exp_nonpositive(*pj - max);
+            sum += *pj;
+        }
+        let inv = 1.0 / sum;
+        for (j, &pj) in p[..n].iter().enumerate() {
+            let v = &self.v[base + j * hd..base + (j + 1) * hd];
+            for (o, &x) in y.iter_mut().zip(v) {
+                *o += pj * inv * x;
+            }
+        }
+    }
+}

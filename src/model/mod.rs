@@ -337,11 +337,21 @@ fn neighbours(h: Tensor<3>, r: usize) -> Tensor<3> {
     )
 }
 
-/// Keys and values of earlier positions, one pair per layer, each `[B, n_head, T, head_dim]`.
+/// Keys and values of earlier positions, one pair per layer, each `[B, n_head, T, head_dim]`:
+/// on the CPU in host buffers written in place ([`attention::HostKv`]), elsewhere as tensors.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
-    layers: Vec<(Tensor<4>, Tensor<4>)>,
+    layers: Vec<CacheSlot>,
     len: usize,
+}
+
+/// One layer's cache.
+#[derive(Debug, Clone)]
+enum CacheSlot {
+    /// Not written yet (the first forward picks the kind).
+    Empty,
+    Tensors(Box<(Tensor<4>, Tensor<4>)>),
+    Host(attention::HostKv),
 }
 
 impl KvCache {
@@ -472,7 +482,7 @@ impl GPT {
         &self,
         block: &Block,
         x: Tensor<3>,
-        cache: Option<&mut (Tensor<4>, Tensor<4>)>,
+        mut cache: Option<&mut CacheSlot>,
         drop: Option<&Dropout>,
         last_only: bool,
     ) -> Tensor<3> {
@@ -488,6 +498,12 @@ impl GPT {
             let y = fused::causal_attention(qkv, mask, nh);
             return self.dropout(block.attn.c_proj.forward(y), drop);
         }
+        if let Some(slot) = cache
+            .as_deref_mut()
+            .filter(|_| fused::applies(&qkv) && !last_only)
+        {
+            return self.attend_host(block, qkv, slot, drop);
+        }
         let heads = |i: usize| {
             qkv.clone()
                 .narrow(2, i * c, c)
@@ -502,12 +518,16 @@ impl GPT {
         }
         let past = match cache {
             Some(slot) => {
-                let past = slot.0.dims()[2];
-                if past > 0 {
-                    k = Tensor::cat(vec![slot.0.clone(), k], 2);
-                    v = Tensor::cat(vec![slot.1.clone(), v], 2);
+                let (pk, pv) = match std::mem::replace(slot, CacheSlot::Empty) {
+                    CacheSlot::Tensors(kv) => (Some(kv.0), Some(kv.1)),
+                    _ => (None, None),
+                };
+                let past = pk.as_ref().map_or(0, |t| t.dims()[2]);
+                if let (Some(pk), Some(pv)) = (pk, pv) {
+                    k = Tensor::cat(vec![pk, k], 2);
+                    v = Tensor::cat(vec![pv, v], 2);
                 }
-                *slot = (k.clone(), v.clone());
+                *slot = CacheSlot::Tensors(Box::new((k.clone(), v.clone())));
                 past
             }
             None => 0,
@@ -531,6 +551,35 @@ impl GPT {
         self.dropout(block.attn.c_proj.forward(y), drop)
     }
 
+    /// Attention through a host cache (CPU, f32): the new keys and values are written into the
+    /// cache in place; a prefill runs the fused causal kernel, a step after it reads the cache.
+    fn attend_host(
+        &self,
+        block: &Block,
+        qkv: Tensor<3>,
+        slot: &mut CacheSlot,
+        drop: Option<&Dropout>,
+    ) -> Tensor<3> {
+        let [b, t, c3] = qkv.dims();
+        let c = c3 / 3;
+        if !matches!(slot, CacheSlot::Host(_)) {
+            let cap = self.config.block_size;
+            *slot = CacheSlot::Host(attention::HostKv::new(b, c, self.config.n_head, cap));
+        }
+        let CacheSlot::Host(kv) = slot else {
+            unreachable!("the slot was made a host cache above")
+        };
+        let device = qkv.device();
+        let host = to_host(qkv.clone());
+        let y = if kv.len() == 0 && t > 1 {
+            kv.append(&host, t);
+            fused::causal_attention(qkv, None, self.config.n_head)
+        } else {
+            Tensor::from_data(TensorData::new(kv.step(&host, t), [b, t, c]), &device)
+        };
+        self.dropout(block.attn.c_proj.forward(y), drop)
+    }
+
     /// The trunk: embeddings, blocks and ln_f. With a cache, the tokens sit after its cached
     /// positions. With `last_only`, the last block works out the last position only (the one
     /// whose logits a cropped-context sampling step needs).
@@ -549,9 +598,7 @@ impl GPT {
         if let Some(c) = cache.as_deref_mut()
             && c.layers.is_empty()
         {
-            let dev = self.device();
-            let empty = || Tensor::<4>::zeros([0, 0, 0, 0], &dev);
-            c.layers = (0..self.h.len()).map(|_| (empty(), empty())).collect();
+            c.layers = vec![CacheSlot::Empty; self.h.len()];
         }
         let n_layer = self.h.len();
         for (i, block) in self.h.iter().enumerate() {
