@@ -257,3 +257,19 @@ fn weighted_lm_head_cross_entropy_matches_burn_ops() {
     assert!(max_diff(dx1, dx2) < 1e-5, "dx");
     assert!(max_diff(dw1, dw2) < 1e-5, "dwte");
 }
+
+/// The inference forward splits its rows over the backend's threads (two here, set before any
+/// work): the logits equal those of each row run alone, in order.
+#[test]
+fn row_split_forward_equals_each_row_alone() {
+    nanoreward::util::device::set_threads(2);
+    let m = tiny(0.0);
+    let ids: Vec<i64> = (0..5 * 12).map(|i| (i * 7 % 11) as i64).collect();
+    let all = m.forward(m.tokens(&ids, 5), None);
+    assert_eq!(all.dims(), [5, 12, 11]);
+    for r in 0..5 {
+        let alone = m.forward(m.tokens(&ids[r * 12..(r + 1) * 12], 1), None);
+        let d = max_diff(all.clone().narrow(0, r, 1), alone);
+        assert!(d < 1e-5, "row {r}: max |Δlogit| {d}");
+    }
+}

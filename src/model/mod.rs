@@ -11,7 +11,7 @@
 //! kernels with their own backward passes (`model/fused.rs`, `model/attention.rs`); elsewhere,
 //! and inside [`with_burn_ops`], the same functions use burn's ops.
 
-use crate::util::to_host;
+use crate::util::{device, to_host};
 use crate::{Error, Result};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::module::{attention, embedding, linear};
@@ -626,11 +626,43 @@ impl GPT {
 
     /// Logits `[B, T, vocab]` for every position (generator mode).
     pub fn forward(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<3> {
+        self.check_len(idx.dims()[1], 0);
+        match drop {
+            None => self.by_rows(idx, |m, idx| m.logits(idx, None)),
+            Some(_) => self.logits(idx, drop),
+        }
+    }
+
+    /// The logits `[B, T, vocab]` of every position, on the calling thread.
+    fn logits(&self, idx: Tensor<2, Int>, drop: Option<&Dropout>) -> Tensor<3> {
         let [b, t] = idx.dims();
-        self.check_len(t, 0);
         let x = self.trunk(idx, None, drop, false);
         self.lm_head(x.reshape([b * t, self.config.n_embd]))
             .reshape([b, t, self.config.vocab_size])
+    }
+
+    /// `f` of the rows of `idx` `[B, T]`: on the CPU, outside worker threads, the rows are split
+    /// over the spare threads (the Flex backend runs most work on the calling thread) and the
+    /// parts joined in order; as one call elsewhere.
+    fn by_rows(
+        &self,
+        idx: Tensor<2, Int>,
+        f: impl Fn(&GPT, Tensor<2, Int>) -> Tensor<3> + Sync,
+    ) -> Tensor<3> {
+        let b = idx.dims()[0];
+        let shards = if fused::applies(&self.wpe) {
+            device::spare_threads().min(b)
+        } else {
+            1
+        };
+        if shards <= 1 {
+            return f(self, idx);
+        }
+        let ranges = device::row_ranges(b, shards);
+        let parts = device::par_map(&ranges, shards, |&(r0, r1)| {
+            f(self, idx.clone().narrow(0, r0, r1 - r0))
+        });
+        Tensor::cat(parts, 0)
     }
 
     /// Calls `f(row, logits)` for every position of `idx` `[B, T]` in order (row = b·T + t). On

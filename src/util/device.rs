@@ -65,6 +65,21 @@ pub fn set_threads(n: usize) {
         .build_global();
 }
 
+thread_local! {
+    /// Set on the threads [`par_map`] starts, so work inside them does not split itself again.
+    static IN_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Threads a self-contained computation may split over: the backend's thread count, or 1 on a
+/// thread [`par_map`] started (the caller already keeps the cores busy).
+pub fn spare_threads() -> usize {
+    if IN_WORKER.get() {
+        1
+    } else {
+        rayon::current_num_threads().max(1)
+    }
+}
+
 /// Applies `f` to every item on `workers` scoped threads (items dealt round-robin) and returns
 /// the results in item order. The Flex backend runs much of its work on the calling thread, so
 /// independent batches on separate threads are what keeps every core busy.
@@ -82,6 +97,7 @@ pub fn par_map<T: Sync, R: Send>(
         let handles: Vec<_> = (0..workers)
             .map(|w| {
                 s.spawn(move || {
+                    IN_WORKER.set(true);
                     (w..items.len())
                         .step_by(workers)
                         .map(|i| (i, f(&items[i])))
