@@ -78,6 +78,7 @@ pub const CONFIG_D: BenchConfig = BenchConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResult {
     pub config: String,
+    pub batch_size: usize,
     pub threads: usize,
     pub train_step_ms_median: f64,
     /// Split of the step: forward + backward (data-parallel over the threads), clipping + AdamW.
@@ -237,6 +238,7 @@ pub fn run(
     let step = median(steps);
     Ok(BenchResult {
         config: c.name.to_string(),
+        batch_size: c.batch_size,
         threads,
         train_step_ms_median: step,
         step_forward_backward_ms: median(fb),

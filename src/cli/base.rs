@@ -156,6 +156,9 @@ pub struct BenchArgs {
     /// Benchmark reward-data generation (lockstep KV cache vs the seed's one-at-a-time loop).
     #[arg(long = "reward-data", alias = "reward_data")]
     reward_data: bool,
+    /// Rows per training batch instead of the config's own (e.g. 8-16 for config D on a GPU).
+    #[arg(long = "batch-size", alias = "batch_size", value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: Option<u64>,
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -173,7 +176,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         });
     }
     let threads = device::workers(a.threads);
-    for c in configs {
+    for mut c in configs {
+        if let Some(b) = a.batch_size {
+            c.batch_size = b as usize;
+        }
         if a.reward_data {
             let (blocks, base) = match c.name {
                 "B" => (13, 3),
