@@ -155,7 +155,8 @@ fn bad_settings_fail_clearly() {
 }
 
 /// The reward-hacking guard: a policy pushed hard towards one character loses val loss, and
-/// `max_val_loss_increase` stops the run (with a checkpoint) instead of letting it degenerate.
+/// `max_val_loss_increase` stops the run instead of letting it degenerate, keeping the policy of
+/// the last evaluation within the bound (not the one that crossed it).
 #[test]
 fn val_loss_guard_stops_a_degenerating_policy() {
     let (d, ck, data_dir) = setup();
@@ -172,11 +173,22 @@ fn val_loss_guard_stops_a_degenerating_policy() {
     let out = grpo::run_with(&cfg, &reward, None, false).unwrap();
     assert!(out.stopped_early, "the guard never fired");
     assert!(out.steps < 60);
+    let at = out.rolled_back_from.expect("the guard fired but kept the crossing policy");
     let first = out.evals[0].val_loss;
-    let last = out.evals.last().unwrap().val_loss;
-    assert!(last - first > 0.05, "{first} -> {last}");
+    let kept = out.evals.last().unwrap();
+    assert!(kept.step < at && kept.val_loss - first <= 0.05, "{first} -> {kept:?}");
+    let logged = nanoreward::metrics::read_jsonl(&d.path().join("h/metrics.jsonl")).unwrap();
+    let crossing = logged
+        .iter()
+        .find(|r| r.get("eval").is_some() && r["step"].as_u64() == Some(at as u64))
+        .expect("the crossing evaluation is logged");
+    assert!(crossing["val_loss"].as_f64().unwrap() - first > 0.05);
     let state = checkpoint::dir::read_state(&d.path().join("h/ckpt")).unwrap();
-    assert_eq!(state.step, Some(out.steps));
+    assert_eq!(state.step, Some(kept.step), "the checkpoint is not the kept policy");
+    if kept.step == 0 {
+        let diff = common::max_weight_diff(&d.path().join("h/ckpt"), &ck);
+        assert!(diff == 0.0, "kept step 0 but the weights moved by {diff}");
+    }
 }
 
 /// Dynamic sampling never trains on a group whose rewards are all equal: with every group

@@ -357,6 +357,12 @@ pub fn grpo(out: &GrpoOutcome) {
             b.val_loss,
             b.val_loss - a.val_loss
         );
+        if let Some(at) = out.rolled_back_from {
+            println!(
+                "  the val-loss bound was crossed at step {at}: the checkpoint is the step-{} policy above",
+                b.step
+            );
+        }
     }
     let [s, r, l, u] = out.phase_ms;
     println!(

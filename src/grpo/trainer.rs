@@ -52,6 +52,9 @@ pub struct GrpoOutcome {
     pub seconds: f64,
     /// Whether the run stopped early on `max_val_loss_increase`.
     pub stopped_early: bool,
+    /// When it did: the step whose policy crossed the bound. The checkpoint is then the policy
+    /// of the last evaluation within the bound (the last of `evals`), not the one that crossed.
+    pub rolled_back_from: Option<usize>,
     /// Mean milliseconds per step in sampling, reward, old/reference log-probs and updates.
     pub phase_ms: [f64; 4],
     pub checkpoint: PathBuf,
@@ -776,6 +779,8 @@ fn run_inner(
     let (mut evals, mut rewards_seen, mut phase) = (Vec::new(), Vec::new(), [0.0f64; 4]);
     let mut step = start;
     let mut alarms = Alarms::default();
+    // The policy of the last evaluation within the val-loss bound, and its step.
+    let (mut last_good, mut rolled_back_from): (Option<(GPT, usize)>, Option<usize>) = (None, None);
     loop {
         let mut is_last = step >= cfg.max_steps;
         if step % cfg.eval_interval == 0 || is_last {
@@ -788,10 +793,21 @@ fn run_inner(
             log.write(&j)?;
             if guard(cfg, &rec, *base_val.get_or_insert(rec.val_loss), &pb) {
                 (stop, is_last) = (true, true);
-            }
-            evals.push(rec);
-            if step > start || is_last {
-                t.save(&inf, step)?;
+                rolled_back_from = Some(step);
+                let (good, good_step) = last_good.take().unwrap_or((inf, step));
+                progress::say(
+                    &pb,
+                    format!(
+                        "keeping the policy of step {good_step}, the last evaluated within the bound"
+                    ),
+                );
+                t.save(&good, good_step)?;
+            } else {
+                evals.push(rec);
+                if step > start || is_last {
+                    t.save(&inf, step)?;
+                }
+                last_good = Some((inf, step));
             }
         }
         if is_last {
@@ -823,6 +839,7 @@ fn run_inner(
         reward_end,
         seconds: started.elapsed().as_secs_f64(),
         stopped_early: stop,
+        rolled_back_from,
         phase_ms,
         checkpoint: t.ckpt_dir,
     })
