@@ -173,10 +173,15 @@ fn val_loss_guard_stops_a_degenerating_policy() {
     let out = grpo::run_with(&cfg, &reward, None, false).unwrap();
     assert!(out.stopped_early, "the guard never fired");
     assert!(out.steps < 60);
-    let at = out.rolled_back_from.expect("the guard fired but kept the crossing policy");
+    let at = out
+        .rolled_back_from
+        .expect("the guard fired but kept the crossing policy");
     let first = out.evals[0].val_loss;
     let kept = out.evals.last().unwrap();
-    assert!(kept.step < at && kept.val_loss - first <= 0.05, "{first} -> {kept:?}");
+    assert!(
+        kept.step < at && kept.val_loss - first <= 0.05,
+        "{first} -> {kept:?}"
+    );
     let logged = nanoreward::metrics::read_jsonl(&d.path().join("h/metrics.jsonl")).unwrap();
     let crossing = logged
         .iter()
@@ -184,7 +189,11 @@ fn val_loss_guard_stops_a_degenerating_policy() {
         .expect("the crossing evaluation is logged");
     assert!(crossing["val_loss"].as_f64().unwrap() - first > 0.05);
     let state = checkpoint::dir::read_state(&d.path().join("h/ckpt")).unwrap();
-    assert_eq!(state.step, Some(kept.step), "the checkpoint is not the kept policy");
+    assert_eq!(
+        state.step,
+        Some(kept.step),
+        "the checkpoint is not the kept policy"
+    );
     if kept.step == 0 {
         let diff = common::max_weight_diff(&d.path().join("h/ckpt"), &ck);
         assert!(diff == 0.0, "kept step 0 but the weights moved by {diff}");
