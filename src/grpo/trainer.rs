@@ -687,6 +687,58 @@ impl Alarms {
     }
 }
 
+/// A run's evaluations and the val-loss guard's state.
+struct Evals {
+    /// The starting policy's val loss.
+    base_val: Option<f64>,
+    /// The evaluations within the bound.
+    records: Vec<EvalRecord>,
+    /// The policy of the last evaluation within the bound, and its step.
+    last_good: Option<(GPT, usize)>,
+    /// The step whose policy crossed the bound.
+    rolled_back_from: Option<usize>,
+}
+
+impl Evals {
+    /// Evaluates the policy at `step`, logs it and (with `save`) writes the checkpoint. Returns
+    /// true when the policy crossed the val-loss bound: the checkpoint is then the policy of the
+    /// last evaluation within it.
+    fn at(
+        &mut self,
+        t: &Trainer,
+        cfg: &GrpoConfig,
+        step: usize,
+        save: bool,
+        (log, pb): (&mut JsonlLog, &ProgressBar),
+    ) -> Result<bool> {
+        let inf = t.policy.inference();
+        let (rec, samples) = t.evaluate(&inf, step)?;
+        show_eval(t, &rec, &samples, pb);
+        let mut j = serde_json::to_value(&rec)
+            .map_err(|e| Error::Other(format!("cannot serialise eval: {e}")))?;
+        j["eval"] = serde_json::json!(true);
+        log.write(&j)?;
+        if guard(cfg, &rec, *self.base_val.get_or_insert(rec.val_loss), pb) {
+            self.rolled_back_from = Some(step);
+            let (good, good_step) = self.last_good.take().unwrap_or((inf, step));
+            progress::say(
+                pb,
+                format!(
+                    "keeping the policy of step {good_step}, the last evaluated within the bound"
+                ),
+            );
+            t.save(&good, good_step)?;
+            return Ok(true);
+        }
+        self.records.push(rec);
+        if save {
+            t.save(&inf, step)?;
+        }
+        self.last_good = Some((inf, step));
+        Ok(false)
+    }
+}
+
 /// The reward-hacking guard's verdict on an evaluation.
 fn guard(cfg: &GrpoConfig, rec: &EvalRecord, base: f64, pb: &ProgressBar) -> bool {
     let (step, rise) = (rec.step, rec.val_loss - base);
@@ -771,44 +823,26 @@ fn run_inner(
     )?;
     let pb = progress::steps(cfg.max_steps, start, show_progress);
     // The starting model's val loss (from the log when resuming): the reward-hacking guard.
-    let mut base_val = metrics::read_jsonl(&log_path)?
+    let base_val = metrics::read_jsonl(&log_path)?
         .iter()
         .find(|r| r.get("eval").is_some())
         .and_then(|r| r["val_loss"].as_f64());
+    let mut ev = Evals {
+        base_val,
+        records: Vec::new(),
+        last_good: None,
+        rolled_back_from: None,
+    };
     let (mut stop, started) = (false, Instant::now());
-    let (mut evals, mut rewards_seen, mut phase) = (Vec::new(), Vec::new(), [0.0f64; 4]);
+    let (mut rewards_seen, mut phase) = (Vec::new(), [0.0f64; 4]);
     let mut step = start;
     let mut alarms = Alarms::default();
-    // The policy of the last evaluation within the val-loss bound, and its step.
-    let (mut last_good, mut rolled_back_from): (Option<(GPT, usize)>, Option<usize>) = (None, None);
     loop {
         let mut is_last = step >= cfg.max_steps;
-        if step % cfg.eval_interval == 0 || is_last {
-            let inf = t.policy.inference();
-            let (rec, samples) = t.evaluate(&inf, step)?;
-            show_eval(&t, &rec, &samples, &pb);
-            let mut j = serde_json::to_value(&rec)
-                .map_err(|e| Error::Other(format!("cannot serialise eval: {e}")))?;
-            j["eval"] = serde_json::json!(true);
-            log.write(&j)?;
-            if guard(cfg, &rec, *base_val.get_or_insert(rec.val_loss), &pb) {
-                (stop, is_last) = (true, true);
-                rolled_back_from = Some(step);
-                let (good, good_step) = last_good.take().unwrap_or((inf, step));
-                progress::say(
-                    &pb,
-                    format!(
-                        "keeping the policy of step {good_step}, the last evaluated within the bound"
-                    ),
-                );
-                t.save(&good, good_step)?;
-            } else {
-                evals.push(rec);
-                if step > start || is_last {
-                    t.save(&inf, step)?;
-                }
-                last_good = Some((inf, step));
-            }
+        if (step % cfg.eval_interval == 0 || is_last)
+            && ev.at(&t, cfg, step, step > start || is_last, (&mut log, &pb))?
+        {
+            (stop, is_last) = (true, true);
         }
         if is_last {
             break;
@@ -834,12 +868,12 @@ fn run_inner(
     let (reward_start, reward_end, phase_ms) = summarise(&rewards_seen, phase);
     Ok(GrpoOutcome {
         steps: step,
-        evals,
+        evals: ev.records,
         reward_start,
         reward_end,
         seconds: started.elapsed().as_secs_f64(),
         stopped_early: stop,
-        rolled_back_from,
+        rolled_back_from: ev.rolled_back_from,
         phase_ms,
         checkpoint: t.ckpt_dir,
     })

@@ -34,19 +34,49 @@ fn logits_into(buf: &mut [f32], x: &[f32], wte: &[f32], (r0, r1): (usize, usize)
     );
 }
 
-/// Calls `f(row, logits)` for every row of `x` (`[N, C]`) in order, computing the logits
-/// x·wteᵀ chunk by chunk so that no more than one chunk of `[rows, V]` is held.
-pub fn for_each_row(x: &[f32], wte: &[f32], c: usize, mut f: impl FnMut(usize, &[f32])) {
+/// Calls `f(r0, logits)` with the logits x·wteᵀ of rows `r0..r0 + rows` of `x` (`[N, C]`),
+/// `[rows, V]`, chunk after chunk, so that no more than one chunk is held (mutable: a backward
+/// pass turns them into logit gradients in place).
+fn for_each_chunk(x: &[f32], wte: &[f32], c: usize, mut f: impl FnMut(usize, &mut [f32])) {
     let (n, v) = (x.len() / c.max(1), wte.len() / c.max(1));
     let step = chunk_rows(v);
     let mut buf = vec![0.0f32; step.min(n) * v];
     for r0 in (0..n).step_by(step) {
         let r1 = (r0 + step).min(n);
         logits_into(&mut buf, x, wte, (r0, r1), c);
-        for (i, row) in buf[..(r1 - r0) * v].chunks_exact(v).enumerate() {
+        f(r0, &mut buf[..(r1 - r0) * v]);
+    }
+}
+
+/// Calls `f(row, logits)` for every row of `x` (`[N, C]`) in order, computing the logits
+/// x·wteᵀ chunk by chunk so that no more than one chunk of `[rows, V]` is held.
+pub fn for_each_row(x: &[f32], wte: &[f32], c: usize, mut f: impl FnMut(usize, &[f32])) {
+    let v = wte.len() / c.max(1);
+    for_each_chunk(x, wte, c, |r0, chunk| {
+        for (i, row) in chunk.chunks_exact(v).enumerate() {
             f(r0 + i, row);
         }
-    }
+    });
+}
+
+/// dx `[N, C]` and dwte `[V, C]` of a loss whose logit gradients `grad(row, logits)` writes over
+/// each row's logits in place, chunk by chunk.
+fn chunk_grads(
+    x: &[f32],
+    wte: &[f32],
+    c: usize,
+    mut grad: impl FnMut(usize, &mut [f32]),
+) -> (Vec<f32>, Vec<f32>) {
+    let (n, v) = (x.len() / c, wte.len() / c);
+    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
+    for_each_chunk(x, wte, c, |r0, chunk| {
+        for (i, row) in chunk.chunks_exact_mut(v).enumerate() {
+            grad(r0 + i, row);
+        }
+        let r1 = r0 + chunk.len() / v;
+        products(chunk, x, wte, (r0, r1), c, &mut dx, &mut dwte);
+    });
+    (dx, dwte)
 }
 
 /// Vocabulary entries per panel of [`panels`].
@@ -110,19 +140,13 @@ fn log_sum_exp(row: &[f32]) -> f32 {
 /// Forward: the loss of every row (`lse − logit[target]`) and every row's log-sum-exp, for
 /// `x` `[N, C]`, `wte` `[V, C]` and `targets` (N ids below V).
 pub fn forward(x: &[f32], wte: &[f32], targets: &[usize], c: usize) -> (Vec<f32>, Vec<f32>) {
-    let (n, v) = (targets.len(), wte.len() / c);
-    let step = chunk_rows(v);
-    let mut buf = vec![0.0f32; step.min(n) * v];
+    let n = targets.len();
     let (mut losses, mut lse) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for r0 in (0..n).step_by(step) {
-        let r1 = (r0 + step).min(n);
-        logits_into(&mut buf, x, wte, (r0, r1), c);
-        for (i, row) in buf[..(r1 - r0) * v].chunks_exact(v).enumerate() {
-            let l = log_sum_exp(row);
-            lse.push(l);
-            losses.push(l - row[targets[r0 + i]]);
-        }
-    }
+    for_each_row(x, wte, c, |r, row| {
+        let l = log_sum_exp(row);
+        lse.push(l);
+        losses.push(l - row[targets[r]]);
+    });
     (losses, lse)
 }
 
@@ -133,29 +157,21 @@ pub fn forward_with_grads(
     targets: &[usize],
     c: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (n, v) = (targets.len(), wte.len() / c);
-    let step = chunk_rows(v);
-    let mut buf = vec![0.0f32; step.min(n) * v];
+    let n = targets.len();
     let (mut losses, mut lse) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
-    for r0 in (0..n).step_by(step) {
-        let (r1, rows) = ((r0 + step).min(n), (r0 + step).min(n) - r0);
-        logits_into(&mut buf, x, wte, (r0, r1), c);
-        for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
-            let t = targets[r0 + i];
-            let picked = row[t];
-            let max = lane_max(row);
-            row.iter_mut().for_each(|z| *z = exp_nonpositive(*z - max));
-            let sum = chunked_sum(row);
-            let l = max + sum.ln() as f32;
-            lse.push(l);
-            losses.push(l - picked);
-            let inv = (1.0 / sum) as f32;
-            row.iter_mut().for_each(|z| *z *= inv);
-            row[t] -= 1.0;
-        }
-        products(&buf[..rows * v], x, wte, (r0, r1), c, &mut dx, &mut dwte);
-    }
+    let (dx, dwte) = chunk_grads(x, wte, c, |r, row| {
+        let t = targets[r];
+        let picked = row[t];
+        let max = lane_max(row);
+        row.iter_mut().for_each(|z| *z = exp_nonpositive(*z - max));
+        let sum = chunked_sum(row);
+        let l = max + sum.ln() as f32;
+        lse.push(l);
+        losses.push(l - picked);
+        let inv = (1.0 / sum) as f32;
+        row.iter_mut().for_each(|z| *z *= inv);
+        row[t] -= 1.0;
+    });
     (losses, lse, dx, dwte)
 }
 
@@ -203,76 +219,38 @@ pub fn backward(
     dloss: &[f32],
     c: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let (n, v) = (targets.len(), wte.len() / c);
-    let step = chunk_rows(v);
-    let mut buf = vec![0.0f32; step.min(n) * v];
-    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
-    for r0 in (0..n).step_by(step) {
-        let (r1, rows) = ((r0 + step).min(n), (r0 + step).min(n) - r0);
-        logits_into(&mut buf, x, wte, (r0, r1), c);
-        for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
-            let (l, w) = (lse[r0 + i], dloss[r0 + i]);
-            for z in row.iter_mut() {
-                *z = w * exp_nonpositive((*z - l).min(0.0));
-            }
-            row[targets[r0 + i]] -= w;
+    chunk_grads(x, wte, c, |r, row| {
+        let (l, w) = (lse[r], dloss[r]);
+        for z in row.iter_mut() {
+            *z = w * exp_nonpositive((*z - l).min(0.0));
         }
-        let d = &buf[..rows * v];
-        // dx[r0..r1] = d · wte
-        matmul(
-            (rows, c, v),
-            &mut dx,
-            r0 * c,
-            c,
-            View::new(d, 0, v, 1),
-            View::new(wte, 0, c, 1),
-            false,
-            1.0,
-        );
-        // dwte += dᵀ · x[r0..r1]
-        matmul(
-            (v, c, rows),
-            &mut dwte,
-            0,
-            c,
-            View::new(d, 0, 1, v),
-            View::new(x, r0 * c, c, 1),
-            true,
-            1.0,
-        );
-    }
-    (dx, dwte)
+        row[targets[r]] -= w;
+    })
 }
 
 /// The entropy of every row's softmax(x·wteᵀ), H = lse − Σ_j p_j z_j, with each row's lse and
 /// E[z] = Σ_j p_j z_j for the backward pass.
 pub fn entropy_forward(x: &[f32], wte: &[f32], c: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let (n, v) = (x.len() / c, wte.len() / c);
-    let step = chunk_rows(v);
-    let mut buf = vec![0.0f32; step.min(n) * v];
+    let n = x.len() / c;
     let (mut h, mut lse, mut ez) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::new());
-    for r0 in (0..n).step_by(step) {
-        let r1 = (r0 + step).min(n);
-        logits_into(&mut buf, x, wte, (r0, r1), c);
-        for row in buf[..(r1 - r0) * v].chunks_exact(v) {
-            let max = lane_max(row);
-            let (mut sum, mut dot) = (0.0f64, 0.0f64);
-            for part in row.chunks(512) {
-                let (mut s, mut d) = ([0.0f32; 512], [0.0f32; 512]);
-                for (k, &z) in part.iter().enumerate() {
-                    s[k] = exp_nonpositive(z - max);
-                    d[k] = s[k] * (z - max);
-                }
-                sum += chunked_sum(&s[..part.len()]);
-                dot += chunked_sum(&d[..part.len()]);
+    for_each_row(x, wte, c, |_, row| {
+        let max = lane_max(row);
+        let (mut sum, mut dot) = (0.0f64, 0.0f64);
+        for part in row.chunks(512) {
+            let (mut s, mut d) = ([0.0f32; 512], [0.0f32; 512]);
+            for (k, &z) in part.iter().enumerate() {
+                s[k] = exp_nonpositive(z - max);
+                d[k] = s[k] * (z - max);
             }
-            let e = dot / sum + max as f64;
-            let l = max as f64 + sum.ln();
-            h.push((l - e) as f32);
-            lse.push(l as f32);
-            ez.push(e as f32);
+            sum += chunked_sum(&s[..part.len()]);
+            dot += chunked_sum(&d[..part.len()]);
         }
-    }
+        let e = dot / sum + max as f64;
+        let l = max as f64 + sum.ln();
+        h.push((l - e) as f32);
+        lse.push(l as f32);
+        ez.push(e as f32);
+    });
     (h, lse, ez)
 }
 
@@ -285,22 +263,12 @@ pub fn entropy_backward(
     g: &[f32],
     c: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let (n, v) = (x.len() / c, wte.len() / c);
-    let step = chunk_rows(v);
-    let mut buf = vec![0.0f32; step.min(n) * v];
-    let (mut dx, mut dwte) = (vec![0.0f32; n * c], vec![0.0f32; v * c]);
-    for r0 in (0..n).step_by(step) {
-        let (r1, rows) = ((r0 + step).min(n), (r0 + step).min(n) - r0);
-        logits_into(&mut buf, x, wte, (r0, r1), c);
-        for (i, row) in buf[..rows * v].chunks_exact_mut(v).enumerate() {
-            let (l, e, w) = (lse[r0 + i], ez[r0 + i], g[r0 + i]);
-            for z in row.iter_mut() {
-                *z = -w * exp_nonpositive((*z - l).min(0.0)) * (*z - e);
-            }
+    chunk_grads(x, wte, c, |r, row| {
+        let (l, e, w) = (lse[r], ez[r], g[r]);
+        for z in row.iter_mut() {
+            *z = -w * exp_nonpositive((*z - l).min(0.0)) * (*z - e);
         }
-        products(&buf[..rows * v], x, wte, (r0, r1), c, &mut dx, &mut dwte);
-    }
-    (dx, dwte)
+    })
 }
 
 #[cfg(test)]
