@@ -365,15 +365,8 @@ fn incompatible_inputs_are_refused_before_work() {
 /// `--input_mode heldout`: the base model's val.bin split 80/20 into the reward data's text.
 #[test]
 fn heldout_mode_splits_the_val_tokens() {
-    let (d, _model, ck) = setup();
+    let (d, _model, ck) = common::tiny_base_with_data();
     let p = d.path();
-    nanoreward::data::prepare(
-        &p.join("input.txt"),
-        &p.join("data"),
-        nanoreward::data::TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let out = common::run(
         &[
             "prepare-reward-data",
