@@ -81,14 +81,11 @@ run() {
     else
         echo "PyTorch rows skipped: no $DIST/nanogpt/model.py or no torch" | tee -a "$OUT/steps.txt"
     fi
-    python3 - "$OUT" <<'EOF' | tee "$OUT/table.md"
+    python3 - "$OUT" "$ROOT/scripts" <<'EOF' | tee "$OUT/table.md"
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
-shapes = {"B": (6, 6, 384, 256, 65), "D": (12, 12, 768, 1024, 50304)}
-def flops_per_token(cfg):
-    l, h, c, t, v = shapes[cfg]
-    n = v * c + l * (12 * c * c + 2 * c) + c  # nanoGPT's count: no wpe, no biases
-    return 6 * n + 12 * l * h * (c // h) * t
+sys.path.insert(0, sys.argv[2])
+from torch_gpu_bench import flops_per_token  # noqa: E402 (no torch needed)
 def lines(name):
     f = out / f"{name}.log"
     return [json.loads(x) for x in f.read_text().splitlines() if x.startswith("{")] if f.exists() else []

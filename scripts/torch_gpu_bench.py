@@ -27,6 +27,14 @@ CONFIGS = {
 }
 
 
+def flops_per_token(config):
+    """nanoGPT's estimate_mfu count for a CONFIGS entry: 6N + 12·L·H·Q·T, N without wpe or
+    biases (bias = False), the lm_head tied to wte. scripts/gpu_check.sh uses it for our rows."""
+    n_layer, n_head, n_embd, block, _, vocab = CONFIGS[config]
+    n = vocab * n_embd + n_layer * (12 * n_embd * n_embd + 2 * n_embd) + n_embd
+    return 6 * n + 12 * n_layer * n_head * (n_embd // n_head) * block
+
+
 def parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--nanogpt", required=True, help="directory holding nanoGPT's model.py")
@@ -81,13 +89,13 @@ def main():
             times.append(time.perf_counter() - t0)
     times.sort()
     dt = times[len(times) // 2]
-    n = model.get_num_params()
-    flops_per_token = 6 * n + 12 * n_layer * n_head * (n_embd // n_head) * block
+    assert model.get_num_params() * 6 + 12 * n_layer * n_embd * block == flops_per_token(a.config)
     tok_s = batch * block / dt
     print(json.dumps({
         "who": "pytorch", "config": a.config, "batch_size": batch, "dtype": a.dtype,
         "compile": bool(a.compile), "device": a.device, "step_ms": dt * 1e3,
-        "tokens_per_s": tok_s, "mfu": tok_s * flops_per_token / (a.peak_tflops * 1e12),
+        "tokens_per_s": tok_s,
+        "mfu": tok_s * flops_per_token(a.config) / (a.peak_tflops * 1e12),
         "steps": a.steps, "torch": torch.__version__,
     }), flush=True)
     if a.seed_loop:

@@ -699,20 +699,30 @@ impl GPT {
     /// Feeds `idx` `[B, T_new]` after the cached positions and returns the logits of the last
     /// position `[B, vocab]`. The caller keeps `cache.len() + T_new ≤ block_size`.
     pub fn forward_cached(&self, idx: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
+        self.lm_head(self.last_state_cached(idx, cache))
+    }
+
+    /// The trunk's state `[B, n_embd]` at the last position of `idx` fed after the cache.
+    fn last_state_cached(&self, idx: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<2> {
         let [b, t] = idx.dims();
         self.check_len(t, cache.len);
         let x = self.trunk(idx, Some(cache), None, false);
-        self.lm_head(x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]))
+        x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd])
     }
 
     /// Logits `[B, vocab]` of the last position of `idx` `[B, T]`, without a cache: what a
     /// sampling step needs once the context is cropped to block_size (learned positions mean
     /// every cached key would change). The last block skips the other positions.
     pub fn forward_last(&self, idx: Tensor<2, Int>) -> Tensor<2> {
+        self.lm_head(self.last_state(idx))
+    }
+
+    /// The trunk's state `[B, n_embd]` at the last position of `idx`, without a cache.
+    fn last_state(&self, idx: Tensor<2, Int>) -> Tensor<2> {
         let [b, t] = idx.dims();
         self.check_len(t, 0);
         let x = self.trunk(idx, None, None, true);
-        self.lm_head(x.reshape([b, self.config.n_embd]))
+        x.reshape([b, self.config.n_embd])
     }
 
     /// What [`GPT::head_into`] needs once per generation: on the CPU, wte rearranged in panels
@@ -749,22 +759,12 @@ impl GPT {
         head: &HostHead,
         out: &mut Vec<f32>,
     ) {
-        let [b, t] = idx.dims();
-        self.check_len(t, cache.len);
-        let x = self.trunk(idx, Some(cache), None, false);
-        self.head_into(
-            x.narrow(1, t - 1, 1).reshape([b, self.config.n_embd]),
-            head,
-            out,
-        );
+        self.head_into(self.last_state_cached(idx, cache), head, out);
     }
 
     /// [`GPT::forward_last`] with the logits written to `out` on the host through `head`.
     pub fn forward_last_into(&self, idx: Tensor<2, Int>, head: &HostHead, out: &mut Vec<f32>) {
-        let [b, t] = idx.dims();
-        self.check_len(t, 0);
-        let x = self.trunk(idx, None, None, true);
-        self.head_into(x.reshape([b, self.config.n_embd]), head, out);
+        self.head_into(self.last_state(idx), head, out);
     }
 
     /// The lm_head (tied to wte): logits `[N, vocab]` of trunk states `[N, n_embd]`.
