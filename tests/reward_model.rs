@@ -209,3 +209,52 @@ fn scoring_batches_and_eval_report() {
         assert!(d.path().join("eval").join(f).exists(), "{f}");
     }
 }
+
+/// nanoGPT's schedule written out: linear warmup, then cosine from `lr` to `min` at `total`.
+fn cosine(step: usize, lr: f64, warmup: usize, total: usize, min: f64) -> f64 {
+    if step < warmup {
+        return lr * (step + 1) as f64 / (warmup + 1) as f64;
+    }
+    let r = (step - warmup) as f64 / (total - warmup) as f64;
+    min + 0.5 * (1.0 + (std::f64::consts::PI * r).cos()) * (lr - min)
+}
+
+#[test]
+fn evaluations_within_epochs_and_the_decayed_learning_rate() {
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let mut cfg = config(d.path(), &ck, &data, "sched");
+    (cfg.epochs, cfg.evals_per_epoch, cfg.batch_size) = (2, 3, 4);
+    (cfg.decay_lr, cfg.warmup_steps, cfg.min_lr) = (true, 2, 1e-4);
+    let out = reward_model::train(&cfg, false).unwrap();
+    // One evaluation before training, then three per epoch.
+    assert_eq!(out.history.len(), 1 + 3 * 2, "{:?}", out.history);
+    let epochs: Vec<usize> = out.history.iter().map(|h| h.0).collect();
+    assert_eq!(epochs, vec![0, 1, 1, 1, 2, 2, 2]);
+    let log = std::fs::read_to_string(Path::new(&cfg.out_dir).join("metrics.jsonl")).unwrap();
+    let lrs: Vec<f64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lr"].as_f64())
+        .collect();
+    // The train split's size fixes the steps per epoch; the last logged lr is that of the
+    // last step, one before the end of the decay.
+    let n = nanoreward::reward::RewardDataset::open(&data, "train", None)
+        .unwrap()
+        .len();
+    let total = 2 * n.div_ceil(4);
+    let want = cosine(total - 1, cfg.lr, 2, total, cfg.min_lr);
+    assert_eq!(lrs.len(), 6);
+    assert!((lrs[5] - want).abs() < 1e-12, "{} vs {want}", lrs[5]);
+    assert!(lrs.windows(2).all(|w| w[1] < w[0]), "{lrs:?}");
+    for step in [0, 1, 2, total / 2, total - 1] {
+        let got = cfg.lr_at(step, total);
+        let want = cosine(step, cfg.lr, 2, total, cfg.min_lr);
+        assert!((got - want).abs() < 1e-12, "step {step}: {got} vs {want}");
+    }
+    // Without decay: warmup, then constant.
+    cfg.decay_lr = false;
+    assert!((cfg.lr_at(0, total) - cfg.lr / 3.0).abs() < 1e-12);
+    assert_eq!(cfg.lr_at(total - 1, total), cfg.lr);
+    cfg.evals_per_epoch = 0;
+    assert!(cfg.validate().is_err());
+}

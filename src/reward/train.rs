@@ -77,6 +77,12 @@ pub struct RewardTrainConfig {
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
+    /// Linear warmup of the learning rate over this many optimizer steps.
+    pub warmup_steps: usize,
+    /// Cosine decay of the learning rate from `lr` to `min_lr` over the run's steps (nanoGPT's
+    /// schedule); false: constant after the warmup.
+    pub decay_lr: bool,
+    pub min_lr: f64,
     pub optimizer: Optimizer,
     pub weight_decay: f64,
     pub grad_clip: f64,
@@ -101,7 +107,10 @@ pub struct RewardTrainConfig {
     pub dropout: f64,
     pub freeze_trunk: bool,
     pub unfreeze_last_n_layers: usize,
-    /// Epochs without val improvement before stopping (0 = never stop early).
+    /// Val evaluations per epoch (evenly spaced, the last at the epoch's end); the best
+    /// evaluated model is kept.
+    pub evals_per_epoch: usize,
+    /// Evaluations without val improvement before stopping (0 = never stop early).
     pub patience: usize,
     /// Compute the frozen trunk's pooled features once instead of every batch.
     pub fast_path: bool,
@@ -121,6 +130,9 @@ impl Default for RewardTrainConfig {
             epochs: 3,
             batch_size: 32,
             lr: 3e-4,
+            warmup_steps: 0,
+            decay_lr: false,
+            min_lr: 3e-5,
             optimizer: Optimizer::AdamW,
             weight_decay: 0.0,
             grad_clip: 1.0,
@@ -135,6 +147,7 @@ impl Default for RewardTrainConfig {
             dropout: 0.0,
             freeze_trunk: false,
             unfreeze_last_n_layers: 0,
+            evals_per_epoch: 1,
             patience: 1,
             fast_path: true,
             seed: 1337,
@@ -148,9 +161,14 @@ impl Default for RewardTrainConfig {
 impl RewardTrainConfig {
     /// Rejects values that cannot train.
     pub fn validate(&self) -> Result<()> {
-        if self.epochs == 0 || self.batch_size == 0 || self.reward_head_hidden_dim == 0 {
+        if self.epochs == 0
+            || self.batch_size == 0
+            || self.reward_head_hidden_dim == 0
+            || self.evals_per_epoch == 0
+        {
             return Err(Error::Config(
-                "epochs, batch_size and reward_head_hidden_dim must be positive".into(),
+                "epochs, batch_size, evals_per_epoch and reward_head_hidden_dim must be positive"
+                    .into(),
             ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
@@ -161,12 +179,13 @@ impl RewardTrainConfig {
         }
         if !self.lr.is_finite()
             || self.lr <= 0.0
+            || !(0.0..=self.lr).contains(&self.min_lr)
             || !self.weight_decay.is_finite()
             || self.weight_decay < 0.0
         {
             return Err(Error::Config(format!(
-                "lr must be > 0 and weight_decay ≥ 0 (got {} and {})",
-                self.lr, self.weight_decay
+                "lr must be > 0, min_lr in [0, lr] and weight_decay ≥ 0 (got {}, {} and {})",
+                self.lr, self.min_lr, self.weight_decay
             )));
         }
         Ok(())
@@ -180,6 +199,15 @@ impl RewardTrainConfig {
             self.freeze_trunk,
             self.unfreeze_last_n_layers,
         )
+    }
+
+    /// The learning rate of optimizer step `step` of a run of `total` steps.
+    pub fn lr_at(&self, step: usize, total: usize) -> f64 {
+        if step < self.warmup_steps || self.decay_lr {
+            let decay = if self.decay_lr { total } else { usize::MAX };
+            return optim::lr_at(step, self.lr, self.warmup_steps, decay, self.min_lr, true);
+        }
+        self.lr
     }
 
     /// Whether only the head trains (the trunk entirely frozen).
@@ -285,7 +313,7 @@ pub struct RewardTrainOutcome {
     pub seconds: f64,
     pub checkpoint: PathBuf,
     pub load_report: LoadReport,
-    /// (epoch, train loss, val loss).
+    /// (epoch, train loss, val loss) of every evaluation, the first before training.
     pub history: Vec<(usize, f64, f64)>,
 }
 
@@ -351,6 +379,8 @@ struct Trainer<'a> {
     source: Option<FeatureSource>,
     ckpt: PathBuf,
     log: JsonlLog,
+    /// The learning rate of the last optimizer step.
+    lr: f64,
 }
 
 /// Val figures after an epoch: the objective's loss, and the MAE of P(natural) against K/N.
@@ -487,27 +517,38 @@ impl Trainer<'_> {
         }
     }
 
-    /// One pass over the shuffled train split; returns the mean train loss and the epoch's
-    /// (finished) progress bar, which messages about the epoch print above.
-    fn epoch(&mut self, epoch: usize, show_progress: bool) -> Result<(f64, ProgressBar)> {
+    /// One pass over the shuffled train split, evaluating `evals_per_epoch` times through
+    /// `at_eval(self, bar, mean train loss since the last evaluation)`, which says whether to
+    /// stop early; returns whether it did.
+    fn epoch(
+        &mut self,
+        epoch: usize,
+        show_progress: bool,
+        mut at_eval: impl FnMut(&mut Self, &ProgressBar, f64) -> Result<bool>,
+    ) -> Result<bool> {
         let n = self.train.ds.len();
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
             self.cfg.seed ^ epoch as u64
         )));
         let bs = self.cfg.batch_size;
+        let nb = n.div_ceil(bs);
+        let total = nb * self.cfg.epochs;
+        let k = self.cfg.evals_per_epoch.min(nb);
         let template =
             format!("epoch {epoch:>3} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}] {{msg}}");
-        let pb = progress::bar(order.len().div_ceil(bs), 0, show_progress, &template);
-        let mut sum = 0.0;
+        let pb = progress::bar(nb, 0, show_progress, &template);
+        let (mut sum, mut count) = (0.0, 0);
         for (i, rows) in order.chunks(bs).enumerate() {
             let (v, mut g) =
                 self.batch_grads(rows, mix(self.cfg.seed ^ mix((epoch << 32 | i) as u64)))?;
             if self.cfg.grad_clip > 0.0 {
                 optim::clip_grad_norm(&mut g, self.cfg.grad_clip);
             }
-            self.opt.step(&mut self.model, g, self.cfg.lr);
+            self.lr = self.cfg.lr_at((epoch - 1) * nb + i, total);
+            self.opt.step(&mut self.model, g, self.lr);
             sum += v * rows.len() as f64;
+            count += rows.len();
             if stop::requested() {
                 pb.finish_and_clear();
                 return Err(Error::Interrupted(format!(
@@ -517,10 +558,74 @@ impl Trainer<'_> {
             }
             pb.set_message(format!("loss {v:.5}"));
             pb.inc(1);
+            // k evaluations per epoch: where floor((i + 1) k / nb) steps up (the last at i = nb - 1).
+            if (i + 1) * k / nb > i * k / nb {
+                let stopped = at_eval(self, &pb, sum / count as f64)?;
+                (sum, count) = (0.0, 0);
+                if stopped {
+                    pb.finish_and_clear();
+                    return Ok(true);
+                }
+            }
         }
         pb.finish_and_clear();
-        Ok((sum / n as f64, pb))
+        Ok(false)
     }
+
+    /// Evaluates on the val split after `step` optimizer steps (in epoch `epoch`), logs it,
+    /// saves the model when it is the best so far; returns whether patience has run out.
+    fn evaluate(
+        &mut self,
+        run: &mut Run,
+        epoch: usize,
+        pb: &ProgressBar,
+        train_loss: f64,
+    ) -> Result<bool> {
+        let v = self.val_figures()?;
+        run.history.push((epoch, train_loss, v.loss));
+        self.log.write(
+            &serde_json::json!({"epoch": epoch, "eval": run.history.len() - 1,
+            "train_loss": train_loss, "val_loss": v.loss, "val_mae": v.mae, "lr": self.lr,
+            "elapsed_s": run.t0.elapsed().as_secs_f64()}),
+        )?;
+        let improved = v.loss < run.best;
+        progress::say(
+            pb,
+            format!(
+                "epoch {epoch}: train loss {train_loss:.5}, val loss {:.5}, val MAE {:.4}{}",
+                v.loss,
+                v.mae,
+                if improved { " (best)" } else { "" }
+            ),
+        );
+        if improved {
+            run.best = v.loss;
+            run.since_best = 0;
+            self.save(epoch, run.best)?;
+            return Ok(false);
+        }
+        run.since_best += 1;
+        let out = self.cfg.patience > 0 && run.since_best >= self.cfg.patience;
+        if out {
+            progress::say(
+                pb,
+                format!(
+                    "early stop: no val improvement for {} evaluations",
+                    self.cfg.patience
+                ),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// A run's record: the best val loss, evaluations since it, every evaluation's
+/// (epoch, train loss, val loss), the start.
+struct Run {
+    best: f64,
+    since_best: usize,
+    history: Vec<(usize, f64, f64)>,
+    t0: std::time::Instant,
 }
 
 /// Opens both splits of `data`, checked against the tokenizer and the block size.
@@ -737,6 +842,7 @@ fn setup<'a>(
             "epoch",
             "reward",
         )?,
+        lr: 0.0,
     };
     Ok((trainer, report))
 }
@@ -759,50 +865,31 @@ pub fn train_from(
     let t0 = std::time::Instant::now();
     let (mut t, report) = setup(cfg, base, &dev)?;
     let v0 = t.val_figures()?;
-    let mut best = v0.loss;
-    let mut history = vec![(0, f64::NAN, best)];
+    let mut run = Run {
+        best: v0.loss,
+        since_best: 0,
+        history: vec![(0, f64::NAN, v0.loss)],
+        t0,
+    };
     t.log
-        .write(&serde_json::json!({"epoch": 0, "val_loss": best, "val_mae": v0.mae}))?;
-    t.save(0, best)?;
-    let (mut since_best, mut epochs_run) = (0, 0);
+        .write(&serde_json::json!({"epoch": 0, "val_loss": v0.loss, "val_mae": v0.mae}))?;
+    t.save(0, v0.loss)?;
+    let mut epochs_run = 0;
     for epoch in 1..=cfg.epochs {
-        let (train_loss, pb) = t.epoch(epoch, show_progress)?;
-        let say = |msg: String| progress::say(&pb, msg);
-        let v = t.val_figures()?;
         epochs_run = epoch;
-        history.push((epoch, train_loss, v.loss));
-        t.log.write(
-            &serde_json::json!({"epoch": epoch, "train_loss": train_loss,
-            "val_loss": v.loss, "val_mae": v.mae, "elapsed_s": t0.elapsed().as_secs_f64()}),
-        )?;
-        let improved = v.loss < best;
-        say(format!(
-            "epoch {epoch}: train loss {train_loss:.5}, val loss {:.5}, val MAE {:.4}{}",
-            v.loss,
-            v.mae,
-            if improved { " (best)" } else { "" }
-        ));
-        if improved {
-            best = v.loss;
-            since_best = 0;
-            t.save(epoch, best)?;
-        } else {
-            since_best += 1;
-            if cfg.patience > 0 && since_best >= cfg.patience {
-                say(format!(
-                    "early stop: no val improvement for {} epochs",
-                    cfg.patience
-                ));
-                break;
-            }
+        let stopped = t.epoch(epoch, show_progress, |t, pb, train_loss| {
+            t.evaluate(&mut run, epoch, pb, train_loss)
+        })?;
+        if stopped {
+            break;
         }
     }
     Ok(RewardTrainOutcome {
-        best_val_loss: best,
+        best_val_loss: run.best,
         epochs_run,
         seconds: t0.elapsed().as_secs_f64(),
         checkpoint: t.ckpt,
         load_report: report,
-        history,
+        history: run.history,
     })
 }
