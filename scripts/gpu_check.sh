@@ -71,6 +71,7 @@ run() {
     step parity 90 "$bin/cuda_parity" --test-threads 1
     step ours-B 60 "$bin/nanoreward" bench --device cuda --config B --iters 15 --json
     step ours-D 90 "$bin/nanoreward" bench --device cuda --config D --batch-size 8 --iters 14 --json
+    step ours-D-bf16 90 "$bin/nanoreward" bench --device cuda --config D --batch-size 8 --iters 14 --dtype bfloat16 --json
     step ours-reward-data 45 "$bin/nanoreward" bench --reward-data --device cuda --config B --json
     if [ -f "$DIST/nanogpt/model.py" ] && python3 -c 'import torch' 2>/dev/null; then
         local tb=("python3" "$ROOT/scripts/torch_gpu_bench.py" --nanogpt "$DIST/nanogpt")
@@ -93,12 +94,11 @@ print(f"GPU: {(out / 'gpu.txt').read_text().strip()}\n")
 print((out / "steps.txt").read_text())
 print("| who | config | batch | dtype | compile | step ms | tokens/s | MFU (bf16 peak 989 TFLOPS) |")
 print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-for name in ["ours-B", "ours-D"]:
+for name in ["ours-B", "ours-D", "ours-D-bf16"]:
     for r in lines(name):
         tok = r["train_tokens_per_s"]
         mfu = tok * flops_per_token(r["config"]) / 989e12
-        print(f"| nanoreward | {r['config']} | {r['batch_size']} | float32 | - | {r['train_step_ms_median']:.1f} | {tok:,.0f} | {mfu:.1%} |")
-print("| nanoreward | D | 8 | bfloat16 | - | not implemented | | |")
+        print(f"| nanoreward | {r['config']} | {r['batch_size']} | {r.get('dtype', 'float32')} | - | {r['train_step_ms_median']:.1f} | {tok:,.0f} | {mfu:.1%} |")
 for name in ["torch-B", "torch-D-f32", "torch-D-bf16", "torch-D-bf16-compile"]:
     for r in lines(name):
         if r.get("who") == "pytorch":

@@ -2,7 +2,7 @@
 //! reference configs, on random tokens (the same workload as ../shared/bench/torch_microbench.py).
 
 use crate::metrics::peak_rss_bytes;
-use crate::model::{GPT, GPTConfig};
+use crate::model::{GPT, GPTConfig, Precision};
 use crate::reward::recipe::{self, Split};
 use crate::sampling::{self, Batching, Row, SampleOptions};
 use crate::train::optim::{self, AdamW, AdamWConfig};
@@ -23,6 +23,8 @@ pub struct BenchConfig {
     pub batch_size: usize,
     pub dropout: f64,
     pub vocab_size: usize,
+    /// The precision of the matrix products (`--dtype`).
+    pub precision: Precision,
 }
 
 /// Config A: nanoGPT's CPU quick start (4L/4H/128, block 64, batch 12).
@@ -35,6 +37,7 @@ pub const CONFIG_A: BenchConfig = BenchConfig {
     batch_size: 12,
     dropout: 0.0,
     vocab_size: 65,
+    precision: Precision::Float32,
 };
 
 /// Config B: train_shakespeare_char's baby GPT (6L/6H/384, block 256, batch 64, dropout 0.2).
@@ -47,6 +50,7 @@ pub const CONFIG_B: BenchConfig = BenchConfig {
     batch_size: 64,
     dropout: 0.2,
     vocab_size: 65,
+    precision: Precision::Float32,
 };
 
 /// Config C: a GPT-2 BPE quick start (4L/4H/128, block 128, batch 12, vocabulary padded to
@@ -60,6 +64,7 @@ pub const CONFIG_C: BenchConfig = BenchConfig {
     batch_size: 12,
     dropout: 0.0,
     vocab_size: 50304,
+    precision: Precision::Float32,
 };
 
 /// Config D: the GPT-2-small shape (12L/12H/768, block 1024, batch 4, vocabulary 50,304).
@@ -72,6 +77,7 @@ pub const CONFIG_D: BenchConfig = BenchConfig {
     batch_size: 4,
     dropout: 0.0,
     vocab_size: 50304,
+    precision: Precision::Float32,
 };
 
 /// Measured figures of one configuration.
@@ -79,6 +85,7 @@ pub const CONFIG_D: BenchConfig = BenchConfig {
 pub struct BenchResult {
     pub config: String,
     pub batch_size: usize,
+    pub dtype: Precision,
     pub threads: usize,
     pub train_step_ms_median: f64,
     /// Split of the step: forward + backward (data-parallel over the threads), clipping + AdamW.
@@ -225,7 +232,8 @@ pub fn run(
     threads: usize,
 ) -> crate::Result<BenchResult> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let base = GPT::new(&model_config(c), device, 0)?;
+    let mut base = GPT::new(&model_config(c), device, 0)?;
+    base.precision = c.precision;
     let (model, [steps, fb, opt]) = time_training(c, base, &mut rng, warmup, iters, threads);
     let peak_rss_train_mib = peak_rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
     let inference = model.inference();
@@ -239,6 +247,7 @@ pub fn run(
     Ok(BenchResult {
         config: c.name.to_string(),
         batch_size: c.batch_size,
+        dtype: c.precision,
         threads,
         train_step_ms_median: step,
         step_forward_backward_ms: median(fb),

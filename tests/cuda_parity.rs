@@ -1,7 +1,7 @@
 //! CPU vs CUDA parity, run wherever CUDA is present (a build with `--features cuda` on a GPU
 //! machine, e.g. by scripts/gpu_check.sh) and skipped with one message elsewhere: the same
 //! weights give the same logits (≤ 1e-3), the KV cache equals full recomputation on CUDA, a short
-//! training run's loss falls, and two reward-data runs with one seed write the same bytes.
+//! training run's loss falls (f32 and bf16), and two reward-data runs with one seed write the same bytes.
 
 mod common;
 
@@ -96,12 +96,19 @@ fn cuda_training_lowers_the_loss_and_reward_data_is_reproducible() {
         learning_rate: 3e-3,
         ..Default::default()
     };
-    let out = nanoreward::train::run(&cfg, false).unwrap();
-    let (first, last) = (out.evals[0].2, out.evals[out.evals.len() - 1].2);
-    assert!(
-        last < first - 0.3,
-        "CUDA training: val loss {first} -> {last}"
-    );
+    for dtype in ["float32", "bfloat16"] {
+        let cfg = nanoreward::train::TrainConfig {
+            dtype: dtype.parse().unwrap(),
+            out_dir: d.path().join(dtype).display().to_string(),
+            ..cfg.clone()
+        };
+        let out = nanoreward::train::run(&cfg, false).unwrap();
+        let (first, last) = (out.evals[0].2, out.evals[out.evals.len() - 1].2);
+        assert!(
+            last < first - 0.3,
+            "CUDA training ({dtype}): val loss {first} -> {last}"
+        );
+    }
     let gpu = device::select("cuda").unwrap();
     let model = nanoreward::checkpoint::load_model(&ck, &gpu).unwrap();
     for out in ["a", "b"] {

@@ -5,7 +5,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Device, Distribution, Tensor};
 use nanoreward::checkpoint;
-use nanoreward::model::{Dropout, GPT, GPTConfig, KvCache, explicit_causal_attention};
+use nanoreward::model::{Dropout, GPT, GPTConfig, KvCache, Precision, explicit_causal_attention};
 
 fn tiny(dropout: f64) -> GPT {
     tiny_vocab(dropout, 11)
@@ -241,8 +241,10 @@ fn weighted_lm_head_cross_entropy_matches_burn_ops() {
         let t = Tensor::<1, Int>::from_data(TensorData::new(t, [n]), &ad);
         let w = Tensor::<1>::from_data(TensorData::new(data(n, 1.0, 3), [n]), &ad);
         let u = Tensor::<1>::from_data(TensorData::new(data(n, 1.0, 11), [n]), &ad);
-        let ce = nanoreward::model::lm_head_cross_entropy(x.clone(), wte.clone(), t) * w;
-        let h = nanoreward::model::lm_head_entropy(x.clone(), wte.clone()) * u;
+        let ce =
+            nanoreward::model::lm_head_cross_entropy(x.clone(), wte.clone(), t, Precision::Float32)
+                * w;
+        let h = nanoreward::model::lm_head_entropy(x.clone(), wte.clone(), Precision::Float32) * u;
         let loss = ce.sum() + h.sum();
         let g = loss.backward();
         (
@@ -271,5 +273,49 @@ fn row_split_forward_equals_each_row_alone() {
         let alone = m.forward(m.tokens(&ids[r * 12..(r + 1) * 12], 1), None);
         let d = max_diff(all.clone().narrow(0, r, 1), alone);
         assert!(d < 1e-5, "row {r}: max |Δlogit| {d}");
+    }
+}
+
+/// bf16 products (autocast's rule) under autodiff: f32 master weights get f32 gradients close to
+/// the f32 model's (bf16 keeps 8 bits of mantissa), yet not equal to them; the linear layers'
+/// bias is added in f32. Through burn's ops so the lm_head product is bf16 too.
+#[test]
+fn bf16_loss_and_gradients_are_close_to_f32() {
+    let m = tiny(0.0).into_trainable(|_| true);
+    let mut b = m.clone();
+    b.precision = Precision::Bfloat16;
+    let x: Vec<i64> = vec![1, 5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8, 2, 2, 5, 1, 0, 9];
+    let y: Vec<i64> = vec![5, 2, 9, 3, 3, 7, 0, 4, 10, 6, 8, 1, 2, 5, 1, 0, 9, 4];
+    let run = |m: &GPT| {
+        let loss = m.loss(m.tokens(&x, 2), m.tokens(&y, 2), None);
+        let value = loss.clone().into_scalar::<f32>();
+        (
+            value,
+            nanoreward::train::optim::collect_grads(m, &loss.backward()),
+        )
+    };
+    for burn_ops in [false, true] {
+        let ((l32, g32), (l16, g16)) = if burn_ops {
+            nanoreward::model::with_burn_ops(|| (run(&m), run(&b)))
+        } else {
+            (run(&m), run(&b))
+        };
+        assert!((l32 - l16).abs() < 2e-2 * l32, "loss {l32} vs {l16}");
+        let mut differs = 0;
+        for ((name, _), (a, c)) in m.named_params().iter().zip(g32.into_iter().zip(g16)) {
+            let (a, c) = (a.unwrap(), c.unwrap());
+            assert_eq!(c.dtype(), burn::tensor::DType::F32, "{name}");
+            let scale: f32 = a.clone().abs().max().into_scalar();
+            let diff = max_diff(a, c);
+            assert!(
+                diff <= 5e-2 * scale.max(1e-4),
+                "{name}: {diff} (largest {scale})"
+            );
+            differs += usize::from(diff > 1e-6 * scale);
+        }
+        assert!(
+            differs > 0,
+            "bf16 gradients equal the f32 ones (burn ops: {burn_ops})"
+        );
     }
 }

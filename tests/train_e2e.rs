@@ -102,3 +102,33 @@ fn loss_falls_and_resume_continues_the_same_curve() {
     let m2 = checkpoint::load_model(&tmp, &dev).unwrap();
     assert_eq!(again, checkpoint::model_tensors(&m2));
 }
+
+/// `dtype = "bfloat16"`: bf16 products with f32 master weights — the loss falls like the f32
+/// run's (not identically), and the checkpoint on disk is f32.
+#[test]
+fn bfloat16_training_keeps_f32_weights_and_learns() {
+    let d = corpus();
+    let data_dir = d.path().join("data");
+    let f32_run = train::run(&tiny_config(&data_dir, &d.path().join("f32"), 40), false).unwrap();
+    let mut cfg = tiny_config(&data_dir, &d.path().join("bf16"), 40);
+    cfg.dtype = "bfloat16".parse().unwrap();
+    let bf16_run = train::run(&cfg, false).unwrap();
+    let (a, b) = (
+        f32_run.evals.last().unwrap().2,
+        bf16_run.evals.last().unwrap().2,
+    );
+    let first = bf16_run.evals.first().unwrap().2;
+    assert!(b < first - 0.5, "bf16 val loss {first} -> {b}");
+    assert!((a - b).abs() < 0.1 && a != b, "f32 {a} vs bf16 {b}");
+    let bytes = std::fs::read(d.path().join("bf16/ckpt/model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, view) in st.tensors() {
+        assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+    }
+    // A dtype we do not have is one clear error.
+    let e = "float16"
+        .parse::<nanoreward::model::Precision>()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("float32") && e.contains("bfloat16"), "{e}");
+}

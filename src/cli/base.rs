@@ -159,6 +159,9 @@ pub struct BenchArgs {
     /// Rows per training batch instead of the config's own (e.g. 8-16 for config D on a GPU).
     #[arg(long = "batch-size", alias = "batch_size", value_parser = clap::value_parser!(u64).range(1..))]
     batch_size: Option<u64>,
+    /// The precision of the matrix products: float32, or bfloat16 with f32 master weights.
+    #[arg(long, default_value = "float32")]
+    dtype: String,
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -176,7 +179,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         });
     }
     let threads = device::workers(a.threads);
+    let precision: nanoreward::model::Precision = a.dtype.parse()?;
     for mut c in configs {
+        c.precision = precision;
         if let Some(b) = a.batch_size {
             c.batch_size = b as usize;
         }

@@ -50,7 +50,7 @@ pub fn bench(r: &BenchResult, iters: usize, json: bool) -> Result<()> {
         })
         .unwrap_or_default();
     println!(
-        "config {}: train step {:.1} ms (median of {iters}; fwd+bwd {:.1} + clip+AdamW {:.1}), forward {:.1} ms, {:.0} train tok/s{sampling}, peak RSS {:.0} MiB after training ({:.0} MiB at the end), {} threads",
+        "config {}: train step {:.1} ms (median of {iters}; fwd+bwd {:.1} + clip+AdamW {:.1}), forward {:.1} ms, {:.0} train tok/s{sampling}, peak RSS {:.0} MiB after training ({:.0} MiB at the end), {} threads, {}",
         r.config,
         r.train_step_ms_median,
         r.step_forward_backward_ms,
@@ -59,7 +59,8 @@ pub fn bench(r: &BenchResult, iters: usize, json: bool) -> Result<()> {
         r.train_tokens_per_s,
         r.peak_rss_train_mib,
         r.peak_rss_mib,
-        r.threads
+        r.threads,
+        r.dtype.as_str()
     );
     Ok(())
 }

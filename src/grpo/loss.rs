@@ -339,10 +339,10 @@ pub fn completion_logp(
         .flat_map(|row| row[prompt_len..].iter().copied())
         .collect();
     let targets = model.tokens(&targets, b).reshape([b * l]);
-    let logp = lm_head_cross_entropy(x.clone(), model.wte.clone(), targets)
+    let logp = lm_head_cross_entropy(x.clone(), model.wte.clone(), targets, model.precision)
         .neg()
         .reshape([b, l]);
-    let entropy = lm_head_entropy(x, model.wte.clone()).reshape([b, l]);
+    let entropy = lm_head_entropy(x, model.wte.clone(), model.precision).reshape([b, l]);
     Ok((logp, entropy))
 }
 

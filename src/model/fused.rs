@@ -19,6 +19,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::attention::{self, Dims};
+use super::precision::Precision;
 
 /// Operations with a hand-written kernel on Flex and a hand-written backward under autodiff.
 #[backend_extension(Flex, Autodiff)]
@@ -557,6 +558,7 @@ pub fn lm_head_cross_entropy(
     x: Tensor<2>,
     wte: Tensor<2>,
     targets: Tensor<1, burn::tensor::Int>,
+    p: Precision,
 ) -> Tensor<1> {
     if applies(&x) {
         let t = targets.float();
@@ -567,14 +569,14 @@ pub fn lm_head_cross_entropy(
         ))
     } else {
         let n = x.dims()[0];
-        let logp = burn::tensor::activation::log_softmax(x.matmul(wte.transpose()), 1);
+        let logp = burn::tensor::activation::log_softmax(p.matmul(x, wte.transpose()), 1);
         logp.gather(1, targets.reshape([n, 1])).reshape([n]).neg()
     }
 }
 
 /// The entropy of softmax(x·wteᵀ) per row, `[N]`: the chunked kernel on Flex (f32), which never
 /// holds the `[N, V]` logits; burn's own ops elsewhere.
-pub fn lm_head_entropy(x: Tensor<2>, wte: Tensor<2>) -> Tensor<1> {
+pub fn lm_head_entropy(x: Tensor<2>, wte: Tensor<2>, p: Precision) -> Tensor<1> {
     if applies(&x) {
         Tensor::from_dispatch(<Dispatch as FusedOps>::fused_lm_head_entropy(
             x.into_dispatch(),
@@ -582,7 +584,7 @@ pub fn lm_head_entropy(x: Tensor<2>, wte: Tensor<2>) -> Tensor<1> {
         ))
     } else {
         let n = x.dims()[0];
-        let logp = burn::tensor::activation::log_softmax(x.matmul(wte.transpose()), 1);
+        let logp = burn::tensor::activation::log_softmax(p.matmul(x, wte.transpose()), 1);
         (logp.clone().exp() * logp).sum_dim(1).reshape([n]).neg()
     }
 }

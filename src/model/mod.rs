@@ -32,10 +32,12 @@ pub fn lm_head_chunk_logits() -> usize {
 }
 mod fused;
 mod params;
+mod precision;
 pub use fused::{
     chunked_sum, exp_nonpositive, gelu, lane_max, lane_sum, layer_norm, lm_head_cross_entropy,
     lm_head_entropy, with_burn_ops,
 };
+pub use precision::Precision;
 
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -216,8 +218,19 @@ impl Linear {
         }
     }
 
-    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        linear(x, self.weight.clone(), self.bias.clone())
+    /// `x · weight + bias`, the product at precision `p`.
+    fn forward<const D: usize>(&self, x: Tensor<D>, p: Precision) -> Tensor<D> {
+        match p {
+            Precision::Float32 => linear(x, self.weight.clone(), self.bias.clone()),
+            Precision::Bfloat16 => {
+                let w = self.weight.clone().unsqueeze::<D>();
+                let y = p.matmul(x, w);
+                match &self.bias {
+                    Some(b) => y + b.clone().unsqueeze::<D>(),
+                    None => y,
+                }
+            }
+        }
     }
 }
 
@@ -380,6 +393,8 @@ pub struct GPT {
     pub h: Vec<Block>,
     pub ln_f: LayerNorm,
     pub reward_head: Option<RewardHead>,
+    /// The precision of the matrix products (a run's setting, not saved: weights are f32).
+    pub precision: Precision,
 }
 
 impl GPT {
@@ -416,6 +431,7 @@ impl GPT {
             h,
             ln_f: LayerNorm::new(c.n_embd, c.bias, device),
             reward_head,
+            precision: Precision::Float32,
         })
     }
 
@@ -489,14 +505,14 @@ impl GPT {
         let [b, t_in, c] = x.dims();
         let nh = self.config.n_head;
         let hd = c / nh;
-        let qkv = block.attn.c_attn.forward(x);
+        let qkv = block.attn.c_attn.forward(x, self.precision);
         let dropped_weights = drop.is_some() && self.config.dropout > 0.0;
         if cache.is_none() && !last_only && t_in > 1 && fused::applies(&qkv) {
             // The whole causal pass in one fused kernel where the backend has it; its dropout
             // noise is the mask the explicit path below would multiply the weights by.
             let mask = self.dropout_mask([b, nh, t_in, t_in], drop, &qkv.device());
             let y = fused::causal_attention(qkv, mask, nh);
-            return self.dropout(block.attn.c_proj.forward(y), drop);
+            return self.dropout(block.attn.c_proj.forward(y, self.precision), drop);
         }
         if let Some(slot) = cache
             .as_deref_mut()
@@ -548,7 +564,7 @@ impl GPT {
             explicit_causal_attention(q, k, v, past, |att| att)
         };
         let y = y.swap_dims(1, 2).reshape([b, t, c]);
-        self.dropout(block.attn.c_proj.forward(y), drop)
+        self.dropout(block.attn.c_proj.forward(y, self.precision), drop)
     }
 
     /// Attention through a host cache (CPU, f32): the new keys and values are written into the
@@ -577,7 +593,7 @@ impl GPT {
         } else {
             Tensor::from_data(TensorData::new(kv.step(&host, t), [b, t, c]), &device)
         };
-        self.dropout(block.attn.c_proj.forward(y), drop)
+        self.dropout(block.attn.c_proj.forward(y, self.precision), drop)
     }
 
     /// The trunk: embeddings, blocks and ln_f. With a cache, the tokens sit after its cached
@@ -606,8 +622,11 @@ impl GPT {
             let last = last_only && i + 1 == n_layer;
             let a = self.attend(block, block.ln_1.forward(x.clone()), slot, drop, last);
             x = if last { x.narrow(1, t - 1, 1) } else { x } + a;
-            let m = block.mlp.c_fc.forward(block.ln_2.forward(x.clone()));
-            x = x + self.dropout(block.mlp.c_proj.forward(gelu(m)), drop);
+            let m = block
+                .mlp
+                .c_fc
+                .forward(block.ln_2.forward(x.clone()), self.precision);
+            x = x + self.dropout(block.mlp.c_proj.forward(gelu(m), self.precision), drop);
         }
         if let Some(c) = cache {
             c.len = pos0 + t;
@@ -693,7 +712,13 @@ impl GPT {
         self.check_len(t, 0);
         let x = self.trunk(idx, None, drop, false);
         let x = x.reshape([b * t, self.config.n_embd]);
-        fused::lm_head_cross_entropy(x, self.wte.clone(), targets.reshape([b * t])).mean()
+        fused::lm_head_cross_entropy(
+            x,
+            self.wte.clone(),
+            targets.reshape([b * t]),
+            self.precision,
+        )
+        .mean()
     }
 
     /// Feeds `idx` `[B, T_new]` after the cached positions and returns the logits of the last
@@ -769,7 +794,7 @@ impl GPT {
 
     /// The lm_head (tied to wte): logits `[N, vocab]` of trunk states `[N, n_embd]`.
     fn lm_head(&self, x: Tensor<2>) -> Tensor<2> {
-        x.matmul(self.wte.clone().transpose())
+        self.precision.matmul(x, self.wte.clone().transpose())
     }
 
     /// Reward mode: [P(natural), P(synthetic)] per sequence, `[B, 2]`.
@@ -798,7 +823,13 @@ impl GPT {
     /// The reward head on pooled states: softmax(out(relu(fc(pooled)))), `[B, 2]`.
     pub fn head_probs(&self, pooled: Tensor<2>) -> Result<Tensor<2>> {
         let head = self.head()?;
-        Ok(softmax(head.out.forward(relu(head.fc.forward(pooled))), 1))
+        Ok(softmax(
+            head.out.forward(
+                relu(head.fc.forward(pooled, self.precision)),
+                self.precision,
+            ),
+            1,
+        ))
     }
 
     /// Token head: the logit of P(natural) of every token, `[B, T]`, from the tokens `idx` and
@@ -818,11 +849,11 @@ impl GPT {
             Some(f) => Tensor::cat(vec![x, f], 2),
             None => x,
         };
-        let mut h = relu(head.fc.forward(x));
+        let mut h = relu(head.fc.forward(x, self.precision));
         if let Some(ctx) = &head.context {
-            h = relu(ctx.forward(neighbours(h, self.config.reward_context)));
+            h = relu(ctx.forward(neighbours(h, self.config.reward_context), self.precision));
         }
-        Ok(head.out.forward(h).reshape([b, t]))
+        Ok(head.out.forward(h, self.precision).reshape([b, t]))
     }
 
     /// Pools trunk states `[B, T, C]` into `[B, C]` by the configured rule.

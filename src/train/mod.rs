@@ -5,7 +5,7 @@
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, TrainState};
 use crate::data::{self, TokenFile};
 use crate::metrics::{self, JsonlLog, Series};
-use crate::model::{GPT, GPTConfig};
+use crate::model::{GPT, GPTConfig, Precision};
 use crate::tokenizer::Tokenizer;
 use crate::util::lock::DirLock;
 use crate::util::rng::iter_seed;
@@ -59,6 +59,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// `auto`, `cpu` or `cuda`.
     pub device: String,
+    /// The precision of the matrix products: `float32`, or `bfloat16` with f32 master weights,
+    /// optimizer state and checkpoints (nanoGPT's autocast).
+    pub dtype: Precision,
     /// CPU threads (0 = one per core).
     pub threads: usize,
     /// Also write the logged scalars as TensorBoard events into this directory (empty: no).
@@ -97,6 +100,7 @@ impl Default for TrainConfig {
             min_lr: 6e-5,
             seed: 1337,
             device: "auto".into(),
+            dtype: Precision::Float32,
             threads: 0,
             tensorboard: String::new(),
         }
@@ -106,7 +110,6 @@ impl Default for TrainConfig {
 /// nanoGPT keys accepted for compatibility and ignored (they concern PyTorch or wandb).
 pub const IGNORED_KEYS: &[(&str, Option<&str>)] = &[
     ("compile", None),
-    ("dtype", None),
     ("backend", None),
     ("wandb_log", None),
     ("wandb_project", None),
@@ -356,6 +359,8 @@ fn setup<'a>(cfg: &'a TrainConfig, dev: &Device) -> Result<Run<'a>> {
     }
     let mut opt = opt;
     opt.config = cfg.adamw();
+    let mut model = model;
+    model.precision = cfg.dtype;
     Ok(Run {
         cfg,
         model: model.into_trainable(|_| true),
