@@ -274,3 +274,23 @@ fn token_granularity_needs_per_token_rewards() {
         .to_string();
     assert!(e.contains("token-head reward model"), "{e}");
 }
+
+/// `dtype = "bfloat16"`: the policy learns the known reward with bf16 products as with f32.
+#[test]
+fn bfloat16_policy_reward_rises() {
+    let (d, ck, data_dir) = setup();
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let mut cfg = config(d.path(), &ck, &data_dir, "bf", 40);
+    cfg.dtype = "bfloat16".parse().unwrap();
+    let out = grpo::run_with(&cfg, &prefers(tok.encode("o").unwrap()[0]), None, false).unwrap();
+    let (first, last) = (&out.evals[0], &out.evals[out.evals.len() - 1]);
+    assert!(
+        last.reward_policy > first.reward_policy + 0.15,
+        "bf16 policy reward {} -> {}",
+        first.reward_policy,
+        last.reward_policy
+    );
+}

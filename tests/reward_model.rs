@@ -257,4 +257,10 @@ fn evaluations_within_epochs_and_the_decayed_learning_rate() {
     assert_eq!(cfg.lr_at(total - 1, total), cfg.lr);
     cfg.evals_per_epoch = 0;
     assert!(cfg.validate().is_err());
+    // bf16 products train the reward model too: its train loss falls epoch over epoch.
+    let mut bf = config(d.path(), &ck, &data, "bf16");
+    bf.dtype = "bfloat16".parse().unwrap();
+    let out = reward_model::train(&bf, false).unwrap();
+    let (first, last) = (out.history[1].1, out.history.last().unwrap().1);
+    assert!(last < first, "bf16 train loss {first} -> {last}");
 }

@@ -1,6 +1,7 @@
 //! `grpo` settings: the TOML keys of `nanoreward grpo` and their checks.
 
 use super::loss::{ImportanceLevel, LossConfig, LossType, ScaleRewards};
+use crate::model::Precision;
 use crate::sampling::SampleOptions;
 use crate::train::optim;
 use crate::{Error, Result};
@@ -106,6 +107,9 @@ pub struct GrpoConfig {
     pub max_val_loss_increase: f64,
     pub seed: u64,
     pub device: String,
+    /// The precision of the matrix products of the policy and the reference: `float32`, or
+    /// `bfloat16` with f32 master weights (as `train`'s dtype).
+    pub dtype: Precision,
     pub threads: usize,
     /// Also write the logged scalars as TensorBoard events into this directory (empty: no).
     pub tensorboard: String,
@@ -159,6 +163,7 @@ impl Default for GrpoConfig {
             max_val_loss_increase: 0.0,
             seed: 1337,
             device: "auto".into(),
+            dtype: Precision::Float32,
             threads: 0,
             tensorboard: String::new(),
         }

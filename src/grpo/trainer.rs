@@ -284,11 +284,12 @@ fn setup<'a>(
     let (ckpt_dir, ref_dir) = dirs(&out_dir);
     let train = TokenFile::open(&data_dir.join("train.bin"))?;
     let val = TokenFile::open(&data_dir.join("val.bin"))?;
-    let (policy, mut opt, start) = load_policy(cfg, initial, &ckpt_dir, &dev)?;
+    let (mut policy, mut opt, start) = load_policy(cfg, initial, &ckpt_dir, &dev)?;
+    policy.precision = cfg.dtype;
     let tokenizer = check_tokenizers(cfg, &data_dir, reward_tokenizer, &policy)?;
     train.require_window(cfg.prompt_max + cfg.completion_len)?;
     val.require_window(policy.config.block_size)?;
-    let reference = if cfg.init_from == "resume" {
+    let mut reference = if cfg.init_from == "resume" {
         Checkpoint::open(&ref_dir)?.model(&dev)?
     } else {
         fsutil::create_dir_all(&out_dir)?;
@@ -308,6 +309,7 @@ fn setup<'a>(
         checkpoint::save(&ref_dir, &parts)?;
         policy.clone()
     };
+    reference.precision = cfg.dtype;
     opt.config.weight_decay = cfg.weight_decay;
     let eval = EvalSet::new(cfg, &val, policy.config.block_size);
     let trainer = Trainer {

@@ -11,7 +11,7 @@ use super::model::{self, FeatureSource, HeadSpec};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, LoadReport, TrainState};
 use crate::data::TokenFile;
 use crate::metrics::JsonlLog;
-use crate::model::{Dropout, GPT, Pooling, RewardHeadKind};
+use crate::model::{Dropout, GPT, Pooling, Precision, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::optim::{self, AdamW, AdamWConfig};
 use crate::util::lock::DirLock;
@@ -116,6 +116,9 @@ pub struct RewardTrainConfig {
     pub fast_path: bool,
     pub seed: u64,
     pub device: String,
+    /// The precision of the matrix products: `float32`, or `bfloat16` with f32 master weights
+    /// (as `train`'s dtype).
+    pub dtype: Precision,
     pub threads: usize,
     /// Also write the logged scalars as TensorBoard events into this directory (empty: no).
     pub tensorboard: String,
@@ -152,6 +155,7 @@ impl Default for RewardTrainConfig {
             fast_path: true,
             seed: 1337,
             device: "auto".into(),
+            dtype: Precision::Float32,
             threads: 0,
             tensorboard: String::new(),
         }
@@ -790,7 +794,8 @@ fn setup<'a>(
     };
     let spec = cfg.head_spec(view);
     let n = train_ds.meta.block_size;
-    let (model, report) = initial_model(cfg, base, &spec, n, dev)?;
+    let (mut model, report) = initial_model(cfg, base, &spec, n, dev)?;
+    model.precision = cfg.dtype;
     let token = spec.kind == RewardHeadKind::Token;
     let fast = !token && cfg.head_only() && cfg.fast_path;
     let w = device::workers(cfg.threads);
