@@ -10,7 +10,11 @@
 # Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus;
 # default ../shared/data/tinyshakespeare/input.txt), SPLIT (heldout: 80/20 of val.bin, the
 # default; reward: prepare --reward_split 0.3 and reward.bin), THREADS (2). Extra keys after a
-# colon go to train-reward, e.g. strong=configs/reward_token.toml:--trunk=out/strong/ckpt.
+# colon go to train-reward, e.g. strong=configs/reward_token.toml:--trunk=out/strong/ckpt; the word
+# @TRUNK there stands for a stronger trunk trained per seed on the generator's train split
+# (configs/strong_trunk.toml, once per seed, in SEED_DIR/trunk), e.g.
+#   strong=configs/reward_token.toml:--trunk=@TRUNK --lexicon_text=@DATA/train.bin
+# (@DATA: the prepared corpus, OUT/data).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2
@@ -46,6 +50,15 @@ for s in $SEEDS; do
   for spec in "$@"; do
     name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""
     [ "$rest" != "$cfg" ] && extra=${rest#*:}
+    if [[ "$extra" == *@TRUNK* ]]; then
+      if [ ! -f "$d/trunk/ckpt/config.json" ]; then
+        log "seed $s: stronger trunk (configs/strong_trunk.toml)"
+        "$NR" train "$ROOT/configs/strong_trunk.toml" --data_dir="$OUT/data" --out_dir="$d/trunk" \
+          --seed="$s" --threads="$THREADS" > "$d/trunk.log" 2>&1
+      fi
+      extra=${extra//@TRUNK/$d/trunk/ckpt}
+    fi
+    extra=${extra//@DATA/$OUT/data}
     if [ ! -f "$d/$name/eval.json" ]; then
       log "seed $s: reward model $name ($cfg $extra)"
       t0=$(date +%s)
