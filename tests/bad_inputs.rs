@@ -233,11 +233,11 @@ fn checkpoint_and_reward_inputs() {
     for (arg, msg) in [
         (
             "--epochs=0",
-            "epochs, batch_size and reward_head_hidden_dim must be positive",
+            "epochs, batch_size, evals_per_epoch and reward_head_hidden_dim must be positive",
         ),
         (
             "--lr=0",
-            "lr must be > 0 and weight_decay ≥ 0 (got 0 and 0)",
+            "lr must be > 0, min_lr in [0, lr] with decay_lr, and weight_decay ≥ 0 (got 0, 0.00003 and 0)",
         ),
         (
             "--loss=hinge",

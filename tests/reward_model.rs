@@ -255,6 +255,12 @@ fn evaluations_within_epochs_and_the_decayed_learning_rate() {
     cfg.decay_lr = false;
     assert!((cfg.lr_at(0, total) - cfg.lr / 3.0).abs() < 1e-12);
     assert_eq!(cfg.lr_at(total - 1, total), cfg.lr);
+    // A min_lr above lr only matters when decaying.
+    cfg.min_lr = 2.0 * cfg.lr;
+    assert!(cfg.validate().is_ok());
+    cfg.decay_lr = true;
+    assert!(cfg.validate().is_err());
+    cfg.decay_lr = false;
     cfg.evals_per_epoch = 0;
     assert!(cfg.validate().is_err());
     // bf16 products train the reward model too: its train loss falls epoch over epoch.

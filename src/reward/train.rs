@@ -130,7 +130,7 @@ impl Default for RewardTrainConfig {
             base: "out/ckpt".into(),
             data: "data/reward_dataset".into(),
             out_dir: "out-reward".into(),
-            epochs: 3,
+            epochs: 4,
             batch_size: 32,
             lr: 3e-4,
             warmup_steps: 0,
@@ -148,7 +148,7 @@ impl Default for RewardTrainConfig {
             context: 4,
             trunk: String::new(),
             dropout: 0.0,
-            freeze_trunk: false,
+            freeze_trunk: true,
             unfreeze_last_n_layers: 0,
             evals_per_epoch: 1,
             patience: 1,
@@ -183,12 +183,12 @@ impl RewardTrainConfig {
         }
         if !self.lr.is_finite()
             || self.lr <= 0.0
-            || !(0.0..=self.lr).contains(&self.min_lr)
+            || (self.decay_lr && !(0.0..=self.lr).contains(&self.min_lr))
             || !self.weight_decay.is_finite()
             || self.weight_decay < 0.0
         {
             return Err(Error::Config(format!(
-                "lr must be > 0, min_lr in [0, lr] and weight_decay ≥ 0 (got {}, {} and {})",
+                "lr must be > 0, min_lr in [0, lr] with decay_lr, and weight_decay ≥ 0 (got {}, {} and {})",
                 self.lr, self.min_lr, self.weight_decay
             )));
         }
