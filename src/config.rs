@@ -292,7 +292,16 @@ pub fn load_text<T: Serialize + DeserializeOwned + Default>(
     for (k, raw) in overrides {
         apply_override(&mut table, &defaults, k, raw, aliases)?;
     }
-    T::deserialize(table).map_err(|e| Error::Config(e.to_string()))
+    // toml writes the key on a line of its own ("…\nin `loss`\n"): one line for the user.
+    T::deserialize(table).map_err(|e| {
+        let text = e.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        Error::Config(lines.join(" "))
+    })
 }
 
 #[cfg(test)]

@@ -241,9 +241,12 @@ fn checkpoint_and_reward_inputs() {
         ),
         (
             "--loss=hinge",
-            "loss must be mse, cross_entropy, token_bce, token_changepoint or token_both, got 'hinge'",
+            "loss must be mse, cross_entropy, token_bce, token_changepoint or token_both, got 'hinge' in `loss`",
         ),
-        ("--pooling=max", "pooling must be last or mean, got 'max'"),
+        (
+            "--pooling=max",
+            "pooling must be last or mean, got 'max' in `pooling`",
+        ),
     ] {
         fails_with(
             p,
