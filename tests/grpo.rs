@@ -57,14 +57,19 @@ fn prefers(token: u32) -> impl Fn(&[Vec<u32>], usize) -> Vec<f32> {
     }
 }
 
-#[test]
-fn policy_reward_rises_on_a_known_reward() {
-    let (d, ck, data_dir) = setup();
-    let tok = checkpoint::Checkpoint::open(&ck)
+/// The token id of "o" in the tiny base's tokenizer (the known reward's favourite).
+fn id_of_o(ck: &Path) -> u32 {
+    let tok = checkpoint::Checkpoint::open(ck)
         .unwrap()
         .tokenizer()
         .unwrap();
-    let target = tok.encode("o").unwrap()[0];
+    tok.encode("o").unwrap()[0]
+}
+
+#[test]
+fn policy_reward_rises_on_a_known_reward() {
+    let (d, ck, data_dir) = setup();
+    let target = id_of_o(&ck);
     let cfg = config(d.path(), &ck, &data_dir, "g", 40);
     let reward = prefers(target);
     let out = grpo::run_with(&cfg, &reward, None, false).unwrap();
@@ -160,11 +165,7 @@ fn bad_settings_fail_clearly() {
 #[test]
 fn val_loss_guard_stops_a_degenerating_policy() {
     let (d, ck, data_dir) = setup();
-    let tok = checkpoint::Checkpoint::open(&ck)
-        .unwrap()
-        .tokenizer()
-        .unwrap();
-    let reward = prefers(tok.encode("o").unwrap()[0]);
+    let reward = prefers(id_of_o(&ck));
     let mut cfg = config(d.path(), &ck, &data_dir, "h", 60);
     cfg.learning_rate = 3e-2;
     cfg.beta = 0.0;
@@ -279,13 +280,9 @@ fn token_granularity_needs_per_token_rewards() {
 #[test]
 fn bfloat16_policy_reward_rises() {
     let (d, ck, data_dir) = setup();
-    let tok = checkpoint::Checkpoint::open(&ck)
-        .unwrap()
-        .tokenizer()
-        .unwrap();
     let mut cfg = config(d.path(), &ck, &data_dir, "bf", 40);
     cfg.dtype = "bfloat16".parse().unwrap();
-    let out = grpo::run_with(&cfg, &prefers(tok.encode("o").unwrap()[0]), None, false).unwrap();
+    let out = grpo::run_with(&cfg, &prefers(id_of_o(&ck)), None, false).unwrap();
     let (first, last) = (&out.evals[0], &out.evals[out.evals.len() - 1]);
     assert!(
         last.reward_policy > first.reward_policy + 0.15,
