@@ -260,19 +260,7 @@ impl GrpoConfig {
     /// Linear warmup over `warmup_steps`, then constant, or cosine down to `min_lr` at
     /// `max_steps` when `decay_lr`.
     pub(crate) fn lr_at(&self, step: usize) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * (step + 1) as f64 / (self.warmup_steps + 1) as f64;
-        }
-        if !self.decay_lr {
-            return self.learning_rate;
-        }
-        optim::lr_at(
-            step,
-            self.learning_rate,
-            self.warmup_steps,
-            self.max_steps,
-            self.min_lr,
-            true,
-        )
+        let decay = self.decay_lr.then_some((self.max_steps, self.min_lr));
+        optim::warmup_then(step, self.learning_rate, self.warmup_steps, decay)
     }
 }

@@ -207,11 +207,8 @@ impl RewardTrainConfig {
 
     /// The learning rate of optimizer step `step` of a run of `total` steps.
     pub fn lr_at(&self, step: usize, total: usize) -> f64 {
-        if step < self.warmup_steps || self.decay_lr {
-            let decay = if self.decay_lr { total } else { usize::MAX };
-            return optim::lr_at(step, self.lr, self.warmup_steps, decay, self.min_lr, true);
-        }
-        self.lr
+        let decay = self.decay_lr.then_some((total, self.min_lr));
+        optim::warmup_then(step, self.lr, self.warmup_steps, decay)
     }
 
     /// Whether only the head trains (the trunk entirely frozen).

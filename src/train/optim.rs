@@ -34,6 +34,22 @@ pub fn lr_at(
     min_lr + coeff * (learning_rate - min_lr)
 }
 
+/// Linear warmup over `warmup` steps, then constant at `learning_rate`, or with `decay =
+/// Some((until, min_lr))` nanoGPT's cosine down to `min_lr` at step `until` (GRPO and the reward
+/// model; unlike [`lr_at`] without decay, the warmup applies either way).
+pub fn warmup_then(
+    step: usize,
+    learning_rate: f64,
+    warmup: usize,
+    decay: Option<(usize, f64)>,
+) -> f64 {
+    match decay {
+        Some((until, min_lr)) => lr_at(step, learning_rate, warmup, until, min_lr, true),
+        None if step < warmup => learning_rate * (step + 1) as f64 / (warmup + 1) as f64,
+        None => learning_rate,
+    }
+}
+
 /// AdamW hyper-parameters (PyTorch semantics).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct AdamWConfig {
@@ -291,6 +307,19 @@ mod tests {
         assert!((f(5000) - 1e-4).abs() < 1e-15);
         assert_eq!(f(6000), 1e-4);
         assert_eq!(lr_at(3000, 1e-3, 100, 5000, 1e-4, false), 1e-3);
+    }
+
+    /// GRPO's and the reward model's schedule: the warmup applies with and without decay.
+    #[test]
+    fn warmup_then_constant_or_cosine() {
+        let still = |it| warmup_then(it, 1e-3, 100, None);
+        assert!((still(0) - 1e-3 / 101.0).abs() < 1e-15);
+        assert_eq!(still(100), 1e-3);
+        assert_eq!(still(4000), 1e-3);
+        let decayed = |it| warmup_then(it, 1e-3, 100, Some((5000, 1e-4)));
+        assert!((decayed(0) - 1e-3 / 101.0).abs() < 1e-15);
+        assert!((decayed(2550) - (1e-4 + 0.5 * 9e-4)).abs() < 1e-12);
+        assert_eq!(decayed(6000), 1e-4);
     }
 
     /// Two AdamW steps on a 1-parameter model, against PyTorch's update rule written out.
