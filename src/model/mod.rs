@@ -841,10 +841,15 @@ impl GPT {
         features: Option<Tensor<3>>,
         drop: Option<&Dropout>,
     ) -> Result<Tensor<2>> {
-        let [b, t] = idx.dims();
-        self.check_len(t, 0);
+        self.check_len(idx.dims()[1], 0);
+        self.token_head(self.trunk(idx, None, drop, false), features)
+    }
+
+    /// The token head on the trunk's final states `x` `[B, T, n_embd]` (as [`Self::hidden_states`]
+    /// gives them) and the tokens' features: the logit of P(natural) of every token, `[B, T]`.
+    pub fn token_head(&self, x: Tensor<3>, features: Option<Tensor<3>>) -> Result<Tensor<2>> {
+        let [b, t, _] = x.dims();
         let head = self.head()?;
-        let x = self.trunk(idx, None, drop, false);
         let x = match features {
             Some(f) => Tensor::cat(vec![x, f], 2),
             None => x,

@@ -112,7 +112,8 @@ pub struct RewardTrainConfig {
     pub evals_per_epoch: usize,
     /// Evaluations without val improvement before stopping (0 = never stop early).
     pub patience: usize,
-    /// Compute the frozen trunk's pooled features once instead of every batch.
+    /// Compute the frozen trunk's states once instead of every batch (pooled, or of every token
+    /// for a token head; only without dropout, and up to 8 GiB of them).
     pub fast_path: bool,
     pub seed: u64,
     pub device: String,
@@ -295,17 +296,33 @@ pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss) -> Tensor<1> {
     }
 }
 
-/// Pooled trunk features of every sample, `[n, n_embd]` on the host (computed in batches).
-fn features(model: &GPT, ds: &RewardDataset, batch: usize, workers: usize) -> Vec<f32> {
+/// What the frozen trunk gives the head, for every sample, on the host (computed in batches):
+/// its pooled state `[n, n_embd]` for a pooled head, its final state of every token
+/// `[n, N, n_embd]` for a token head.
+fn trunk_states(
+    model: &GPT,
+    ds: &RewardDataset,
+    kind: RewardHeadKind,
+    batch: usize,
+    workers: usize,
+) -> Vec<f32> {
     let n = ds.len();
     let starts: Vec<usize> = (0..n).step_by(batch).collect();
     let parts = device::par_map(&starts, workers, |&start| {
         let rows: Vec<usize> = (start..(start + batch).min(n)).collect();
         let (x, _) = ds.batch(&rows);
-        to_host(model.pooled(model.tokens(&x, rows.len()), None))
+        let idx = model.tokens(&x, rows.len());
+        match kind {
+            RewardHeadKind::Pooled => to_host(model.pooled(idx, None)),
+            RewardHeadKind::Token => to_host(model.hidden_states(idx)),
+        }
     });
     parts.concat()
 }
+
+/// The most host memory the frozen trunk's cached states may take; above it, the trunk runs on
+/// every batch instead.
+const STATE_CACHE_BYTES: usize = 8 << 30;
 
 /// What training produced.
 pub struct RewardTrainOutcome {
@@ -318,11 +335,12 @@ pub struct RewardTrainOutcome {
     pub history: Vec<(usize, f64, f64)>,
 }
 
-/// One split with what is computed once for it: the pooled trunk features (frozen-trunk fast
-/// path) and the features of every token (token head with feature channels), `width` each.
+/// One split with what is computed once for it: the frozen trunk's states (fast path: pooled,
+/// or of every token, see [`trunk_states`]) and the features of every token (token head with
+/// feature channels), `width` each.
 struct Data {
     ds: RewardDataset,
-    pooled: Vec<f32>,
+    states: Vec<f32>,
     features: Vec<f32>,
     width: usize,
 }
@@ -331,7 +349,7 @@ impl Data {
     /// A split; with `folds`, its token features are cross-fitted (see [`crossfit_features`]).
     fn new(
         ds: RewardDataset,
-        pooled: Vec<f32>,
+        states: Vec<f32>,
         source: Option<&FeatureSource>,
         folds: Option<&[Vec<u32>]>,
     ) -> Self {
@@ -343,10 +361,17 @@ impl Data {
         let width = source.map_or(0, FeatureSource::width);
         Self {
             ds,
-            pooled,
+            states,
             features,
             width,
         }
+    }
+
+    /// The cached trunk states of rows `rows`, `per_row` values each, row-major.
+    fn state_rows(&self, rows: &[usize], per_row: usize) -> Vec<f32> {
+        rows.iter()
+            .flat_map(|&i| self.states[i * per_row..(i + 1) * per_row].iter().copied())
+            .collect()
     }
 
     /// The token features of rows `rows` as a `[B, N, F]` tensor (None without them).
@@ -406,8 +431,18 @@ impl Trainer<'_> {
         let (x, y) = d.ds.batch(rows);
         let dev = m.device();
         let ids = || Tensor::<2, Int>::from_data(TensorData::new(x.clone(), [b, n]), &dev);
+        let c = m.config.n_embd;
         if self.cfg.loss.head() == RewardHeadKind::Token {
-            let z = m.token_logits(ids(), d.feature_tensor(rows, &dev), drop)?;
+            let feats = d.feature_tensor(rows, &dev);
+            let z = if self.fast {
+                let x = d.state_rows(rows, n * c);
+                m.token_head(
+                    Tensor::from_data(TensorData::new(x, [b, n, c]), &dev),
+                    feats,
+                )?
+            } else {
+                m.token_logits(ids(), feats, drop)?
+            };
             let cuts: Vec<usize> = y.chunks(2).map(|l| changepoint::cut_of(l[0], n)).collect();
             let preds = if predict {
                 let host = to_host(z.clone().detach());
@@ -419,11 +454,7 @@ impl Trainer<'_> {
         }
         let yt = Tensor::<2>::from_data(TensorData::new(y, [b, 2]), &dev);
         let p = if self.fast {
-            let c = m.config.n_embd;
-            let fx: Vec<f32> = rows
-                .iter()
-                .flat_map(|&i| d.pooled[i * c..(i + 1) * c].iter().copied())
-                .collect();
+            let fx = d.state_rows(rows, c);
             m.head_probs(Tensor::<2>::from_data(TensorData::new(fx, [b, c]), &dev))?
         } else {
             m.reward_probs(ids(), drop)?
@@ -794,11 +825,14 @@ fn setup<'a>(
     let (mut model, report) = initial_model(cfg, base, &spec, n, dev)?;
     model.precision = cfg.dtype;
     let token = spec.kind == RewardHeadKind::Token;
-    let fast = !token && cfg.head_only() && cfg.fast_path;
+    let per_row = model.config.n_embd * if token { n } else { 1 };
+    let cache_bytes = (train_ds.len() + val_ds.len()) * per_row * 4;
+    let fast = cfg.head_only() && cfg.fast_path && cfg.dropout == 0.0;
+    let fast = fast && cache_bytes <= STATE_CACHE_BYTES;
     let w = device::workers(cfg.threads);
-    let pooled = |ds: &RewardDataset| {
+    let states = |ds: &RewardDataset| {
         if fast {
-            features(&model, ds, 64, w)
+            trunk_states(&model, ds, spec.kind, 64, w)
         } else {
             Vec::new()
         }
@@ -810,11 +844,11 @@ fn setup<'a>(
     };
     let train = Data::new(
         train_ds.clone(),
-        pooled(&train_ds),
+        states(&train_ds),
         source.as_ref(),
         folds.as_deref(),
     );
-    let val = Data::new(val_ds.clone(), pooled(&val_ds), source.as_ref(), None);
+    let val = Data::new(val_ds.clone(), states(&val_ds), source.as_ref(), None);
     let nl = model.config.n_layer;
     let model = model.into_trainable(|name| cfg.trains(name, nl));
     let weight_decay = match cfg.optimizer {
