@@ -55,6 +55,10 @@ fn config(d: &Path, ck: &Path, data: &Path, out: &str) -> RewardTrainConfig {
         epochs: 3,
         batch_size: 16,
         lr: 3e-3,
+        // A constant learning rate and one evaluation per epoch (the tests below count them).
+        warmup_steps: 0,
+        decay_lr: false,
+        evals_per_epoch: 1,
         reward_head_hidden_dim: 24,
         patience: 0,
         threads: 1,
