@@ -369,9 +369,7 @@ impl Data {
 
     /// The cached trunk states of rows `rows`, `per_row` values each, row-major.
     fn state_rows(&self, rows: &[usize], per_row: usize) -> Vec<f32> {
-        rows.iter()
-            .flat_map(|&i| self.states[i * per_row..(i + 1) * per_row].iter().copied())
-            .collect()
+        gather_rows(&self.states, rows, per_row)
     }
 
     /// The token features of rows `rows` as a `[B, N, F]` tensor (None without them).
@@ -380,16 +378,19 @@ impl Data {
             return None;
         }
         let n = self.ds.meta.block_size;
-        let w = n * self.width;
-        let f: Vec<f32> = rows
-            .iter()
-            .flat_map(|&i| self.features[i * w..(i + 1) * w].iter().copied())
-            .collect();
+        let f = gather_rows(&self.features, rows, n * self.width);
         Some(Tensor::from_data(
             TensorData::new(f, [rows.len(), n, self.width]),
             dev,
         ))
     }
+}
+
+/// Rows `rows` of the row-major `values` (`per_row` values each), concatenated.
+fn gather_rows(values: &[f32], rows: &[usize], per_row: usize) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&i| values[i * per_row..(i + 1) * per_row].iter().copied())
+        .collect()
 }
 
 /// A reward model in training with its data, optimizer and log.
