@@ -123,15 +123,31 @@ fn generator_to_reward_keeps_the_trunk() {
 /// Trains `cfg` with the frozen trunk's states cached (fast path) and recomputed every batch:
 /// the trunk stays bit-identical, the heads and every evaluation agree, the head trains.
 fn fast_path_agrees(d: &Path, ck: &Path, cfg: RewardTrainConfig, name: &str) {
-    let fast = reward_model::train(&cfg, false).unwrap();
+    let fast = reward_model::train(
+        &RewardTrainConfig {
+            threads: 2,
+            ..cfg.clone()
+        },
+        false,
+    )
+    .unwrap();
     let slow_cfg = RewardTrainConfig {
         fast_path: false,
         out_dir: d.join(format!("{name}-slow")).display().to_string(),
         ..cfg
     };
+    // The uncached path split over two worker threads: their shard losses must add up to
+    // the batch loss, so the same head comes out.
+    let split_cfg = RewardTrainConfig {
+        threads: 2,
+        out_dir: d.join(format!("{name}-split")).display().to_string(),
+        ..slow_cfg.clone()
+    };
     let slow = reward_model::train(&slow_cfg, false).unwrap();
+    let split = reward_model::train(&split_cfg, false).unwrap();
     let base = weights(ck);
     let (wf, ws) = (weights(&fast.checkpoint), weights(&slow.checkpoint));
+    let wsplit = weights(&split.checkpoint);
     for (name, b) in &base {
         if let Some(t) = wf.get(name) {
             assert!(t == b, "{name} changed although the trunk is frozen");
@@ -148,6 +164,13 @@ fn fast_path_agrees(d: &Path, ck: &Path, cfg: RewardTrainConfig, name: &str) {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0f32, f32::max);
             assert!(d < 1e-4, "{name}: fast and slow paths differ by {d}");
+            let d = t
+                .data
+                .iter()
+                .zip(&wsplit[name].data)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(d < 1e-4, "{name}: one worker and two differ by {d}");
         }
     }
     assert!(heads >= 4, "{name}: {heads} head tensors");
