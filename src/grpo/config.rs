@@ -78,6 +78,12 @@ pub struct GrpoConfig {
     pub dynamic_sampling: bool,
     /// Weight of the entropy bonus.
     pub entropy_coef: f64,
+    /// Weight of a language-modelling loss on natural train text added to every update (the
+    /// "pretraining mix" of InstructGPT's PPO-ptx): it holds the policy to natural text while the
+    /// reward pulls it (0 = off).
+    pub ptx_coef: f64,
+    /// Windows of `block_size` train tokens in each update's language-modelling batch.
+    pub ptx_batch_size: usize,
     /// Write prompt, completion, reward and advantage of every completion to completions.jsonl
     /// every this many steps (0 = never).
     pub log_completions: usize,
@@ -145,6 +151,8 @@ impl Default for GrpoConfig {
             delta: 0.0,
             dynamic_sampling: false,
             entropy_coef: 0.0,
+            ptx_coef: 0.0,
+            ptx_batch_size: 8,
             log_completions: 0,
             kl_alarm: 0.5,
             entropy_alarm: 0.5,
@@ -218,11 +226,17 @@ impl GrpoConfig {
             ("ensemble_lambda", self.ensemble_lambda),
             ("delta", self.delta),
             ("entropy_coef", self.entropy_coef),
+            ("ptx_coef", self.ptx_coef),
             ("kl_alarm", self.kl_alarm),
             ("entropy_alarm", self.entropy_alarm),
         ];
         if let Some((k, v)) = non_neg.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
             return Err(Error::Config(format!("{k} must be ≥ 0, got {v}")));
+        }
+        if self.ptx_coef > 0.0 && self.ptx_batch_size == 0 {
+            return Err(Error::Config(
+                "ptx_batch_size must be at least 1 when ptx_coef > 0".into(),
+            ));
         }
         if self.epsilon_low >= 1.0 {
             return Err(Error::Config("epsilon_low must be below 1".into()));

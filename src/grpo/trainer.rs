@@ -176,6 +176,8 @@ struct StepRecord {
     zero_std: f64,
     entropy: f64,
     policy_loss: f64,
+    /// The language-modelling loss of the step's natural train batch (`ptx_coef` > 0; else NaN).
+    ptx_loss: f64,
     grad_norm: f64,
     prompt_len: usize,
     /// Milliseconds in sampling, reward, old/reference log-probs and updates.
@@ -183,6 +185,18 @@ struct StepRecord {
     /// Rows left out of the update by dynamic sampling.
     dropped: usize,
 }
+
+/// What the updates of one step measured (the first of μ; the last gradient norm).
+struct Update {
+    stats: LossStats,
+    entropy: f64,
+    loss: f64,
+    ptx_loss: f64,
+    grad_norm: f64,
+}
+
+/// Mixed into the seed of each step's language-modelling batch (a stream apart from prompts').
+const PTX_STREAM: u64 = 0x7074_785f_6c6d;
 
 /// A GRPO run in progress.
 struct Trainer<'a> {
@@ -288,6 +302,9 @@ fn setup<'a>(
     policy.precision = cfg.dtype;
     let tokenizer = check_tokenizers(cfg, &data_dir, reward_tokenizer, &policy)?;
     train.require_window(cfg.prompt_max + cfg.completion_len)?;
+    if cfg.ptx_coef > 0.0 {
+        train.require_window(policy.config.block_size)?;
+    }
     val.require_window(policy.config.block_size)?;
     let mut reference = if cfg.init_from == "resume" {
         Checkpoint::open(&ref_dir)?.model(&dev)?
@@ -435,14 +452,20 @@ impl Trainer<'_> {
         Ok((r, raw_mean))
     }
 
-    /// μ clipped updates on one batch of rollouts at learning rate `lr`. Returns the loss
-    /// statistics, mean entropy and loss of the first update, and the last gradient norm.
-    fn update(
-        &mut self,
-        batch: &Rollouts,
-        step: usize,
-        lr: f64,
-    ) -> Result<(LossStats, f64, f64, f64)> {
+    /// The step's natural train windows for the language-modelling term (None when off).
+    fn ptx_batch(&self, step: usize) -> Option<(Vec<i64>, Vec<i64>)> {
+        let cfg = self.cfg;
+        (cfg.ptx_coef > 0.0).then(|| {
+            let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ mix(step as u64) ^ PTX_STREAM));
+            let block = self.policy.config.block_size;
+            self.train.random_batch(&mut rng, cfg.ptx_batch_size, block)
+        })
+    }
+
+    /// μ clipped updates on one batch of rollouts at learning rate `lr`, each with the
+    /// language-modelling term when `ptx_coef` > 0. Returns the loss statistics, mean entropy,
+    /// loss and language-modelling loss of the first update, and the last gradient norm.
+    fn update(&mut self, batch: &Rollouts, step: usize, lr: f64) -> Result<Update> {
         let Rollouts {
             ids,
             plen,
@@ -469,7 +492,8 @@ impl Trainer<'_> {
             .collect();
         let (temp, lcfg) = (cfg.temperature, self.lcfg);
         let mut stats = LossStats::default();
-        let (mut loss_v, mut entropy, mut gnorm) = (0.0, 0.0, 0.0);
+        let (mut loss_v, mut entropy, mut gnorm, mut ptx_loss) = (0.0, 0.0, 0.0, f64::NAN);
+        let ptx = self.ptx_batch(step);
         for mu in 0..cfg.num_iterations {
             let (lv, mut grads, parts) =
                 optim::parallel_grads(&self.policy, b, self.workers, |m, _, r0, r1| {
@@ -499,6 +523,15 @@ impl Trainer<'_> {
                     let ent_sum = ent.detach().sum().into_scalar::<f32>() as f64;
                     (loss, (st, ent_sum))
                 });
+            if let Some((x, y)) = &ptx {
+                let bs = cfg.ptx_batch_size;
+                let (v, g) =
+                    optim::batch_grads(&self.policy, x, y, bs, self.workers, cfg.ptx_coef, None);
+                optim::accumulate(&mut grads, g);
+                if mu == 0 {
+                    ptx_loss = v / cfg.ptx_coef;
+                }
+            }
             if mu == 0 {
                 for (st, e) in &parts {
                     stats.add(st);
@@ -515,7 +548,13 @@ impl Trainer<'_> {
             gnorm = optim::clip_grad_norm(&mut grads, cfg.grad_clip);
             self.opt.step(&mut self.policy, grads, lr);
         }
-        Ok((stats, entropy, loss_v, gnorm))
+        Ok(Update {
+            stats,
+            entropy,
+            loss: loss_v,
+            ptx_loss,
+            grad_norm: gnorm,
+        })
     }
 
     /// Per-token advantages when the reward is per token, and which rows train (dynamic
@@ -617,10 +656,16 @@ impl Trainer<'_> {
             self.log_completions(step, &seqs, &batch, &r)?;
         }
         let dropped = batch.keep.iter().filter(|&&k| !k).count();
-        let (stats, entropy, policy_loss, grad_norm) = if dropped < b {
+        let u = if dropped < b {
             self.update(&batch, step, lr)?
         } else {
-            (LossStats::default(), f64::NAN, 0.0, 0.0)
+            Update {
+                stats: LossStats::default(),
+                entropy: f64::NAN,
+                loss: 0.0,
+                ptx_loss: f64::NAN,
+                grad_norm: 0.0,
+            }
         };
         let t4 = Instant::now();
         let phase_ms = [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64() * 1e3);
@@ -632,11 +677,12 @@ impl Trainer<'_> {
         Ok(StepRecord {
             reward_mean: raw_mean,
             reward_std: var.sqrt(),
-            stats,
+            stats: u.stats,
             zero_std,
-            entropy,
-            policy_loss,
-            grad_norm,
+            entropy: u.entropy,
+            policy_loss: u.loss,
+            ptx_loss: u.ptx_loss,
+            grad_norm: u.grad_norm,
             prompt_len: plen,
             phase_ms,
             dropped,
@@ -789,7 +835,7 @@ fn step_json(step: usize, lr: f64, s: &StepRecord) -> serde_json::Value {
     serde_json::json!({
         "step": step, "reward_mean": s.reward_mean, "reward_std": s.reward_std,
         "kl": s.stats.kl(), "clip_frac": s.stats.clip_frac(), "zero_std_frac": s.zero_std,
-        "entropy": s.entropy, "policy_loss": s.policy_loss, "grad_norm": s.grad_norm, "lr": lr,
+        "entropy": s.entropy, "policy_loss": s.policy_loss, "ptx_loss": s.ptx_loss, "grad_norm": s.grad_norm, "lr": lr,
         "prompt_len": s.prompt_len, "sample_ms": d[0], "reward_ms": d[1],
         "ref_ms": d[2], "update_ms": d[3], "dropped_rows": s.dropped,
     })
