@@ -462,77 +462,59 @@ impl Trainer<'_> {
         })
     }
 
+    /// Adds the language-modelling term's gradients on `batch` (when on) to `grads`; returns
+    /// its loss (NaN when off).
+    fn add_ptx(
+        &self,
+        batch: Option<&(Vec<i64>, Vec<i64>)>,
+        grads: &mut Vec<Option<Tensor<1>>>,
+    ) -> f64 {
+        let Some((x, y)) = batch else {
+            return f64::NAN;
+        };
+        let (cfg, w) = (self.cfg, self.workers);
+        let (v, g) = optim::batch_grads(
+            &self.policy,
+            x,
+            y,
+            cfg.ptx_batch_size,
+            w,
+            cfg.ptx_coef,
+            None,
+        );
+        optim::accumulate(grads, g);
+        v / cfg.ptx_coef
+    }
+
     /// μ clipped updates on one batch of rollouts at learning rate `lr`, each with the
     /// language-modelling term when `ptx_coef` > 0. Returns the loss statistics, mean entropy,
     /// loss and language-modelling loss of the first update, and the last gradient norm.
     fn update(&mut self, batch: &Rollouts, step: usize, lr: f64) -> Result<Update> {
-        let Rollouts {
-            ids,
-            plen,
-            adv,
-            token_adv,
-            keep,
-            old,
-            refl,
-        } = batch;
-        let (ids, plen, adv) = (ids.as_slice(), *plen, adv.as_slice());
-        let (old, refl, tadv) = (old.as_deref(), refl.as_deref(), token_adv.as_deref());
         let (cfg, l) = (self.cfg, self.cfg.completion_len);
-        let (b, n) = (adv.len(), plen + l);
-        let kept = keep.iter().filter(|&&k| k).count();
+        let b = batch.adv.len();
+        let kept = batch.keep.iter().filter(|&&k| k).count();
         let norm = LossNorm {
             rows: kept,
             tokens: (kept * l) as f64,
             max_len: l,
         };
-        let want_entropy = cfg.entropy_coef != 0.0;
-        let mask_all: Vec<f32> = keep
+        let mask: Vec<f32> = batch
+            .keep
             .iter()
-            .flat_map(|&k| std::iter::repeat_n(if k { 1.0 } else { 0.0 }, l))
+            .flat_map(|&k| std::iter::repeat_n(f32::from(u8::from(k)), l))
             .collect();
-        let (temp, lcfg) = (cfg.temperature, self.lcfg);
         let mut stats = LossStats::default();
         let (mut loss_v, mut entropy, mut gnorm, mut ptx_loss) = (0.0, 0.0, 0.0, f64::NAN);
         let ptx = self.ptx_batch(step);
+        let lcfg = self.lcfg;
         for mu in 0..cfg.num_iterations {
             let (lv, mut grads, parts) =
                 optim::parallel_grads(&self.policy, b, self.workers, |m, _, r0, r1| {
-                    let rows = r1 - r0;
-                    let host = |v: &[f32]| {
-                        Tensor::<2>::from_data(
-                            TensorData::new(v[r0 * l..r1 * l].to_vec(), [rows, l]),
-                            &m.device(),
-                        )
-                    };
-                    let (logp, ent) =
-                        loss::completion_logp(m, &ids[r0 * n..r1 * n], rows, plen, temp)
-                            .unwrap_or_else(|e| unreachable!("window checked above: {e}"));
-                    let x = LossInputs {
-                        old_logp: old.map_or(logp.clone().detach(), host),
-                        ref_logp: refl.map(host),
-                        logp,
-                        advantages: Tensor::from_data(
-                            TensorData::new(adv[r0..r1].to_vec(), [rows]),
-                            &m.device(),
-                        ),
-                        token_advantages: tadv.map(host),
-                        mask: host(&mask_all),
-                        entropy: want_entropy.then(|| ent.clone()),
-                    };
-                    let (loss, st) = loss::grpo_loss(&x, &lcfg, &norm);
-                    let ent_sum = ent.detach().sum().into_scalar::<f32>() as f64;
-                    (loss, (st, ent_sum))
+                    shard_loss(cfg, &lcfg, m, batch, &mask, &norm, (r0, r1))
                 });
-            if let Some((x, y)) = &ptx {
-                let bs = cfg.ptx_batch_size;
-                let (v, g) =
-                    optim::batch_grads(&self.policy, x, y, bs, self.workers, cfg.ptx_coef, None);
-                optim::accumulate(&mut grads, g);
-                if mu == 0 {
-                    ptx_loss = v / cfg.ptx_coef;
-                }
-            }
+            let ptx_v = self.add_ptx(ptx.as_ref(), &mut grads);
             if mu == 0 {
+                ptx_loss = ptx_v;
                 for (st, e) in &parts {
                     stats.add(st);
                     entropy += e;
@@ -688,6 +670,45 @@ impl Trainer<'_> {
             dropped,
         })
     }
+}
+
+/// The GRPO loss of rows `r0..r1` of `batch` under `m` (`mask`: the rows that train, per
+/// token), its statistics and the rows' summed entropy.
+fn shard_loss(
+    cfg: &GrpoConfig,
+    lcfg: &LossConfig,
+    m: &GPT,
+    batch: &Rollouts,
+    mask: &[f32],
+    norm: &LossNorm,
+    (r0, r1): (usize, usize),
+) -> (Tensor<1>, (LossStats, f64)) {
+    let (l, plen) = (cfg.completion_len, batch.plen);
+    let (rows, n) = (r1 - r0, plen + l);
+    let host = |v: &[f32]| {
+        Tensor::<2>::from_data(
+            TensorData::new(v[r0 * l..r1 * l].to_vec(), [rows, l]),
+            &m.device(),
+        )
+    };
+    let ids = &batch.ids[r0 * n..r1 * n];
+    let (logp, ent) = loss::completion_logp(m, ids, rows, plen, cfg.temperature)
+        .unwrap_or_else(|e| unreachable!("window checked above: {e}"));
+    let x = LossInputs {
+        old_logp: batch.old.as_deref().map_or(logp.clone().detach(), host),
+        ref_logp: batch.refl.as_deref().map(host),
+        logp,
+        advantages: Tensor::from_data(
+            TensorData::new(batch.adv[r0..r1].to_vec(), [rows]),
+            &m.device(),
+        ),
+        token_advantages: batch.token_adv.as_deref().map(host),
+        mask: host(mask),
+        entropy: (cfg.entropy_coef != 0.0).then(|| ent.clone()),
+    };
+    let (loss, st) = loss::grpo_loss(&x, lcfg, norm);
+    let ent_sum = ent.detach().sum().into_scalar::<f32>() as f64;
+    (loss, (st, ent_sum))
 }
 
 /// The trend alarms: the KL to the reference above `kl_alarm`, the entropy below
