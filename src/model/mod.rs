@@ -687,10 +687,16 @@ impl GPT {
     /// Calls `f(row, logits)` for every position of `idx` `[B, T]` in order (row = b·T + t). On
     /// the CPU the lm_head runs chunk by chunk, so the `[B, T, vocab]` logits are never held at
     /// once (a 50k vocabulary); other devices compute them in one product.
-    pub fn visit_logits(&self, idx: Tensor<2, Int>, mut f: impl FnMut(usize, &[f32])) {
+    pub fn visit_logits(&self, idx: Tensor<2, Int>, f: impl FnMut(usize, &[f32])) {
         let [b, t] = idx.dims();
+        let x = self.hidden_states(idx).reshape([b * t, self.config.n_embd]);
+        self.visit_state_logits(x, f);
+    }
+
+    /// [`GPT::visit_logits`] of final trunk states `x` `[rows, n_embd]` already computed (by
+    /// [`GPT::hidden_states`]).
+    pub fn visit_state_logits(&self, x: Tensor<2>, mut f: impl FnMut(usize, &[f32])) {
         let (c, v) = (self.config.n_embd, self.config.vocab_size);
-        let x = self.hidden_states(idx).reshape([b * t, c]);
         if fused::applies(&x) {
             lm_head::for_each_row(&to_host(x), &to_host(self.wte.clone()), c, f);
         } else {

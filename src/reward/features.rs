@@ -9,7 +9,7 @@
 //! u_t = q(v ranked above x_t) + U·q(x_t), exactly uniform on text sampled from q.
 
 use crate::model::GPT;
-use crate::util::device;
+use crate::util::{device, to_host};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -110,29 +110,57 @@ pub fn window_stats(
     view: View,
     batch: usize,
 ) -> Vec<Vec<TokenStats>> {
+    window_stats_states(model, windows, view, batch, false).0
+}
+
+/// [`window_stats`], and with `states`, the model's final trunk state of every token of every
+/// window from the same pass (`[windows, T, n_embd]` row-major; empty without).
+pub fn window_stats_states(
+    model: &GPT,
+    windows: &[Vec<u32>],
+    view: View,
+    batch: usize,
+    states: bool,
+) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
     let starts: Vec<usize> = (0..windows.len()).step_by(batch.max(1)).collect();
     let parts = device::par_map(&starts, device::workers(0), |&s| {
         let chunk = &windows[s..(s + batch.max(1)).min(windows.len())];
-        batch_stats(model, chunk, view)
+        batch_stats(model, chunk, view, states)
     });
-    parts.concat()
+    let (mut stats, mut hidden) = (Vec::with_capacity(windows.len()), Vec::new());
+    for (st, h) in parts {
+        stats.extend(st);
+        hidden.extend(h);
+    }
+    (stats, hidden)
 }
 
-fn batch_stats(model: &GPT, chunk: &[Vec<u32>], view: View) -> Vec<Vec<TokenStats>> {
+fn batch_stats(
+    model: &GPT,
+    chunk: &[Vec<u32>],
+    view: View,
+    states: bool,
+) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
     let b = chunk.len();
     let t = chunk[0].len();
-    if t < 2 {
-        return vec![Vec::new(); b];
-    }
     let ids: Vec<i64> = chunk.iter().flatten().map(|&v| v as i64).collect();
-    let mut out: Vec<Vec<TokenStats>> = vec![Vec::with_capacity(t - 1); b];
-    model.visit_logits(model.tokens(&ids, b), |row, logits| {
-        let (r, i) = (row / t, row % t);
-        if i + 1 < t {
-            out[r].push(token_stats(logits, chunk[r][i + 1], view));
-        }
-    });
-    out
+    let x = model.hidden_states(model.tokens(&ids, b));
+    let host = if states {
+        to_host(x.clone())
+    } else {
+        Vec::new()
+    };
+    let mut out: Vec<Vec<TokenStats>> = vec![Vec::with_capacity(t.saturating_sub(1)); b];
+    if t >= 2 {
+        let x = x.reshape([b * t, model.config.n_embd]);
+        model.visit_state_logits(x, |row, logits| {
+            let (r, i) = (row / t, row % t);
+            if i + 1 < t {
+                out[r].push(token_stats(logits, chunk[r][i + 1], view));
+            }
+        });
+    }
+    (out, host)
 }
 
 /// The reward model's white-box feature rows of one window of `stats.len() + 1` tokens

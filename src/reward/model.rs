@@ -109,17 +109,33 @@ impl FeatureSource {
 
     /// The feature rows of windows of one length, `[windows, T, width]` row-major.
     pub fn features(&self, windows: &[Vec<u32>]) -> Vec<f32> {
+        self.assemble(windows, &self.white_rows(windows, false).0)
+    }
+
+    /// Each window's white-box feature rows (`NUM_FEATURES` per token; empty without the
+    /// channel), and with `states`, the generator's final trunk state of every token from the
+    /// same pass (`[windows, T, n_embd]`; empty without).
+    pub fn white_rows(&self, windows: &[Vec<u32>], states: bool) -> (Vec<Vec<f32>>, Vec<f32>) {
+        match &self.white_box {
+            Some((g, view)) => {
+                let (stats, hidden) = features::window_stats_states(g, windows, *view, 64, states);
+                let rows = stats
+                    .iter()
+                    .zip(windows)
+                    .map(|(s, w)| features::feature_rows(s, noise_seed(w)))
+                    .collect();
+                (rows, hidden)
+            }
+            None => (vec![Vec::new(); windows.len()], Vec::new()),
+        }
+    }
+
+    /// The feature rows of `windows` from their white-box rows `white` (see
+    /// [`FeatureSource::white_rows`]) and this source's lexicon.
+    pub fn assemble(&self, windows: &[Vec<u32>], white: &[Vec<f32>]) -> Vec<f32> {
         let t = windows.first().map_or(0, Vec::len);
-        let white: Vec<Vec<f32>> = match &self.white_box {
-            Some((g, view)) => features::window_stats(g, windows, *view, 64)
-                .iter()
-                .zip(windows)
-                .map(|(s, w)| features::feature_rows(s, noise_seed(w)))
-                .collect(),
-            None => vec![Vec::new(); windows.len()],
-        };
         let mut out = Vec::with_capacity(windows.len() * t * self.width());
-        for (w, wf) in windows.iter().zip(&white) {
+        for (w, wf) in windows.iter().zip(white) {
             let lex = self.lexicon.as_ref().map(|l| {
                 let pieces: Vec<String> =
                     w.iter().map(|&id| self.tokenizer.decode(&[id])).collect();

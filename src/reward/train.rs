@@ -345,28 +345,49 @@ struct Data {
     width: usize,
 }
 
-impl Data {
-    /// A split; with `folds`, its token features are cross-fitted (see [`crossfit_features`]).
-    fn new(
-        ds: RewardDataset,
-        states: Vec<f32>,
-        source: Option<&FeatureSource>,
-        folds: Option<&[Vec<u32>]>,
-    ) -> Self {
-        let features = match (source, folds) {
-            (Some(s), Some(f)) => crossfit_features(s, &ds, f),
-            (Some(s), None) => token_features(s, &ds, None),
+/// How the splits' inputs are computed once: the frozen trunk's states on the fast path, and the
+/// token features of the head's channels. With `share`, the generator's white-box pass gives the
+/// trunk's states too (the trunk is the generator's own, frozen).
+struct Inputs<'a> {
+    model: &'a GPT,
+    kind: RewardHeadKind,
+    source: Option<&'a FeatureSource>,
+    fast: bool,
+    share: bool,
+    workers: usize,
+}
+
+impl Inputs<'_> {
+    /// A split and its inputs; with `folds`, its token features are cross-fitted (see
+    /// [`crossfit_features`]).
+    fn data(&self, ds: RewardDataset, folds: Option<&[Vec<u32>]>) -> Data {
+        let windows: Vec<Vec<u32>> = (0..ds.len()).map(|i| ds.tokens(i)).collect();
+        let (white, shared) = match self.source {
+            Some(s) => s.white_rows(&windows, self.share),
+            None => (Vec::new(), Vec::new()),
+        };
+        let states = if self.share {
+            shared
+        } else if self.fast {
+            trunk_states(self.model, &ds, self.kind, 64, self.workers)
+        } else {
+            Vec::new()
+        };
+        let features = match (self.source, folds) {
+            (Some(s), Some(f)) => crossfit_features(s, &ds, &windows, &white, f),
+            (Some(s), None) => s.assemble(&windows, &white),
             (None, _) => Vec::new(),
         };
-        let width = source.map_or(0, FeatureSource::width);
-        Self {
+        Data {
             ds,
             states,
             features,
-            width,
+            width: self.source.map_or(0, FeatureSource::width),
         }
     }
+}
 
+impl Data {
     /// The cached trunk states of rows `rows`, `per_row` values each, row-major.
     fn state_rows(&self, rows: &[usize], per_row: usize) -> Vec<f32> {
         gather_rows(&self.states, rows, per_row)
@@ -719,29 +740,24 @@ fn initial_model(
     Ok((model, report))
 }
 
-/// The token features of the samples `rows` of `ds` (all when None), `[n, N, F]` row-major.
-fn token_features(src: &FeatureSource, ds: &RewardDataset, rows: Option<&[usize]>) -> Vec<f32> {
-    let all: Vec<usize> = (0..ds.len()).collect();
-    rows.unwrap_or(&all)
-        .chunks(512)
-        .flat_map(|chunk| {
-            let windows: Vec<Vec<u32>> = chunk.iter().map(|&i| ds.tokens(i)).collect();
-            src.features(&windows)
-        })
-        .collect()
-}
-
 /// Folds of the lexicon's cross-fitting.
 const LEXICON_FOLDS: usize = 5;
 
-/// The token features of the train split with a cross-fitted lexicon channel: the samples of
-/// block b are judged by the lexicon without the words of the natural text of the blocks
-/// b' ≡ b (mod 5) (`folds[f]` holds fold f's natural tokens). Without it, every natural word of
-/// a training sample would be known by construction while val text has unknown words, and the
-/// model would learn "unknown word ⇒ generated" far too confidently.
-fn crossfit_features(src: &FeatureSource, ds: &RewardDataset, folds: &[Vec<u32>]) -> Vec<f32> {
+/// The token features of the train split (`windows`, their white-box rows `white`) with a
+/// cross-fitted lexicon channel: the samples of block b are judged by the lexicon without the
+/// words of the natural text of the blocks b' ≡ b (mod 5) (`folds[f]` holds fold f's natural
+/// tokens). Without it, every natural word of a training sample would be known by construction
+/// while val text has unknown words, and the model would learn "unknown word ⇒ generated" far
+/// too confidently.
+fn crossfit_features(
+    src: &FeatureSource,
+    ds: &RewardDataset,
+    windows: &[Vec<u32>],
+    white: &[Vec<f32>],
+    folds: &[Vec<u32>],
+) -> Vec<f32> {
     let (Some(lex), spc) = (&src.lexicon, ds.meta.samples_per_chunk.max(1)) else {
-        return token_features(src, ds, None);
+        return src.assemble(windows, white);
     };
     let w = ds.meta.block_size * src.width();
     let mut out = vec![0.0f32; ds.len() * w];
@@ -753,7 +769,11 @@ fn crossfit_features(src: &FeatureSource, ds: &RewardDataset, folds: &[Vec<u32>]
         let rows: Vec<usize> = (0..ds.len())
             .filter(|i| (i / spc) % folds.len() == f)
             .collect();
-        let feats = token_features(&held, ds, Some(&rows));
+        let (win, wh): (Vec<Vec<u32>>, Vec<Vec<f32>>) = rows
+            .iter()
+            .map(|&i| (windows[i].clone(), white[i].clone()))
+            .unzip();
+        let feats = held.assemble(&win, &wh);
         for (&i, chunk) in rows.iter().zip(feats.chunks(w)) {
             out[i * w..(i + 1) * w].copy_from_slice(chunk);
         }
@@ -830,26 +850,28 @@ fn setup<'a>(
     let cache_bytes = (train_ds.len() + val_ds.len()) * per_row * 4;
     let fast = cfg.head_only() && cfg.fast_path && cfg.dropout == 0.0;
     let fast = fast && cache_bytes <= STATE_CACHE_BYTES;
-    let w = device::workers(cfg.threads);
-    let states = |ds: &RewardDataset| {
-        if fast {
-            trunk_states(&model, ds, spec.kind, 64, w)
-        } else {
-            Vec::new()
-        }
-    };
     let source = feature_source(cfg, token, base, &train_ds, &tokenizer, view, dev)?;
     let folds = match &source {
         Some(s) if s.lexicon.is_some() => Some(lexicon_folds(&train_ds, &tokenizer)?),
         _ => None,
     };
-    let train = Data::new(
-        train_ds.clone(),
-        states(&train_ds),
-        source.as_ref(),
-        folds.as_deref(),
-    );
-    let val = Data::new(val_ds.clone(), states(&val_ds), source.as_ref(), None);
+    // The generator's white-box pass gives the frozen trunk's states when the trunk is the
+    // generator's own (same weights, same precision).
+    let share = fast
+        && token
+        && cfg.trunk.is_empty()
+        && cfg.dtype == Precision::Float32
+        && source.as_ref().is_some_and(|s| s.white_box.is_some());
+    let inputs = Inputs {
+        model: &model,
+        kind: spec.kind,
+        source: source.as_ref(),
+        fast,
+        share,
+        workers: device::workers(cfg.threads),
+    };
+    let train = inputs.data(train_ds, folds.as_deref());
+    let val = inputs.data(val_ds, None);
     let nl = model.config.n_layer;
     let model = model.into_trainable(|name| cfg.trains(name, nl));
     let weight_decay = match cfg.optimizer {
