@@ -157,19 +157,16 @@ fn fast_path_agrees(d: &Path, ck: &Path, cfg: RewardTrainConfig, name: &str) {
     for (name, t) in &wf {
         if name.starts_with("reward_head.") {
             heads += 1;
-            let d = t
-                .data
-                .iter()
-                .zip(&ws[name].data)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let diff = |other: &[f32]| {
+                t.data
+                    .iter()
+                    .zip(other)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max)
+            };
+            let d = diff(&ws[name].data);
             assert!(d < 1e-4, "{name}: fast and slow paths differ by {d}");
-            let d = t
-                .data
-                .iter()
-                .zip(&wsplit[name].data)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let d = diff(&wsplit[name].data);
             assert!(d < 1e-4, "{name}: one worker and two differ by {d}");
         }
     }
