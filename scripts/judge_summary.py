@@ -31,7 +31,11 @@ def load(d):
         f[f"r{r['round']} C2ST"] = r.get("c2st_auroc") or float("nan")
         f[f"r{r['round']} MAUVE"] = r.get("mauve") or float("nan")
         f[f"r{r['round']} RM on policy"] = r.get("rm_auroc_policy") or float("nan")
-    f["policy val"] = last["policy_val_loss_end"]
+    # The policy's val loss from the judge's own windows (the base's are the same windows);
+    # GRPO's policy_val_loss_end is measured on GRPO's eval windows and does not compare.
+    judged = os.path.join(d, f"cycle_{last['round']}", "judge", "judge.json")
+    f["policy val"] = (json.load(open(judged))["rows"][0]["val_loss"]
+                       if os.path.exists(judged) else float("nan"))
     f["policy words"] = last.get("word_validity") or float("nan")
     f["ΔC2ST vs best"] = f[f"r{last['round']} C2ST"] - f["base C2ST best"]
     f["ΔMAUVE vs best"] = f[f"r{last['round']} MAUVE"] - f["base MAUVE best"]
