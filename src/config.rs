@@ -101,11 +101,43 @@ pub fn did_you_mean<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> O
         .map(|(_, k)| k.as_str())
 }
 
-/// Parses an override value in the type of the key's default.
+/// Deserialises a seed key: any u64, also written as a decimal string. TOML integers stop at
+/// 2^63 − 1 while the seeds the tools derive (and write into their JSON) do not; an override
+/// above that range reaches the config as text (see [`parse_value`]).
+pub fn seed<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    struct Seed;
+    impl serde::de::Visitor<'_> for Seed {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a seed: an integer from 0 to 18446744073709551615")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom(format!("a seed cannot be negative ({v})")))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<u64, E> {
+            v.trim().parse().map_err(|_| {
+                E::custom(format!(
+                    "a seed is an integer from 0 to 18446744073709551615, not {v:?}"
+                ))
+            })
+        }
+    }
+    d.deserialize_any(Seed)
+}
+
+/// Parses an override value in the type of the key's default. An integer above TOML's range
+/// (a u64 seed) is kept as its text for [`seed`] to read.
 fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
     let bad = |what: &str| Error::Config(format!("--{key}={raw}: expected {what}"));
     Ok(match default {
-        Value::Integer(_) => Value::Integer(raw.parse().map_err(|_| bad("an integer"))?),
+        Value::Integer(_) => match raw.parse::<i64>() {
+            Ok(v) => Value::Integer(v),
+            Err(_) if raw.parse::<u64>().is_ok() => Value::String(raw.to_string()),
+            Err(_) => return Err(bad("an integer")),
+        },
         Value::Float(_) => Value::Float(raw.parse().map_err(|_| bad("a number"))?),
         Value::Boolean(_) => Value::Boolean(match raw.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => true,
@@ -307,6 +339,34 @@ pub fn load_text<T: Serialize + DeserializeOwned + Default>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Serialize, serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Seeded {
+        #[serde(deserialize_with = "seed")]
+        seed: u64,
+        steps: u64,
+    }
+
+    #[test]
+    fn seeds_take_the_whole_u64_range() {
+        let load = |raw: &str| {
+            load_text::<Seeded>(None, &[("seed".into(), raw.into())], &[]).map(|c| c.seed)
+        };
+        // A seed the cycle derives for its judge (above i64::MAX), and the range's ends.
+        assert_eq!(load("13421438150813542917").unwrap(), 13421438150813542917);
+        assert_eq!(load(&u64::MAX.to_string()).unwrap(), u64::MAX);
+        assert_eq!(load("7").unwrap(), 7);
+        for bad in ["-1", "18446744073709551616", "1e3", "x"] {
+            assert!(load(bad).is_err(), "{bad}");
+        }
+        // A file may write a large seed as text; other integer keys keep TOML's range.
+        let text = "seed = \"13421438150813542917\"";
+        let c: Seeded = load_text(Some((Path::new("c.toml"), text)), &[], &[]).unwrap();
+        assert_eq!(c.seed, 13421438150813542917);
+        let big = [("steps".to_string(), "13421438150813542917".to_string())];
+        assert!(load_text::<Seeded>(None, &big, &[]).is_err());
+    }
 
     #[test]
     fn list_overrides_take_their_items_type() {

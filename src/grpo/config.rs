@@ -111,6 +111,7 @@ pub struct GrpoConfig {
     /// this many nats: the reward model is being exploited (0 = never stop; a warning is printed
     /// from a rise of 0.1).
     pub max_val_loss_increase: f64,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
     /// The precision of the matrix products of the policy and the reference: `float32`, or

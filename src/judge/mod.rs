@@ -65,6 +65,7 @@ pub struct JudgeConfig {
     /// out_dir/judge_trunk and reused).
     pub trunk: String,
     pub trunk_iters: usize,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub trunk_seed: u64,
     /// MAUVE's k-means clusters (0 = one per ten samples).
     pub clusters: usize,
@@ -72,6 +73,7 @@ pub struct JudgeConfig {
     pub val_batches: usize,
     /// Reward models whose AUROC on the same test windows is reported too.
     pub reward_models: Vec<String>,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
     pub threads: usize,

@@ -47,6 +47,7 @@ pub struct JudgeSection {
     /// The judge trunk (empty: trained once, in out_dir/judge_base/judge_trunk).
     pub trunk: String,
     pub trunk_iters: usize,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub trunk_seed: u64,
     pub clusters: usize,
 }
@@ -116,6 +117,7 @@ pub struct CycleConfig {
     pub replay_share: f64,
     /// Natural and generated windows each for the reward model's AUROC.
     pub eval_windows: usize,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
     pub threads: usize,

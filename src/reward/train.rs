@@ -115,6 +115,7 @@ pub struct RewardTrainConfig {
     /// Compute the frozen trunk's states once instead of every batch (pooled, or of every token
     /// for a token head; only without dropout, and up to 8 GiB of them).
     pub fast_path: bool,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
     /// The precision of the matrix products: `float32`, or `bfloat16` with f32 master weights

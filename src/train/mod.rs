@@ -56,6 +56,7 @@ pub struct TrainConfig {
     pub warmup_iters: usize,
     pub lr_decay_iters: usize,
     pub min_lr: f64,
+    #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     /// `auto`, `cpu` or `cuda`.
     pub device: String,
