@@ -136,24 +136,28 @@ impl FeatureSource {
         let t = windows.first().map_or(0, Vec::len);
         let mut out = Vec::with_capacity(windows.len() * t * self.width());
         for (w, wf) in windows.iter().zip(white) {
-            let lex = self.lexicon.as_ref().map(|l| {
-                let pieces: Vec<String> =
-                    w.iter().map(|&id| self.tokenizer.decode(&[id])).collect();
-                l.token_features(&pieces)
-            });
-            for i in 0..t {
-                out.extend_from_slice(
-                    wf.get(i * NUM_FEATURES..(i + 1) * NUM_FEATURES)
-                        .unwrap_or(&[]),
-                );
-                if let Some(lf) = &lex {
-                    out.extend_from_slice(
-                        &lf[i * NUM_LEXICON_FEATURES..(i + 1) * NUM_LEXICON_FEATURES],
-                    );
-                }
-            }
+            self.push_window(w, wf, &mut out);
         }
         out
+    }
+
+    /// Appends the feature rows of one window `w` (`[T, width]`) from its white-box rows `wf`.
+    pub fn push_window(&self, w: &[u32], wf: &[f32], out: &mut Vec<f32>) {
+        let lex = self.lexicon.as_ref().map(|l| {
+            let pieces: Vec<String> = w.iter().map(|&id| self.tokenizer.decode(&[id])).collect();
+            l.token_features(&pieces)
+        });
+        for i in 0..w.len() {
+            out.extend_from_slice(
+                wf.get(i * NUM_FEATURES..(i + 1) * NUM_FEATURES)
+                    .unwrap_or(&[]),
+            );
+            if let Some(lf) = &lex {
+                out.extend_from_slice(
+                    &lf[i * NUM_LEXICON_FEATURES..(i + 1) * NUM_LEXICON_FEATURES],
+                );
+            }
+        }
     }
 
     /// The features of `windows` as a `[B, T, width]` tensor on `device`.

@@ -770,13 +770,11 @@ fn crossfit_features(
         let rows: Vec<usize> = (0..ds.len())
             .filter(|i| (i / spc) % folds.len() == f)
             .collect();
-        let (win, wh): (Vec<Vec<u32>>, Vec<Vec<f32>>) = rows
-            .iter()
-            .map(|&i| (windows[i].clone(), white[i].clone()))
-            .unzip();
-        let feats = held.assemble(&win, &wh);
-        for (&i, chunk) in rows.iter().zip(feats.chunks(w)) {
-            out[i * w..(i + 1) * w].copy_from_slice(chunk);
+        let mut row = Vec::with_capacity(w);
+        for i in rows {
+            row.clear();
+            held.push_window(&windows[i], &white[i], &mut row);
+            out[i * w..(i + 1) * w].copy_from_slice(&row);
         }
     }
     out
