@@ -128,6 +128,35 @@ pub fn seed<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, 
     d.deserialize_any(Seed)
 }
 
+/// A config as TOML text (what `--print-config` prints). An integer above TOML's range (a u64
+/// seed) is written as its decimal text, which [`seed`] reads back.
+pub fn to_toml<T: Serialize>(cfg: &T) -> Result<String> {
+    fn convert(v: serde_json::Value) -> Option<Value> {
+        use serde_json::Value as J;
+        Some(match v {
+            J::Null => return None,
+            J::Bool(b) => Value::Boolean(b),
+            J::Number(n) => match (n.as_i64(), n.as_u64()) {
+                (Some(i), _) => Value::Integer(i),
+                (None, Some(u)) => Value::String(u.to_string()),
+                _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            J::String(s) => Value::String(s),
+            J::Array(a) => Value::Array(a.into_iter().filter_map(convert).collect()),
+            J::Object(o) => Value::Table(
+                o.into_iter()
+                    .filter_map(|(k, v)| convert(v).map(|v| (k, v)))
+                    .collect(),
+            ),
+        })
+    }
+    let json = serde_json::to_value(cfg).map_err(|e| Error::Config(e.to_string()))?;
+    match convert(json) {
+        Some(Value::Table(t)) => toml::to_string(&t).map_err(|e| Error::Config(e.to_string())),
+        _ => Err(Error::Config("a config must be a table of keys".into())),
+    }
+}
+
 /// Parses an override value in the type of the key's default. An integer above TOML's range
 /// (a u64 seed) is kept as its text for [`seed`] to read.
 fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
@@ -366,6 +395,12 @@ mod tests {
         assert_eq!(c.seed, 13421438150813542917);
         let big = [("steps".to_string(), "13421438150813542917".to_string())];
         assert!(load_text::<Seeded>(None, &big, &[]).is_err());
+        // Printed (--print-config) and read back, every seed keeps its value.
+        for seed in [0, 7, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX] {
+            let text = to_toml(&Seeded { seed, steps: 3 }).unwrap();
+            let c: Seeded = load_text(Some((Path::new("c.toml"), &text)), &[], &[]).unwrap();
+            assert_eq!((c.seed, c.steps), (seed, 3), "{text}");
+        }
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl ConfigArgs {
 /// Prints `cfg` as TOML when `--print-config` was given; returns whether it did.
 pub fn printed<T: Serialize>(a: &ConfigArgs, cfg: &T) -> Result<bool> {
     if a.print_only() {
-        println!("{}", toml::to_string(cfg)?);
+        println!("{}", config::to_toml(cfg)?);
         return Ok(true);
     }
     Ok(false)
