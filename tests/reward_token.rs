@@ -12,7 +12,7 @@ use nanoreward::model::{GPT, GPTConfig};
 use nanoreward::reward::changepoint;
 use nanoreward::reward::features::{self, TokenStats, View};
 use nanoreward::reward::prepare::{self as reward_prepare, RewardPrepOptions};
-use nanoreward::reward::train::{RewardLoss, token_loss};
+use nanoreward::reward::train::{RewardLoss, TokenPrior, token_loss};
 use nanoreward::reward::{RewardDataset, RewardModel, RewardTrainConfig};
 use nanoreward::sampling::{self, SampleOptions};
 use rand::{Rng, SeedableRng};
@@ -233,7 +233,8 @@ fn pit_values_are_uniform_on_the_generators_own_samples() {
 }
 
 /// The token losses against their definitions, computed independently: the mean BCE of the
-/// per-token labels, and −log P(K = cut | x) from `changepoint::posterior`.
+/// per-token labels (with the position prior: of σ(z + ln P(t < K) − ln P(t ≥ K)), P counted
+/// over the cuts 0 … T), and −log P(K = cut | x) from `changepoint::posterior`.
 #[test]
 fn token_losses_match_their_definitions() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
@@ -242,25 +243,50 @@ fn token_losses_match_their_definitions() {
     let cuts = [0, 3, 7, 11, 12];
     let dev = Device::flex();
     let zt = || Tensor::<2>::from_data(TensorData::new(z.clone(), [b, t]), &dev);
-    let val = |kind| token_loss(zt(), &cuts, kind).into_scalar::<f32>() as f64;
-    let mut bce = 0.0;
-    let mut cp = 0.0;
+    let val = |kind, prior| token_loss(zt(), &cuts, kind, prior).into_scalar::<f32>() as f64;
+    // P(t < K) for K uniform over 0 … T, by counting the cuts.
+    let prior_odds = |i: usize| {
+        let natural = (0..=t).filter(|&k| i < k).count() as f64;
+        natural / ((t + 1) as f64 - natural)
+    };
+    let (mut bce, mut bce_prior, mut cp) = (0.0, 0.0, 0.0);
     for (r, &k) in cuts.iter().enumerate() {
         let row = &z[r * t..(r + 1) * t];
         for (i, &v) in row.iter().enumerate() {
             let p = 1.0 / (1.0 + (-(v as f64)).exp());
             bce -= if i < k { p.ln() } else { (1.0 - p).ln() };
+            let odds = (v as f64).exp() * prior_odds(i);
+            let p = odds / (1.0 + odds);
+            bce_prior -= if i < k { p.ln() } else { (1.0 - p).ln() };
         }
         cp -= changepoint::posterior(row)[k].ln();
     }
-    let (bce, cp) = (bce / (b * t) as f64, cp / b as f64);
-    assert!((val(RewardLoss::TokenBce) - bce).abs() < 1e-4, "BCE");
+    let n = (b * t) as f64;
+    let (bce, bce_prior, cp) = (bce / n, bce_prior / n, cp / b as f64);
+    let none = TokenPrior::None;
+    assert!((val(RewardLoss::TokenBce, none) - bce).abs() < 1e-4, "BCE");
     assert!(
-        (val(RewardLoss::TokenChangepoint) - cp).abs() < 1e-4,
+        (val(RewardLoss::TokenChangepoint, none) - cp).abs() < 1e-4,
         "change point"
     );
-    let both = val(RewardLoss::TokenBoth);
+    let both = val(RewardLoss::TokenBoth, none);
     assert!((both - (bce + cp / t as f64)).abs() < 1e-4, "both");
+    let pos = TokenPrior::Position;
+    assert!(
+        (val(RewardLoss::TokenBce, pos) - bce_prior).abs() < 1e-4,
+        "BCE, prior"
+    );
+    assert!((bce_prior - bce).abs() > 1e-3, "the prior changes the BCE");
+    // The change-point term reads the logits as evidence either way.
+    assert_eq!(
+        val(RewardLoss::TokenChangepoint, pos),
+        val(RewardLoss::TokenChangepoint, none)
+    );
+    let both = val(RewardLoss::TokenBoth, pos);
+    assert!(
+        (both - (bce_prior + cp / t as f64)).abs() < 1e-4,
+        "both, prior"
+    );
 }
 
 fn full_dataset(d: &Path, ck: &Path, model: &GPT, full_share: f64) -> std::path::PathBuf {

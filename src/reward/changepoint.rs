@@ -18,6 +18,12 @@ pub fn cut_of(p_natural: f32, n: usize) -> usize {
     ((p_natural as f64 * n as f64).round() as usize).min(n)
 }
 
+/// The prior log-odds that token `t` of a window of `n` tokens is natural, P(t < K) against
+/// P(t ≥ K), under the posterior's uniform prior over K = 0 … n: ln((n − t) / (t + 1)).
+pub fn prior_logit(t: usize, n: usize) -> f64 {
+    ((n - t.min(n)) as f64 / (t + 1) as f64).ln()
+}
+
 /// log Π_{t<k} p_t · Π_{t≥k} (1 − p_t) for k = 0 … N, from log p_t and log(1 − p_t).
 pub fn segment_loglik(log_p: &[f64], log_q: &[f64]) -> Vec<f64> {
     let n = log_p.len();

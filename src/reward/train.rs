@@ -55,6 +55,23 @@ crate::choice! {
     }
 }
 
+crate::choice! {
+    /// What the token head's logits mean to the per-token BCE. The change-point posterior reads
+    /// them as evidence (odds of natural against generated from the token's own view) under its
+    /// uniform prior over the cut; a BCE on the same logits makes them posterior odds instead,
+    /// which already hold where the token sits (late tokens are more often generated), and the
+    /// posterior then counts that position prior once per token.
+    pub enum TokenPrior("token_prior") {
+        /// The BCE reads the logits as they are (posterior odds of every token).
+        #[default]
+        None = "none",
+        /// The BCE adds each position's prior log-odds of being natural under the posterior's
+        /// uniform prior over K (`changepoint::prior_logit`), so the logits are evidence only,
+        /// as the change-point posterior reads them.
+        Position = "position",
+    }
+}
+
 impl RewardLoss {
     /// The head this objective trains.
     pub fn head(self) -> RewardHeadKind {
@@ -89,6 +106,8 @@ pub struct RewardTrainConfig {
     pub reward_head_hidden_dim: usize,
     pub pooling: Pooling,
     pub loss: RewardLoss,
+    /// Token head: what the logits mean to the per-token BCE (see [`TokenPrior`]).
+    pub token_prior: TokenPrior,
     /// Token head: read the generator's white-box features of every token (log q, entropy, σ,
     /// z, log-rank, u), computed with the generator that made the data (`base`).
     pub features: bool,
@@ -144,6 +163,7 @@ impl Default for RewardTrainConfig {
             reward_head_hidden_dim: 256,
             pooling: Pooling::Last,
             loss: RewardLoss::TokenBoth,
+            token_prior: TokenPrior::None,
             features: true,
             lexicon: true,
             lexicon_text: String::new(),
@@ -263,9 +283,10 @@ pub fn reward_loss(p: Tensor<2>, y: Tensor<2>, kind: RewardLoss) -> Tensor<1> {
 }
 
 /// The token head's loss of logits `z` `[B, T]` (P(natural) = σ(z)) for windows cut at `cuts`:
-/// the mean binary cross-entropy of every token's label, the mean −log P(K = cut | x) under the
+/// the mean binary cross-entropy of every token's label (of σ(z + the position's prior
+/// log-odds) with [`TokenPrior::Position`]), the mean −log P(K = cut | x) under the
 /// change-point posterior (uniform prior over 0 … T), or their sum.
-pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss) -> Tensor<1> {
+pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss, prior: TokenPrior) -> Tensor<1> {
     let [b, t] = z.dims();
     let dev = z.device();
     let labels: Vec<f32> = cuts
@@ -273,11 +294,20 @@ pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss) -> Tensor<1> {
         .flat_map(|&k| changepoint::token_labels(k, t))
         .collect();
     let y = Tensor::<2>::from_data(TensorData::new(labels, [b, t]), &dev);
-    let (lp, lq) = (log_sigmoid(z.clone()), log_sigmoid(z.neg()));
+    let (lp, lq) = (log_sigmoid(z.clone()), log_sigmoid(z.clone().neg()));
     let bce = || {
-        (y.clone() * lp.clone() + (y.clone().neg() + 1.0) * lq.clone())
-            .mean()
-            .neg()
+        let (lp, lq) = match prior {
+            TokenPrior::None => (lp.clone(), lq.clone()),
+            TokenPrior::Position => {
+                let offsets: Vec<f32> = (0..t)
+                    .map(|i| changepoint::prior_logit(i, t) as f32)
+                    .collect();
+                let o = Tensor::<2>::from_data(TensorData::new(offsets, [1, t]), &dev);
+                let zp = z.clone() + o;
+                (log_sigmoid(zp.clone()), log_sigmoid(zp.neg()))
+            }
+        };
+        (y.clone() * lp + (y.clone().neg() + 1.0) * lq).mean().neg()
     };
     let changepoint = || {
         // log-likelihood of every cut k = 0 … T: Σ_{t<k} log p + Σ_{t≥k} log(1 − p).
@@ -473,7 +503,10 @@ impl Trainer<'_> {
             } else {
                 Vec::new()
             };
-            return Ok((token_loss(z, &cuts, self.cfg.loss), preds));
+            return Ok((
+                token_loss(z, &cuts, self.cfg.loss, self.cfg.token_prior),
+                preds,
+            ));
         }
         let yt = Tensor::<2>::from_data(TensorData::new(y, [b, 2]), &dev);
         let p = if self.fast {
