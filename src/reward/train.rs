@@ -392,7 +392,11 @@ impl Inputs<'_> {
     /// A split and its inputs; with `folds`, its token features are cross-fitted (see
     /// [`crossfit_features`]).
     fn data(&self, ds: RewardDataset, folds: Option<&[Vec<u32>]>) -> Data {
-        let windows: Vec<Vec<u32>> = (0..ds.len()).map(|i| ds.tokens(i)).collect();
+        // The windows as token lists, only where features are read from them.
+        let windows: Vec<Vec<u32>> = match self.source {
+            Some(_) => (0..ds.len()).map(|i| ds.tokens(i)).collect(),
+            None => Vec::new(),
+        };
         let (white, shared) = match self.source {
             Some(s) => s.white_rows(&windows, self.share),
             None => (Vec::new(), Vec::new()),
