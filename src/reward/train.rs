@@ -392,14 +392,14 @@ impl Inputs<'_> {
     /// A split and its inputs; with `folds`, its token features are cross-fitted (see
     /// [`crossfit_features`]).
     fn data(&self, ds: RewardDataset, folds: Option<&[Vec<u32>]>) -> Data {
-        // The windows as token lists, only where features are read from them.
-        let windows: Vec<Vec<u32>> = match self.source {
-            Some(_) => (0..ds.len()).map(|i| ds.tokens(i)).collect(),
-            None => Vec::new(),
-        };
-        let (white, shared) = match self.source {
-            Some(s) => s.white_rows(&windows, self.share),
-            None => (Vec::new(), Vec::new()),
+        // The windows as token lists and their white-box rows, only where features are read.
+        let (windows, white, shared) = match self.source {
+            Some(s) => {
+                let windows: Vec<Vec<u32>> = (0..ds.len()).map(|i| ds.tokens(i)).collect();
+                let (white, shared) = s.white_rows(&windows, self.share);
+                (windows, white, shared)
+            }
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
         let states = if self.share {
             shared
