@@ -18,14 +18,14 @@ if [ -z "${NR:-}" ]; then
   NR="${CARGO_TARGET_DIR:-$ROOT/target}/release/nanoreward"
 fi
 d="$OUT/seed$SEED"; ctl="$d/mle$STEPS"
-trunk=$(ls -d "$d"/*/judge_base/judge_trunk/ckpt | head -1)
-# The cycle's judge seed: mix(seed ^ "judge") (src/pipeline/cycle.rs, judge_config).
-jseed=$(python3 -c "
-M = (1 << 64) - 1
-x = ($SEED ^ 0x006a75646765) + 0x9E3779B97F4A7C15 & M
-x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & M
-x = (x ^ (x >> 27)) * 0x94D049BB133111EB & M
-print(x ^ (x >> 31))")
+base_judge=$(ls -d "$d"/*/judge_base | head -1)
+trunk="$base_judge/judge_trunk/ckpt"
+# The cycle's judge seed, as its base judgement recorded it.
+jseed=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1])).get('seed', ''))" "$base_judge/judge.json")
+if [ -z "$jseed" ]; then
+  echo "$base_judge/judge.json records no judge seed (written before nanoreward recorded it): rerun the cycle's judge" >&2
+  exit 1
+fi
 rm -rf "$ctl.tmp"; cp -r "$d/gen" "$ctl.tmp"
 iters=$(python3 -c "import json; print(json.load(open('$d/gen/ckpt/train_state.json'))['iter_num'])")
 "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from=resume --out_dir="$ctl.tmp" \

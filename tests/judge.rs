@@ -70,7 +70,10 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
         same.mauve
     );
     assert!(greedy.distinct_3.is_nan() || greedy.repetition > same.repetition);
-    assert!(d.path().join("judge/judge.json").exists());
+    // judge.json records the seed the judgement can be repeated with.
+    let on_disk = judge::JudgeReport::read(&d.path().join("judge/judge.json")).unwrap();
+    assert_eq!(on_disk.seed, Some(cfg.seed));
+    assert_eq!(on_disk.rows.len(), r.rows.len());
     assert!(d.path().join("judge/frontier.svg").exists());
     // Deterministic under the seed.
     let again = judge::run(&JudgeConfig {

@@ -169,6 +169,10 @@ pub struct JudgeReport {
     pub trunk: String,
     pub windows: usize,
     pub window_len: usize,
+    /// The judge's seed (a cycle derives it), so a judgement can be repeated with `--seed`
+    /// (absent from reports written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl JudgeReport {
@@ -442,6 +446,7 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
         trunk,
         windows: cfg.windows,
         window_len: j.n,
+        seed: Some(cfg.seed),
     };
     let out = PathBuf::from(&cfg.out_dir);
     fsutil::create_dir_all(&out)?;
