@@ -322,3 +322,54 @@ fn evaluations_within_epochs_and_the_decayed_learning_rate() {
     let (first, last) = (out.history[1].1, out.history.last().unwrap().1);
     assert!(last < first, "bf16 train loss {first} -> {last}");
 }
+
+/// `ema_decay`: the weights' average is what is evaluated and saved. With a decay near 0 the
+/// average is the last step's weights (the run equals the plain one); with 0.9 every
+/// evaluation after training starts differs, and the saved model scores the val split at the
+/// logged best val loss.
+#[test]
+fn weight_average_is_evaluated_and_saved() {
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let plain = reward_model::train(&config(d.path(), &ck, &data, "plain"), false).unwrap();
+    let with = |decay: f64, out: &str| {
+        let cfg = RewardTrainConfig {
+            ema_decay: decay,
+            ..config(d.path(), &ck, &data, out)
+        };
+        reward_model::train(&cfg, false).unwrap()
+    };
+    let near_zero = with(1e-9, "ema0");
+    for (a, b) in plain.history.iter().zip(&near_zero.history) {
+        assert!((a.2 - b.2).abs() < 1e-6, "{a:?} vs {b:?}");
+    }
+    let (wp, wz) = (weights(&plain.checkpoint), weights(&near_zero.checkpoint));
+    for (name, t) in &wp {
+        let e = t
+            .data
+            .iter()
+            .zip(&wz[name].data)
+            .map(|(a, b)| (a - b).abs());
+        assert!(e.fold(0.0f32, f32::max) < 1e-6, "{name}");
+    }
+    let avg = with(0.9, "ema");
+    assert_eq!(avg.history[0].2, plain.history[0].2);
+    for (a, b) in plain.history.iter().zip(&avg.history).skip(1) {
+        assert!((a.2 - b.2).abs() > 1e-6, "{a:?} vs {b:?}: not averaged");
+    }
+    let rm = RewardModel::load(&avg.checkpoint, &Device::flex()).unwrap();
+    let val = RewardDataset::open(&data, "val", None).unwrap();
+    let windows: Vec<Vec<u32>> = (0..val.len()).map(|i| val.tokens(i)).collect();
+    let p = rm.score(&windows).unwrap();
+    let mse: f64 = p
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| (q as f64 - val.label(i)[0] as f64).powi(2))
+        .sum::<f64>()
+        / p.len() as f64;
+    assert!(
+        (mse - avg.best_val_loss).abs() < 1e-5,
+        "saved model's val MSE {mse}, logged best {}",
+        avg.best_val_loss
+    );
+}

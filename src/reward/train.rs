@@ -13,7 +13,7 @@ use crate::data::TokenFile;
 use crate::metrics::JsonlLog;
 use crate::model::{Dropout, GPT, Pooling, Precision, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
-use crate::train::optim::{self, AdamW, AdamWConfig};
+use crate::train::optim::{self, AdamW, AdamWConfig, WeightAverage};
 use crate::util::lock::DirLock;
 use crate::util::{device, fsutil, progress, rng::mix, stop, to_host};
 use crate::{Error, Result};
@@ -100,6 +100,10 @@ pub struct RewardTrainConfig {
     /// schedule); false: constant after the warmup.
     pub decay_lr: bool,
     pub min_lr: f64,
+    /// Evaluate and keep an exponential moving average of the trained weights, updated after
+    /// every optimizer step with this decay (e.g. 0.999: about the last 1,000 steps); 0: the
+    /// weights as trained.
+    pub ema_decay: f64,
     pub optimizer: Optimizer,
     pub weight_decay: f64,
     pub grad_clip: f64,
@@ -157,6 +161,7 @@ impl Default for RewardTrainConfig {
             warmup_steps: 100,
             decay_lr: true,
             min_lr: 3e-5,
+            ema_decay: 0.0,
             optimizer: Optimizer::AdamW,
             weight_decay: 0.0,
             grad_clip: 1.0,
@@ -201,6 +206,12 @@ impl RewardTrainConfig {
             return Err(Error::Config(format!(
                 "dropout must be in [0, 1), got {}",
                 self.dropout
+            )));
+        }
+        if !(0.0..1.0).contains(&self.ema_decay) {
+            return Err(Error::Config(format!(
+                "ema_decay must be in [0, 1) (0: no averaging), got {}",
+                self.ema_decay
             )));
         }
         if !self.lr.is_finite()
@@ -454,6 +465,8 @@ struct Trainer<'a> {
     cfg: &'a RewardTrainConfig,
     model: GPT,
     opt: AdamW,
+    /// The average of the trained weights that is evaluated and saved (`ema_decay` > 0).
+    avg: Option<WeightAverage>,
     train: Data,
     val: Data,
     fast: bool,
@@ -527,9 +540,17 @@ impl Trainer<'_> {
         Ok((reward_loss(p, yt, self.cfg.loss), preds))
     }
 
+    /// The model as evaluated and saved: the weights' average, or the weights as trained.
+    fn current(&self) -> GPT {
+        match &self.avg {
+            Some(a) => a.apply(&self.model),
+            None => self.model.inference(),
+        }
+    }
+
     /// The loss and MAE over the val split (chunks of 256, no gradients, no dropout).
     fn val_figures(&self) -> Result<ValFigures> {
-        let inf = self.model.inference();
+        let inf = self.current();
         let n = self.val.ds.len();
         let rows: Vec<usize> = (0..n).collect();
         let chunks: Vec<&[usize]> = rows.chunks(256).collect();
@@ -566,7 +587,7 @@ impl Trainer<'_> {
         checkpoint::save(
             &self.ckpt,
             &CheckpointParts {
-                model: &self.model.inference(),
+                model: &self.current(),
                 optimizer: None,
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
@@ -639,6 +660,9 @@ impl Trainer<'_> {
             }
             self.lr = self.cfg.lr_at((epoch - 1) * nb + i, total);
             self.opt.step(&mut self.model, g, self.lr);
+            if let Some(a) = &mut self.avg {
+                a.update(&self.model);
+            }
             sum += v * rows.len() as f64;
             count += rows.len();
             if stop::requested() {
@@ -926,6 +950,7 @@ fn setup<'a>(
         cfg,
         model,
         opt,
+        avg: (cfg.ema_decay > 0.0).then(|| WeightAverage::new(cfg.ema_decay)),
         train,
         val,
         fast,

@@ -292,6 +292,68 @@ impl AdamW {
     }
 }
 
+/// An exponential moving average of the trainable parameters (Polyak averaging), updated after
+/// every optimizer step: a_n = d·a_{n−1} + (1 − d)·w_n from a_0 = 0, read bias-corrected as
+/// a_n / (1 − dⁿ) — the average of every step's weights w_1 … w_n, weighted ∝ d^(n − i).
+/// Frozen parameters (those without gradients) are not averaged.
+#[derive(Debug, Clone)]
+pub struct WeightAverage {
+    decay: f64,
+    updates: i32,
+    sums: HashMap<String, Tensor<1>>,
+}
+
+impl WeightAverage {
+    /// An empty average with decay `decay` in (0, 1).
+    pub fn new(decay: f64) -> Self {
+        Self {
+            decay,
+            updates: 0,
+            sums: HashMap::new(),
+        }
+    }
+
+    /// Folds the trainable parameters of `model` (as they are after a step) into the average.
+    pub fn update(&mut self, model: &GPT) {
+        self.updates += 1;
+        let d = self.decay;
+        for (name, p) in model.named_params() {
+            let trained = match &p {
+                Param::Vector(t) => t.is_require_grad(),
+                Param::Matrix(t) => t.is_require_grad(),
+            };
+            if !trained {
+                continue;
+            }
+            let w = p.flat().inner().mul_scalar(1.0 - d);
+            let a = match self.sums.remove(&name) {
+                Some(a) => a.mul_scalar(d) + w,
+                None => w,
+            };
+            self.sums.insert(name, a);
+        }
+    }
+
+    /// An inference copy of `model` with every averaged parameter replaced by its average (the
+    /// model itself when nothing was averaged yet).
+    pub fn apply(&self, model: &GPT) -> GPT {
+        let mut m = model.inference();
+        let correction = 1.0 - self.decay.powi(self.updates);
+        // The averages keep each parameter's size, so map_params cannot fail here.
+        let _ = m.map_params(|name, p| {
+            let Some(a) = self.sums.get(name) else {
+                return Ok(p);
+            };
+            let a = a.clone().div_scalar(correction);
+            Ok(match p {
+                Param::Vector(_) => Param::Vector(a),
+                Param::Matrix(old) => Param::Matrix(a.reshape(old.dims())),
+            })
+        });
+        m
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,5 +464,70 @@ mod tests {
             }
         }
         assert_eq!(opt.step, 2);
+    }
+
+    /// The weight average of three steps' weights against the weighted mean written out, with
+    /// the frozen parameters left as they are.
+    #[test]
+    fn weight_average_is_the_discounted_mean_of_the_steps() {
+        use crate::model::GPTConfig;
+        use burn::tensor::Device;
+        let cfg = GPTConfig {
+            block_size: 2,
+            vocab_size: 3,
+            n_layer: 1,
+            n_head: 1,
+            n_embd: 2,
+            bias: true,
+            ..Default::default()
+        };
+        let dev = Device::flex();
+        let trains = |n: &str| n.starts_with("transformer.h.0.mlp");
+        let start = GPT::new(&cfg, &dev, 3).unwrap().into_trainable(trains);
+        let host = |m: &GPT| -> Vec<Vec<f32>> {
+            m.named_params()
+                .iter()
+                .map(|(_, p)| crate::util::to_host(p.flat().inner()))
+                .collect()
+        };
+        let d = 0.7;
+        let mut avg = WeightAverage::new(d);
+        assert_eq!(host(&avg.apply(&start)), host(&start));
+        // Three "steps": every parameter shifted by its own amount each time.
+        let shifts = [0.5f64, -1.25, 2.0];
+        let mut steps = Vec::new();
+        let mut m = start.clone();
+        for s in shifts {
+            let _ = m.map_params(|_, p| {
+                Ok(match p {
+                    Param::Vector(t) => Param::Vector(t.add_scalar(s)),
+                    Param::Matrix(t) => Param::Matrix(t.add_scalar(s)),
+                })
+            });
+            let m2 = m.clone().inference().into_trainable(trains);
+            avg.update(&m2);
+            steps.push(host(&m2));
+        }
+        let got = host(&avg.apply(&m));
+        let last = host(&m);
+        let weights: Vec<f64> = (0..3).map(|i| d.powi(2 - i)).collect();
+        let total: f64 = weights.iter().sum();
+        for (j, (name, _)) in start.named_params().iter().enumerate() {
+            for e in 0..got[j].len() {
+                let want = if trains(name) {
+                    (0..3)
+                        .map(|i| weights[i] * steps[i][j][e] as f64)
+                        .sum::<f64>()
+                        / total
+                } else {
+                    last[j][e] as f64
+                };
+                assert!(
+                    (got[j][e] as f64 - want).abs() < 1e-5,
+                    "{name}: {} vs {want}",
+                    got[j][e]
+                );
+            }
+        }
     }
 }
