@@ -249,7 +249,7 @@ fn token_losses_match_their_definitions() {
         let natural = (0..=t).filter(|&k| i < k).count() as f64;
         natural / ((t + 1) as f64 - natural)
     };
-    let (mut bce, mut bce_prior, mut cp) = (0.0, 0.0, 0.0);
+    let (mut bce, mut bce_prior, mut cp, mut risk) = (0.0, 0.0, 0.0, 0.0);
     for (r, &k) in cuts.iter().enumerate() {
         let row = &z[r * t..(r + 1) * t];
         for (i, &v) in row.iter().enumerate() {
@@ -259,10 +259,16 @@ fn token_losses_match_their_definitions() {
             let p = odds / (1.0 + odds);
             bce_prior -= if i < k { p.ln() } else { (1.0 - p).ln() };
         }
-        cp -= changepoint::posterior(row)[k].ln();
+        let post = changepoint::posterior(row);
+        cp -= post[k].ln();
+        // The expected distance of the cut from K, in windows, summed over every cut k.
+        risk += (0..=t)
+            .map(|c| post[c] * c.abs_diff(k) as f64 / t as f64)
+            .sum::<f64>();
     }
     let n = (b * t) as f64;
     let (bce, bce_prior, cp) = (bce / n, bce_prior / n, cp / b as f64);
+    let risk = risk / b as f64;
     let none = TokenPrior::None;
     assert!((val(RewardLoss::TokenBce, none) - bce).abs() < 1e-4, "BCE");
     assert!(
@@ -271,6 +277,13 @@ fn token_losses_match_their_definitions() {
     );
     let both = val(RewardLoss::TokenBoth, none);
     assert!((both - (bce + cp / t as f64)).abs() < 1e-4, "both");
+    let with_risk = val(RewardLoss::TokenRisk, none);
+    assert!(risk > 0.05, "risk {risk}");
+    assert!(
+        (with_risk - (bce + cp / t as f64 + risk)).abs() < 1e-4,
+        "risk: {with_risk} vs {}",
+        bce + cp / t as f64 + risk
+    );
     let pos = TokenPrior::Position;
     assert!(
         (val(RewardLoss::TokenBce, pos) - bce_prior).abs() < 1e-4,

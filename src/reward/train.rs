@@ -52,6 +52,10 @@ crate::choice! {
         /// Token head: the sum of the two (the default: it measured best, BENCHMARKS.md).
         #[default]
         TokenBoth = "token_both",
+        /// Token head: `token_both` plus the expected |k − K| / T under the change-point
+        /// posterior (the risk of the cut the model reports, in the window's units: the MAE
+        /// it is judged by, trained directly).
+        TokenRisk = "token_risk",
     }
 }
 
@@ -296,7 +300,8 @@ pub fn reward_loss(p: Tensor<2>, y: Tensor<2>, kind: RewardLoss) -> Tensor<1> {
 /// The token head's loss of logits `z` `[B, T]` (P(natural) = σ(z)) for windows cut at `cuts`:
 /// the mean binary cross-entropy of every token's label (of σ(z + the position's prior
 /// log-odds) with [`TokenPrior::Position`]), the mean −log P(K = cut | x) under the
-/// change-point posterior (uniform prior over 0 … T), or their sum.
+/// change-point posterior (uniform prior over 0 … T), or their sum, plus with
+/// [`RewardLoss::TokenRisk`] the posterior's expected |k − cut| / T.
 pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss, prior: TokenPrior) -> Tensor<1> {
     let [b, t] = z.dims();
     let dev = z.device();
@@ -320,20 +325,35 @@ pub fn token_loss(z: Tensor<2>, cuts: &[usize], kind: RewardLoss, prior: TokenPr
         };
         (y.clone() * lp + (y.clone().neg() + 1.0) * lq).mean().neg()
     };
-    let changepoint = || {
+    let log_posterior = || {
         // log-likelihood of every cut k = 0 … T: Σ_{t<k} log p + Σ_{t≥k} log(1 − p).
         let zero = Tensor::<2>::zeros([b, 1], &dev);
         let cp = Tensor::cat(vec![zero.clone(), lp.clone().cumsum(1)], 1);
         let cq = Tensor::cat(vec![zero, lq.clone().cumsum(1)], 1);
         let total_q = lq.clone().sum_dim(1);
         let ll = cp - cq + total_q;
+        log_softmax(ll, 1)
+    };
+    let cut_nll = |log_post: Tensor<2>| {
         let picked: Vec<i64> = cuts.iter().map(|&k| k as i64).collect();
         let idx = Tensor::<2, Int>::from_data(TensorData::new(picked, [b, 1]), &dev);
-        log_softmax(ll, 1).gather(1, idx).mean().neg()
+        log_post.gather(1, idx).mean().neg()
+    };
+    let risk = |log_post: Tensor<2>| {
+        let dist: Vec<f32> = cuts
+            .iter()
+            .flat_map(|&c| (0..=t).map(move |k| k.abs_diff(c) as f32 / t as f32))
+            .collect();
+        let d = Tensor::<2>::from_data(TensorData::new(dist, [b, t + 1]), &dev);
+        (log_post.exp() * d).sum_dim(1).mean()
     };
     match kind {
-        RewardLoss::TokenChangepoint => changepoint(),
-        RewardLoss::TokenBoth => bce() + changepoint().div_scalar(t as f64),
+        RewardLoss::TokenChangepoint => cut_nll(log_posterior()),
+        RewardLoss::TokenBoth => bce() + cut_nll(log_posterior()).div_scalar(t as f64),
+        RewardLoss::TokenRisk => {
+            let lp = log_posterior();
+            bce() + cut_nll(lp.clone()).div_scalar(t as f64) + risk(lp)
+        }
         _ => bce(),
     }
 }
