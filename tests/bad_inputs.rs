@@ -241,7 +241,7 @@ fn checkpoint_and_reward_inputs() {
         ),
         (
             "--loss=hinge",
-            "loss must be mse, cross_entropy, token_bce, token_changepoint or token_both, got 'hinge' in `loss`",
+            "loss must be mse, cross_entropy, token_bce, token_changepoint, token_both or token_risk, got 'hinge' in `loss`",
         ),
         (
             "--pooling=max",
