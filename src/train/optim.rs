@@ -357,6 +357,20 @@ impl WeightAverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::GPTConfig;
+
+    /// A one-layer GPT two wide, with `vocab` tokens.
+    fn tiny_config(vocab: usize) -> GPTConfig {
+        GPTConfig {
+            block_size: 2,
+            vocab_size: vocab,
+            n_layer: 1,
+            n_head: 1,
+            n_embd: 2,
+            bias: true,
+            ..Default::default()
+        }
+    }
 
     #[test]
     fn lr_schedule_matches_nanogpt() {
@@ -387,19 +401,10 @@ mod tests {
     /// Two AdamW steps on a 1-parameter model, against PyTorch's update rule written out.
     #[test]
     fn adamw_matches_hand_computation() {
-        use crate::model::GPTConfig;
-        use burn::tensor::Device;
-        let cfg = GPTConfig {
-            block_size: 2,
-            vocab_size: 2,
-            n_layer: 1,
-            n_head: 1,
-            n_embd: 2,
-            bias: true,
-            ..Default::default()
-        };
         let dev = Device::flex();
-        let mut model = GPT::new(&cfg, &dev, 0).unwrap().into_trainable(|_| true);
+        let mut model = GPT::new(&tiny_config(2), &dev, 0)
+            .unwrap()
+            .into_trainable(|_| true);
         let c = AdamWConfig {
             beta1: 0.9,
             beta2: 0.99,
@@ -470,20 +475,11 @@ mod tests {
     /// the frozen parameters left as they are.
     #[test]
     fn weight_average_is_the_discounted_mean_of_the_steps() {
-        use crate::model::GPTConfig;
-        use burn::tensor::Device;
-        let cfg = GPTConfig {
-            block_size: 2,
-            vocab_size: 3,
-            n_layer: 1,
-            n_head: 1,
-            n_embd: 2,
-            bias: true,
-            ..Default::default()
-        };
         let dev = Device::flex();
         let trains = |n: &str| n.starts_with("transformer.h.0.mlp");
-        let start = GPT::new(&cfg, &dev, 3).unwrap().into_trainable(trains);
+        let start = GPT::new(&tiny_config(3), &dev, 3)
+            .unwrap()
+            .into_trainable(trains);
         let host = |m: &GPT| -> Vec<Vec<f32>> {
             m.named_params()
                 .iter()
