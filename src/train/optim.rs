@@ -299,7 +299,7 @@ impl AdamW {
 #[derive(Debug, Clone)]
 pub struct WeightAverage {
     decay: f64,
-    updates: i32,
+    updates: u64,
     sums: HashMap<String, Tensor<1>>,
 }
 
@@ -338,7 +338,7 @@ impl WeightAverage {
     /// model itself when nothing was averaged yet).
     pub fn apply(&self, model: &GPT) -> GPT {
         let mut m = model.inference();
-        let correction = 1.0 - self.decay.powi(self.updates);
+        let correction = 1.0 - self.decay.powf(self.updates as f64);
         // The averages keep each parameter's size, so map_params cannot fail here.
         let _ = m.map_params(|name, p| {
             let Some(a) = self.sums.get(name) else {
