@@ -31,6 +31,14 @@ impl Param {
         }
     }
 
+    /// Whether the parameter is an autodiff leaf that requires gradients (trains).
+    pub fn is_require_grad(&self) -> bool {
+        match self {
+            Param::Vector(t) => t.is_require_grad(),
+            Param::Matrix(t) => t.is_require_grad(),
+        }
+    }
+
     /// The parameter flattened to one dimension.
     pub fn flat(&self) -> Tensor<1> {
         match self {

@@ -318,11 +318,7 @@ impl WeightAverage {
         self.updates += 1;
         let d = self.decay;
         for (name, p) in model.named_params() {
-            let trained = match &p {
-                Param::Vector(t) => t.is_require_grad(),
-                Param::Matrix(t) => t.is_require_grad(),
-            };
-            if !trained {
+            if !p.is_require_grad() {
                 continue;
             }
             let w = p.flat().inner().mul_scalar(1.0 - d);
