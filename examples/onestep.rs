@@ -30,7 +30,7 @@ fn main() {
                 optimizer: None,
                 train_state: Default::default(),
                 tokenizer: None,
-                feature_model: None,
+                feature_models: Vec::new(),
                 extra: Vec::new(),
             },
         )

@@ -138,7 +138,7 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
             optimizer: None,
             train_state: Default::default(),
             tokenizer: Some(&tok),
-            feature_model: None,
+            feature_models: Vec::new(),
             extra: Vec::new(),
         },
     )

@@ -373,3 +373,173 @@ fn weight_average_is_evaluated_and_saved() {
         avg.best_val_loss
     );
 }
+
+/// `reference`: a second language model's view of every token. Trained with the reference as
+/// the frozen trunk too (its feature pass gives the cached states), the fast path agrees with
+/// recomputing the trunk; the checkpoint carries the reference model, and the loaded model's
+/// reference columns are log r(x_t), r's entropy and log r − log q computed here from the two
+/// models directly. A reference of another vocabulary, or without the white-box channel, is
+/// refused with a clear message.
+#[test]
+fn the_reference_channel_reads_a_second_model() {
+    use nanoreward::reward::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, View};
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let reference = nanoreward::model::GPT::new(&model.config, &Device::flex(), 77).unwrap();
+    let rp = d.path().join("reference");
+    common::save_model(&rp, &reference, Some(&tok), None);
+    let token = RewardTrainConfig {
+        loss: reward_model::RewardLoss::TokenRisk,
+        features: true,
+        lexicon: false,
+        context: 1,
+        epochs: 2,
+        reference: rp.display().to_string(),
+        trunk: rp.display().to_string(),
+        ..config(d.path(), &ck, &data, "ref")
+    };
+    fast_path_agrees(d.path(), &rp, token.clone(), "ref");
+    let out = d.path().join("ref/ckpt");
+    assert!(out.join("reference_model/model.safetensors").exists());
+    let rm = RewardModel::load(&out, &Device::flex()).unwrap();
+    let width = NUM_FEATURES + NUM_REFERENCE_FEATURES;
+    assert_eq!(rm.model.config.reward_features, width);
+    let src = rm.features.as_ref().unwrap();
+    let val = RewardDataset::open(&data, "val", None).unwrap();
+    let windows: Vec<Vec<u32>> = (0..4).map(|i| val.tokens(i)).collect();
+    let got = src.features(&windows);
+    let view = src.white_box.as_ref().unwrap().1;
+    let (g, r) = (
+        features::window_stats(&model, &windows, view, 2),
+        features::window_stats(&reference, &windows, View::RAW, 2),
+    );
+    let n = windows[0].len();
+    let mut checked = 0;
+    for (w, (gs, rs)) in g.iter().zip(&r).enumerate() {
+        for t in 1..n {
+            let (a, b) = (&rs[t - 1], &gs[t - 1]);
+            let want = [a.log_q / 5.0, a.entropy / 2.0, (a.log_q - b.log_q) / 5.0];
+            let row = &got[(w * n + t) * width + NUM_FEATURES..(w * n + t + 1) * width];
+            for (x, y) in row.iter().zip(want) {
+                assert!((*x as f64 - y).abs() < 1e-5, "window {w} token {t}");
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 4 * (n - 1) * 3);
+    // The ratio column is not constant: the two models differ.
+    let llr: Vec<f32> = got.chunks(width).map(|c| c[width - 1]).collect();
+    assert!(llr.iter().any(|&v| (v - llr[n + 1]).abs() > 1e-3));
+    let err = |cfg: RewardTrainConfig| reward_model::train(&cfg, false).err().unwrap().to_string();
+    let e = err(RewardTrainConfig {
+        features: false,
+        out_dir: d.path().join("ref-nofeat").display().to_string(),
+        ..token.clone()
+    });
+    assert!(e.contains("features = true"), "{e}");
+    let other = nanoreward::model::GPT::new(
+        &nanoreward::model::GPTConfig {
+            vocab_size: model.config.vocab_size + 3,
+            ..model.config.clone()
+        },
+        &Device::flex(),
+        3,
+    )
+    .unwrap();
+    let op = d.path().join("other");
+    common::save_model(&op, &other, None, None);
+    let e = err(RewardTrainConfig {
+        reference: op.display().to_string(),
+        trunk: String::new(),
+        out_dir: d.path().join("ref-vocab").display().to_string(),
+        ..token
+    });
+    assert!(e.contains("vocabulary"), "{e}");
+}
+
+/// The two-model baselines of `eval-reward`: with a reference model the report adds the
+/// likelihood-ratio detector and the likelihood-ratio change point, whose boundary error is
+/// recomputed here by enumerating the posterior over every cut k, term by term.
+#[test]
+fn the_likelihood_ratio_change_point_against_enumeration() {
+    use nanoreward::reward::changepoint;
+    use nanoreward::reward::features::{self, View};
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let reference = nanoreward::model::GPT::new(&model.config, &Device::flex(), 78).unwrap();
+    let rp = d.path().join("reference");
+    common::save_model(&rp, &reference, Some(&tok), None);
+    let cfg = RewardTrainConfig {
+        loss: reward_model::RewardLoss::TokenRisk,
+        features: true,
+        lexicon: true,
+        context: 1,
+        epochs: 1,
+        reference: rp.display().to_string(),
+        ..config(d.path(), &ck, &data, "ratio")
+    };
+    let out = reward_model::train(&cfg, false).unwrap();
+    let dev = Device::flex();
+    let ev = nanoreward::reward::evaluate_checkpoint(
+        &out.checkpoint,
+        &model,
+        &data,
+        &d.path().join("eval"),
+        8,
+        5,
+        &dev,
+    )
+    .unwrap();
+    assert_eq!(ev.baselines.len(), 7);
+    let lr = ev.baselines.last().unwrap();
+    assert!(lr.name.starts_with("likelihood ratio") && (0.5..=1.0).contains(&lr.auroc));
+    let got = ev.boundary_baselines.last().unwrap();
+    assert!(got.name.starts_with("likelihood-ratio change point"));
+    let val = RewardDataset::open(&data, "val", None).unwrap();
+    let seqs: Vec<Vec<u32>> = (0..val.len()).map(|i| val.tokens(i)).collect();
+    let view = View {
+        temperature: val.meta.temperature,
+        top_k: val.meta.top_k,
+    };
+    let r = features::window_stats(&reference, &seqs, View::RAW, 3);
+    let g = features::window_stats(&model, &seqs, view, 3);
+    let mut total = 0.0;
+    for (i, s) in seqs.iter().enumerate() {
+        let n = s.len();
+        // P(K = k) ∝ Π_{1≤t<k} r(x_t) · Π_{t≥max(k,1)} q(x_t) (token 0 is alike under both).
+        let log_w: Vec<f64> = (0..=n)
+            .map(|k| {
+                (1..n)
+                    .map(|t| {
+                        if t < k {
+                            r[i][t - 1].log_q
+                        } else {
+                            g[i][t - 1].log_q
+                        }
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        let max = log_w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let w: Vec<f64> = log_w.iter().map(|v| (v - max).exp()).collect();
+        let z: f64 = w.iter().sum();
+        let post: Vec<f64> = w.iter().map(|v| v / z).collect();
+        let cut = (changepoint::median(&post).round() as usize).min(n);
+        let k = changepoint::cut_of(val.label(i)[0], n);
+        total += cut.abs_diff(k) as f64;
+    }
+    let want = total / seqs.len() as f64;
+    assert!(
+        (got.boundary_mae_tokens - want).abs() < 0.02,
+        "{} vs {want}",
+        got.boundary_mae_tokens
+    );
+}

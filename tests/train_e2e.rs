@@ -94,7 +94,7 @@ fn loss_falls_and_resume_continues_the_same_curve() {
             optimizer: None,
             train_state: Default::default(),
             tokenizer: None,
-            feature_model: None,
+            feature_models: Vec::new(),
             extra: Vec::new(),
         },
     )

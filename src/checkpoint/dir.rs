@@ -16,6 +16,9 @@ pub const TRAIN_STATE: &str = "train_state.json";
 pub const META: &str = "meta.pkl";
 /// The generator a reward model reads its white-box features from, saved inside its checkpoint.
 pub const FEATURE_MODEL: &str = "feature_model";
+/// The reference language model a reward model reads its reference features from, saved inside
+/// its checkpoint.
+pub const REFERENCE_MODEL: &str = "reference_model";
 
 /// Reads a checkpoint directory (repairing what a kill during a save can leave).
 pub fn read(dir: &Path) -> Result<Checkpoint> {
@@ -91,8 +94,9 @@ pub struct CheckpointParts<'a> {
     pub optimizer: Option<OptimizerState>,
     pub train_state: TrainState,
     pub tokenizer: Option<&'a Tokenizer>,
-    /// A reward model's feature generator, saved as the checkpoint `feature_model/` inside.
-    pub feature_model: Option<&'a GPT>,
+    /// A reward model's feature models (its generator, its reference model), each saved as a
+    /// checkpoint inside, in the directory named (`FEATURE_MODEL`, `REFERENCE_MODEL`).
+    pub feature_models: Vec<(&'static str, &'a GPT)>,
     /// Further files of the model (name, contents), e.g. a reward model's `lexicon.tsv`.
     pub extra: Vec<(&'static str, Vec<u8>)>,
 }
@@ -124,10 +128,14 @@ pub fn save(dir: &Path, parts: &CheckpointParts) -> Result<()> {
     state.optimizer = parts.optimizer.as_ref().map(|o| o.meta.clone());
     let state = serde_json::to_vec_pretty(&state)
         .map_err(|e| Error::Other(format!("cannot serialise train state: {e}")))?;
-    let feature_model = parts.feature_model.map(model_files).transpose()?;
+    let feature_models = parts
+        .feature_models
+        .iter()
+        .map(|(name, m)| Ok((*name, model_files(m)?)))
+        .collect::<Result<Vec<_>>>()?;
     fsutil::write_dir_atomic(dir, |tmp| {
-        if let Some((config, weights)) = &feature_model {
-            let sub = tmp.join(FEATURE_MODEL);
+        for (name, (config, weights)) in &feature_models {
+            let sub = tmp.join(name);
             fsutil::write_bytes_atomic(&sub.join(CONFIG), config)?;
             fsutil::write_bytes_atomic(&sub.join(MODEL), weights)?;
         }

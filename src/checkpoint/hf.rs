@@ -8,7 +8,7 @@
 
 use super::safetensors;
 use super::weights::HostTensor;
-use super::{Checkpoint, FEATURE_MODEL};
+use super::{Checkpoint, FEATURE_MODEL, REFERENCE_MODEL};
 use crate::model::{GPTConfig, Mode, RewardHeadKind};
 use crate::tokenizer::{GPT2_EOT, Tokenizer, gpt2_files};
 use crate::util::fsutil;
@@ -222,7 +222,8 @@ pub struct Exported {
 /// Writes checkpoint `path` as a Hugging Face GPT-2 directory `out` (atomically). A reward
 /// model's trunk is written the same way, its head as `reward_head.safetensors` (checkpoint
 /// names, Linear weights `[out, in]`), its configuration as `reward_config.json`, its feature
-/// generator as `feature_model/` (GPT-2 as well), its `lexicon.tsv`, and a README of how to score.
+/// generator as `feature_model/` and its reference model as `reference_model/` (GPT-2 as well),
+/// its `lexicon.tsv`, and a README of how to score.
 pub fn export(path: &Path, out: &Path) -> Result<Exported> {
     let ck = Checkpoint::open(path)?;
     let _lock = crate::util::lock::DirLock::acquire(out)?;
@@ -260,6 +261,7 @@ fn write_reward_parts(ck: &Checkpoint, dir: &Path) -> Result<Vec<String>> {
         "reward_head_hidden_dim": c.reward_head_hidden_dim,
         "reward_features": c.reward_features,
         "white_box": c.white_box,
+        "reference": c.reference,
         "lexicon": c.lexicon,
         "reward_context": c.reward_context,
         "feature_temperature": c.feature_temperature,
@@ -272,12 +274,13 @@ fn write_reward_parts(ck: &Checkpoint, dir: &Path) -> Result<Vec<String>> {
         "reward_head.safetensors".to_string(),
         "reward_config.json".to_string(),
     ];
-    let features = ck.path.join(FEATURE_MODEL);
-    if features.join(super::CONFIG).exists() {
-        let fm = Checkpoint::open(&features)?;
-        let sub = dir.join(FEATURE_MODEL);
-        for f in write_gpt2(&fm, &sub)? {
-            files.push(format!("{FEATURE_MODEL}/{f}"));
+    for name in [FEATURE_MODEL, REFERENCE_MODEL] {
+        let features = ck.path.join(name);
+        if features.join(super::CONFIG).exists() {
+            let fm = Checkpoint::open(&features)?;
+            for f in write_gpt2(&fm, &dir.join(name))? {
+                files.push(format!("{name}/{f}"));
+            }
         }
     }
     let lexicon = ck.path.join("lexicon.tsv");
@@ -318,7 +321,8 @@ p_natural = logits.softmax(-1)[:, 0]\n```\n",
             "## Scoring (token head)\n\n\
 The head reads, for every token, the trunk's state concatenated with {} features: the \
 generator's white-box view of the token (from `feature_model/`, read at temperature {} and \
-top-k {}) and the lexicon channel (`lexicon.tsv`); then `reward_head.0` + ReLU, \
+top-k {}), with `reference` the reference model's view (from `reference_model/`) and the \
+lexicon channel (`lexicon.tsv`); then `reward_head.0` + ReLU, \
 {}`reward_head.2` gives the logit of P(natural) per token, and the window's P(natural) is the \
 median of the change-point posterior over the cut. The features are defined in nanoreward's \
 `src/reward/features.rs` and `src/reward/lexicon.rs`; the simplest way to score is \

@@ -22,7 +22,10 @@ pub mod nanogpt;
 pub mod safetensors;
 pub mod weights;
 
-pub use dir::{CONFIG, CheckpointParts, FEATURE_MODEL, META, MODEL, OPTIMIZER, TRAIN_STATE, save};
+pub use dir::{
+    CONFIG, CheckpointParts, FEATURE_MODEL, META, MODEL, OPTIMIZER, REFERENCE_MODEL, TRAIN_STATE,
+    save,
+};
 pub use weights::{HostTensor, LoadReport, load_weights, model_tensors};
 
 /// The job state saved beside the weights (`train_state.json`). Each job fills its own fields:

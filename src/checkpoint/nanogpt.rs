@@ -246,7 +246,7 @@ pub fn import(pt: &Path, out: &Path, meta: Option<&Path>) -> Result<ImportReport
             optimizer: None,
             train_state: state,
             tokenizer: Some(&tok),
-            feature_model: None,
+            feature_models: Vec::new(),
             extra: Vec::new(),
         },
     )?;

@@ -320,7 +320,7 @@ fn setup<'a>(
             optimizer: None,
             train_state: state,
             tokenizer: Some(&tokenizer),
-            feature_model: None,
+            feature_models: Vec::new(),
             extra: Vec::new(),
         };
         checkpoint::save(&ref_dir, &parts)?;
@@ -411,7 +411,7 @@ impl Trainer<'_> {
                 optimizer: Some(self.opt.to_state()),
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
-                feature_model: None,
+                feature_models: Vec::new(),
                 extra: Vec::new(),
             },
         )

@@ -90,11 +90,14 @@ pub struct GPTConfig {
     pub reward_head_hidden_dim: usize,
     pub pooling: Pooling,
     pub reward_head: RewardHeadKind,
-    /// Features per token the token head reads (0 = none): the white-box channel's and the
-    /// lexicon channel's, in that order.
+    /// Features per token the token head reads (0 = none): the white-box channel's, the
+    /// reference channel's and the lexicon channel's, in that order.
     pub reward_features: usize,
     /// Whether the token head reads the generator's white-box features of every token.
     pub white_box: bool,
+    /// Whether the token head reads a reference language model's view of every token
+    /// (`reference_model/` in the checkpoint; only with `white_box`).
+    pub reference: bool,
     /// Whether the token head reads the lexicon channel (`lexicon.tsv` in the checkpoint).
     pub lexicon: bool,
     /// Neighbours on each side a token's prediction sees in the token head (0 = none).
@@ -121,6 +124,7 @@ impl Default for GPTConfig {
             reward_head: RewardHeadKind::Pooled,
             reward_features: 0,
             white_box: false,
+            reference: false,
             lexicon: false,
             reward_context: 0,
             feature_temperature: 1.0,

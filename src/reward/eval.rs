@@ -5,6 +5,8 @@
 //!   error |round(P·N) − K| in tokens, overall and by K bucket, with two boundary baselines: the
 //!   single change point that best splits the generator's per-token Fast-DetectGPT z-scores,
 //!   and the start of the first unknown word.
+//! - With a reference model in the reward model (`reference`), the two-model baselines too: the
+//!   likelihood-ratio detector (mean log r(x_t) − log q(x_t)) and its change point.
 //! - Detection: natural windows of text neither the base model nor the reward model trained on
 //!   (the dataset's val text) against windows the base model generates fresh after their first
 //!   token (the dataset's sampling settings, the evaluation's own seed): the reward model's
@@ -16,6 +18,7 @@
 //!   text (a reward model that rates hotter samples as more natural is exploitable).
 //! - A calibration table and plots.
 
+use super::changepoint;
 use super::dataset::RewardDataset;
 use super::features::{self, View, ZeroShot};
 use super::lexicon::Lexicon;
@@ -289,17 +292,22 @@ fn detection_windows(
     Ok((natural, generated))
 }
 
+/// A zero-shot score's AUROC, its direction taken in its favour (`labels`: true = natural).
+fn oriented(name: &str, scores: &[f64], labels: &[bool]) -> Baseline {
+    let a = auroc(scores, labels);
+    let (auroc, direction) = if a >= 0.5 { (a, "+") } else { (1.0 - a, "-") };
+    Baseline {
+        name: name.into(),
+        auroc,
+        direction: direction.into(),
+    }
+}
+
 /// The zero-shot detectors' and the dictionary's AUROC (`labels`: true = natural).
 fn baselines(stats: &[ZeroShot], known: &[f64], labels: &[bool]) -> Vec<Baseline> {
     let oriented = |name: &str, f: &dyn Fn(&ZeroShot) -> f64| {
         let s: Vec<f64> = stats.iter().map(f).collect();
-        let a = auroc(&s, labels);
-        let (auroc, direction) = if a >= 0.5 { (a, "+") } else { (1.0 - a, "-") };
-        Baseline {
-            name: name.into(),
-            auroc,
-            direction: direction.into(),
-        }
+        oriented(name, &s, labels)
     };
     vec![
         oriented("log-likelihood", &|z| z.loglik),
@@ -361,6 +369,70 @@ fn boundary_baselines(
             boundary_mae_tokens: err(&|i| first_unknown_token(lex, tok, &seqs[i])),
         },
     ]
+}
+
+/// The dictionary detector's words: the reward model's own lexicon when it has one, else the
+/// words of the natural text it trained on.
+fn dictionary(rm: &RewardModel, val: &RewardDataset) -> Result<Lexicon> {
+    let tok = &rm.tokenizer;
+    match rm.features.as_ref().and_then(|f| f.lexicon.clone()) {
+        Some(l) => Ok(l),
+        None => Ok(Lexicon::from_text(
+            &tok.decode(&natural_stream(val, tok, false)?),
+        )),
+    }
+}
+
+/// Windows and what is known of them: the detection windows `all` (`labels`: true = natural)
+/// and the val samples `seqs` cut at `cuts`.
+struct Windows<'a> {
+    all: &'a [Vec<u32>],
+    labels: &'a [bool],
+    seqs: &'a [Vec<u32>],
+    cuts: &'a [usize],
+}
+
+/// The two-model baselines of a reward model `rm` with a reference model r (the generator q,
+/// `base`, read as the data was sampled): the likelihood-ratio detector (a window's mean
+/// log r(x_t) − log q(x_t)) and the likelihood-ratio change point (the median of the
+/// change-point posterior with that ratio as every token's evidence: natural text modelled by
+/// the reference, generated text by the generator). None without a reference model.
+fn ratio_baselines(
+    rm: &RewardModel,
+    base: &GPT,
+    w: &Windows,
+) -> Option<(Baseline, BoundaryBaseline)> {
+    let f = rm.features.as_ref()?;
+    let (reference, view) = (f.reference.as_ref()?, f.white_box.as_ref()?.1);
+    let ratios = |seqs: &[Vec<u32>]| {
+        let r = features::window_stats(reference, seqs, View::RAW, 64);
+        let g = features::window_stats(base, seqs, view, 64);
+        r.iter()
+            .zip(&g)
+            .map(|(r, g)| features::ratio_logits(r, g))
+            .collect::<Vec<_>>()
+    };
+    let mean =
+        |z: &[f32]| z[1..].iter().map(|&v| v as f64).sum::<f64>() / (z.len() - 1).max(1) as f64;
+    let scores: Vec<f64> = ratios(w.all).iter().map(|z| mean(z)).collect();
+    let logits = ratios(w.seqs);
+    let err: f64 = logits
+        .iter()
+        .zip(w.cuts)
+        .map(|(z, &k)| changepoint::cut_of(changepoint::p_natural(z), z.len()).abs_diff(k) as f64)
+        .sum::<f64>()
+        / w.cuts.len().max(1) as f64;
+    Some((
+        oriented(
+            "likelihood ratio (reference / generator)",
+            &scores,
+            w.labels,
+        ),
+        BoundaryBaseline {
+            name: "likelihood-ratio change point".into(),
+            boundary_mae_tokens: err,
+        },
+    ))
 }
 
 /// The calibration table: 10 bins of predicted P(natural), with counts and means.
@@ -472,17 +544,10 @@ pub fn evaluate(
     let preds = rm.score(&seqs)?;
     let truth: Vec<f64> = (0..val.len()).map(|i| val.label(i)[0] as f64).collect();
     let [mse, mae, mae_base, bmae, bmae_base] = regression(&preds, &truth, n);
-    let cuts: Vec<usize> = truth
-        .iter()
-        .map(|t| (t * n as f64).round() as usize)
+    let cuts: Vec<usize> = (0..val.len())
+        .map(|i| changepoint::cut_of(val.label(i)[0], n))
         .collect();
-    // The dictionary: the reward model's own lexicon when it has one, else the words of the
-    // natural text it trained on.
-    let own = rm.features.as_ref().and_then(|f| f.lexicon.clone());
-    let lex = match own {
-        Some(l) => l,
-        None => Lexicon::from_text(&tok.decode(&natural_stream(val, tok, false)?)),
-    };
+    let lex = dictionary(rm, val)?;
     // Detection: untouched val text vs windows generated after a one-token natural prompt.
     let stream = natural_stream(val, tok, true)?;
     let sample = SampleOptions {
@@ -502,7 +567,18 @@ pub fn evaluate(
         .iter()
         .map(|w| lex.known_share(&tok.decode(w)))
         .collect();
-    let base_list = baselines(&zs, &known, &labels);
+    let mut base_list = baselines(&zs, &known, &labels);
+    let mut boundary = boundary_baselines(base, &seqs, &cuts, &lex, tok);
+    let w = Windows {
+        all: &all,
+        labels: &labels,
+        seqs: &seqs,
+        cuts: &cuts,
+    };
+    base_list.extend(ratio_baselines(rm, base, &w).map(|(d, b)| {
+        boundary.push(b);
+        d
+    }));
     let ll: Vec<f64> = zs.iter().map(|z| z.loglik).collect();
     let bins = calibration(&preds, &truth);
     fsutil::create_dir_all(out_dir)?;
@@ -517,7 +593,7 @@ pub fn evaluate(
         boundary_mae_tokens: bmae,
         boundary_mae_tokens_baseline: bmae_base,
         by_k: by_k(&preds, &truth, n),
-        boundary_baselines: boundary_baselines(base, &seqs, &cuts, &lex, tok),
+        boundary_baselines: boundary,
         auroc: auroc(&rscore, &labels),
         auroc_ci95: auroc_interval(&rscore, &labels, 1000, seed),
         auroc_loglik_baseline: base_list[0].auroc,

@@ -16,6 +16,9 @@ use rand_chacha::ChaCha8Rng;
 /// Number of white-box features per token.
 pub const NUM_FEATURES: usize = 6;
 
+/// Number of reference-model features per token (see [`reference_rows`]).
+pub const NUM_REFERENCE_FEATURES: usize = 3;
+
 /// log q below this counts as this (a token outside top_k has probability 0).
 const LOG_FLOOR: f64 = -30.0;
 
@@ -183,6 +186,38 @@ pub fn feature_rows(stats: &[TokenStats], seed: u64) -> Vec<f32> {
     out
 }
 
+/// The reference-model feature rows of one window of `reference.len() + 1` tokens
+/// (`NUM_REFERENCE_FEATURES` per token, row-major; token 0 gets zeros): log r(x_t), the reference
+/// model's entropy, and the log-likelihood ratio log r(x_t) − log q(x_t) against the generator's
+/// statistics `generator` of the same tokens — per token, the Neyman–Pearson evidence for
+/// "natural" when r models natural text and q is what the generated tokens were drawn from.
+pub fn reference_rows(reference: &[TokenStats], generator: &[TokenStats]) -> Vec<f32> {
+    let mut out = vec![0.0f32; NUM_REFERENCE_FEATURES];
+    for (r, g) in reference.iter().zip(generator) {
+        out.extend([
+            (r.log_q / 5.0) as f32,
+            (r.entropy / 2.0) as f32,
+            ((r.log_q - g.log_q) / 5.0).clamp(-5.0, 5.0) as f32,
+        ]);
+    }
+    out
+}
+
+/// The per-token log-likelihood ratio log r(x_t) − log q(x_t) of a window of
+/// `reference.len() + 1` tokens under a reference model r and the generator q (token 0, without
+/// a prefix, gets 0): read as change-point logits (see [`super::changepoint`]) its posterior is
+/// the one of a window whose natural text follows r and whose generated text follows q.
+pub fn ratio_logits(reference: &[TokenStats], generator: &[TokenStats]) -> Vec<f32> {
+    std::iter::once(0.0)
+        .chain(
+            reference
+                .iter()
+                .zip(generator)
+                .map(|(r, g)| (r.log_q - g.log_q) as f32),
+        )
+        .collect()
+}
+
 /// A window's zero-shot detector scores, each oriented as written (see the fields).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ZeroShot {
@@ -262,6 +297,25 @@ mod tests {
         );
         assert_eq!(s.log_q, LOG_FLOOR);
         assert!((s.above - 1.0).abs() < 1e-9 && s.q == 0.0);
+    }
+
+    #[test]
+    fn reference_rows_by_hand() {
+        // Reference: q(x) = 0.5 of two equal tokens; generator: 0.25 of four.
+        let r = token_stats(&[0.0, 0.0], 0, View::RAW);
+        let g = token_stats(&[0.0; 4], 0, View::RAW);
+        let rows = reference_rows(&[r, r], &[g, g]);
+        assert_eq!(rows.len(), 3 * NUM_REFERENCE_FEATURES);
+        assert!(rows[..3].iter().all(|&v| v == 0.0));
+        let want = [
+            0.5f64.ln() / 5.0,
+            2f64.ln() / 2.0,
+            (0.5f64.ln() - 0.25f64.ln()) / 5.0,
+        ];
+        for (i, w) in want.iter().enumerate() {
+            assert!((rows[3 + i] as f64 - w).abs() < 1e-6, "feature {i}");
+            assert_eq!(rows[3 + i], rows[6 + i]);
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! its checkpoint as `feature_model/`).
 
 use super::changepoint;
-use super::features::{self, NUM_FEATURES, View};
+use super::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, View};
 use super::lexicon::{Lexicon, NUM_LEXICON_FEATURES};
 use crate::checkpoint::{self, Checkpoint, LoadReport, load_weights};
 use crate::model::{GPT, Mode, Pooling, RewardHeadKind};
@@ -25,6 +25,9 @@ pub struct HeadSpec {
     pub pooling: Pooling,
     /// The white-box channel (the generator's view of every token).
     pub features: bool,
+    /// The reference channel (a reference language model's view of every token; with
+    /// `features`).
+    pub reference: bool,
     /// The lexicon channel (every token's word known or not).
     pub lexicon: bool,
     pub context: usize,
@@ -38,6 +41,7 @@ impl Default for HeadSpec {
             hidden: 256,
             pooling: Pooling::Last,
             features: false,
+            reference: false,
             lexicon: false,
             context: 0,
             view: View::RAW,
@@ -63,8 +67,10 @@ pub fn from_checkpoint(
         cfg.pooling = spec.pooling;
         let token = spec.kind == RewardHeadKind::Token;
         cfg.white_box = token && spec.features;
+        cfg.reference = cfg.white_box && spec.reference;
         cfg.lexicon = token && spec.lexicon;
         cfg.reward_features = usize::from(cfg.white_box) * NUM_FEATURES
+            + usize::from(cfg.reference) * NUM_REFERENCE_FEATURES
             + usize::from(cfg.lexicon) * NUM_LEXICON_FEATURES;
         cfg.reward_context = if token { spec.context } else { 0 };
         cfg.feature_temperature = spec.view.temperature;
@@ -83,13 +89,33 @@ pub fn from_checkpoint(
 }
 
 /// What a token head reads besides the tokens: the generator's white-box view of every token
-/// (the generator that made its training data, and the sampling settings it made them with)
-/// and the lexicon channel (the words of its natural training text).
+/// (the generator that made its training data, and the sampling settings it made them with),
+/// a reference language model's view (a model of natural text, e.g. a stronger trunk) and the
+/// lexicon channel (the words of its natural training text).
 #[derive(Clone)]
 pub struct FeatureSource {
     pub white_box: Option<(GPT, View)>,
+    /// Read only with `white_box` (its features compare the two models).
+    pub reference: Option<GPT>,
     pub lexicon: Option<Lexicon>,
     pub tokenizer: Tokenizer,
+}
+
+/// Which feature model's pass also returns its final trunk state of every token (when the
+/// reward model's frozen trunk is that model, so its states need no pass of their own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedStates {
+    No,
+    Generator,
+    Reference,
+}
+
+/// Per token, `a`'s `wa` values then `b`'s `wb` values (both row-major over the same tokens).
+fn interleave(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
+    a.chunks(wa)
+        .zip(b.chunks(wb))
+        .flat_map(|(x, y)| x.iter().chain(y).copied())
+        .collect()
 }
 
 /// The seed of a window's u_t noise: a function of its tokens, so a text always gets the same
@@ -103,35 +129,65 @@ fn noise_seed(window: &[u32]) -> u64 {
 impl FeatureSource {
     /// Features per token.
     pub fn width(&self) -> usize {
-        usize::from(self.white_box.is_some()) * NUM_FEATURES
-            + usize::from(self.lexicon.is_some()) * NUM_LEXICON_FEATURES
+        self.model_width() + usize::from(self.lexicon.is_some()) * NUM_LEXICON_FEATURES
+    }
+
+    /// Features per token that come from the feature models (white-box and reference).
+    fn model_width(&self) -> usize {
+        usize::from(self.white_box.is_some())
+            * (NUM_FEATURES + usize::from(self.reference.is_some()) * NUM_REFERENCE_FEATURES)
     }
 
     /// The feature rows of windows of one length, `[windows, T, width]` row-major.
     pub fn features(&self, windows: &[Vec<u32>]) -> Vec<f32> {
-        self.assemble(windows, &self.white_rows(windows, false).0)
+        self.assemble(windows, &self.model_rows(windows, SharedStates::No).0)
     }
 
-    /// Each window's white-box feature rows (`NUM_FEATURES` per token; empty without the
-    /// channel), and with `states`, the generator's final trunk state of every token from the
-    /// same pass (`[windows, T, n_embd]`; empty without).
-    pub fn white_rows(&self, windows: &[Vec<u32>], states: bool) -> (Vec<Vec<f32>>, Vec<f32>) {
-        match &self.white_box {
-            Some((g, view)) => {
-                let (stats, hidden) = features::window_stats_states(g, windows, *view, 64, states);
-                let rows = stats
-                    .iter()
-                    .zip(windows)
-                    .map(|(s, w)| features::feature_rows(s, noise_seed(w)))
-                    .collect();
-                (rows, hidden)
+    /// Each window's feature rows from the feature models (per token the white-box features,
+    /// then the reference features; empty without the white-box channel), and the final trunk
+    /// state of every token of the model `states` names, from the same pass
+    /// (`[windows, T, n_embd]`; empty for `SharedStates::No`).
+    pub fn model_rows(
+        &self,
+        windows: &[Vec<u32>],
+        states: SharedStates,
+    ) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let Some((g, view)) = &self.white_box else {
+            return (vec![Vec::new(); windows.len()], Vec::new());
+        };
+        let pass = |m: &GPT, v: View, which: SharedStates| {
+            features::window_stats_states(m, windows, v, 64, states == which)
+        };
+        let (stats, mut hidden) = pass(g, *view, SharedStates::Generator);
+        let reference = self.reference.as_ref().map(|r| {
+            let (rs, h) = pass(r, View::RAW, SharedStates::Reference);
+            if states == SharedStates::Reference {
+                hidden = h;
             }
-            None => (vec![Vec::new(); windows.len()], Vec::new()),
-        }
+            rs
+        });
+        let rows = stats
+            .iter()
+            .zip(windows)
+            .enumerate()
+            .map(|(i, (s, w))| {
+                let white = features::feature_rows(s, noise_seed(w));
+                match &reference {
+                    Some(rs) => interleave(
+                        &white,
+                        NUM_FEATURES,
+                        &features::reference_rows(&rs[i], s),
+                        NUM_REFERENCE_FEATURES,
+                    ),
+                    None => white,
+                }
+            })
+            .collect();
+        (rows, hidden)
     }
 
-    /// The feature rows of `windows` from their white-box rows `white` (see
-    /// [`FeatureSource::white_rows`]) and this source's lexicon.
+    /// The feature rows of `windows` from their feature-model rows `white` (see
+    /// [`FeatureSource::model_rows`]) and this source's lexicon.
     pub fn assemble(&self, windows: &[Vec<u32>], white: &[Vec<f32>]) -> Vec<f32> {
         let t = windows.first().map_or(0, Vec::len);
         let mut out = Vec::with_capacity(windows.len() * t * self.width());
@@ -141,17 +197,16 @@ impl FeatureSource {
         out
     }
 
-    /// Appends the feature rows of one window `w` (`[T, width]`) from its white-box rows `wf`.
+    /// Appends the feature rows of one window `w` (`[T, width]`) from its feature-model rows
+    /// `wf`.
     pub fn push_window(&self, w: &[u32], wf: &[f32], out: &mut Vec<f32>) {
+        let mw = self.model_width();
         let lex = self.lexicon.as_ref().map(|l| {
             let pieces: Vec<String> = w.iter().map(|&id| self.tokenizer.decode(&[id])).collect();
             l.token_features(&pieces)
         });
         for i in 0..w.len() {
-            out.extend_from_slice(
-                wf.get(i * NUM_FEATURES..(i + 1) * NUM_FEATURES)
-                    .unwrap_or(&[]),
-            );
+            out.extend_from_slice(wf.get(i * mw..(i + 1) * mw).unwrap_or(&[]));
             if let Some(lf) = &lex {
                 out.extend_from_slice(
                     &lf[i * NUM_LEXICON_FEATURES..(i + 1) * NUM_LEXICON_FEATURES],
@@ -204,12 +259,17 @@ impl RewardModel {
         } else {
             None
         };
+        let reference = c
+            .reference
+            .then(|| checkpoint::load_model(&ck.path.join(checkpoint::REFERENCE_MODEL), device))
+            .transpose()?;
         let lexicon = c
             .lexicon
             .then(|| Lexicon::load(&ck.path.join(LEXICON)))
             .transpose()?;
         let features = (c.reward_features > 0).then(|| FeatureSource {
             white_box,
+            reference,
             lexicon,
             tokenizer: tokenizer.clone(),
         });

@@ -7,11 +7,13 @@ use super::dataset::{RewardDataset, TokenizationInfo};
 use super::eval;
 use super::features::View;
 use super::lexicon::Lexicon;
-use super::model::{self, FeatureSource, HeadSpec};
-use crate::checkpoint::{self, Checkpoint, CheckpointParts, LoadReport, TrainState};
+use super::model::{self, FeatureSource, HeadSpec, SharedStates};
+use crate::checkpoint::{
+    self, Checkpoint, CheckpointParts, FEATURE_MODEL, LoadReport, REFERENCE_MODEL, TrainState,
+};
 use crate::data::TokenFile;
 use crate::metrics::JsonlLog;
-use crate::model::{Dropout, GPT, Pooling, Precision, RewardHeadKind};
+use crate::model::{Dropout, GPT, Mode, Pooling, Precision, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
 use crate::train::optim::{self, AdamW, AdamWConfig, WeightAverage};
 use crate::util::lock::DirLock;
@@ -120,6 +122,11 @@ pub struct RewardTrainConfig {
     /// Token head: read the generator's white-box features of every token (log q, entropy, σ,
     /// z, log-rank, u), computed with the generator that made the data (`base`).
     pub features: bool,
+    /// Token head with `features`: also read a reference language model's view of every token
+    /// (log r(x_t), its entropy, and log r(x_t) − log q(x_t) against the generator): the
+    /// checkpoint of a model of natural text with the generator's tokenizer, e.g. the stronger
+    /// trunk. Empty: none.
+    pub reference: String,
     /// Token head: read the lexicon channel (is the word of every token among the words of the
     /// natural text the reward model trains on, and of `lexicon_text`).
     pub lexicon: bool,
@@ -175,6 +182,7 @@ impl Default for RewardTrainConfig {
             loss: RewardLoss::TokenRisk,
             token_prior: TokenPrior::Position,
             features: true,
+            reference: String::new(),
             lexicon: true,
             lexicon_text: String::new(),
             context: 4,
@@ -230,6 +238,12 @@ impl RewardTrainConfig {
                 self.lr, self.min_lr, self.weight_decay
             )));
         }
+        let reads_features = self.features && self.loss.head() == RewardHeadKind::Token;
+        if !self.reference.is_empty() && !reads_features {
+            return Err(Error::Config(
+                "reference reads the reference model beside the generator's white-box features: it needs a token loss and features = true".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -261,6 +275,7 @@ impl RewardTrainConfig {
             hidden: self.reward_head_hidden_dim,
             pooling: self.pooling,
             features: self.features,
+            reference: !self.reference.is_empty(),
             lexicon: self.lexicon,
             context: self.context,
             view,
@@ -409,14 +424,14 @@ struct Data {
 }
 
 /// How the splits' inputs are computed once: the frozen trunk's states on the fast path, and the
-/// token features of the head's channels. With `share`, the generator's white-box pass gives the
-/// trunk's states too (the trunk is the generator's own, frozen).
+/// token features of the head's channels. With `share`, a feature model's pass gives the trunk's
+/// states too (the trunk is that model, frozen).
 struct Inputs<'a> {
     model: &'a GPT,
     kind: RewardHeadKind,
     source: Option<&'a FeatureSource>,
     fast: bool,
-    share: bool,
+    share: SharedStates,
     workers: usize,
 }
 
@@ -428,12 +443,12 @@ impl Inputs<'_> {
         let (windows, white, shared) = match self.source {
             Some(s) => {
                 let windows: Vec<Vec<u32>> = (0..ds.len()).map(|i| ds.tokens(i)).collect();
-                let (white, shared) = s.white_rows(&windows, self.share);
+                let (white, shared) = s.model_rows(&windows, self.share);
                 (windows, white, shared)
             }
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
-        let states = if self.share {
+        let states = if self.share != SharedStates::No {
             shared
         } else if self.fast {
             trunk_states(self.model, &ds, self.kind, 64, self.workers)
@@ -612,11 +627,11 @@ impl Trainer<'_> {
                 optimizer: None,
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
-                feature_model: self
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.white_box.as_ref())
-                    .map(|(g, _)| g),
+                feature_models: self.source.as_ref().map_or_else(Vec::new, |s| {
+                    let generator = s.white_box.as_ref().map(|(g, _)| (FEATURE_MODEL, g));
+                    let reference = s.reference.as_ref().map(|r| (REFERENCE_MODEL, r));
+                    generator.into_iter().chain(reference).collect()
+                }),
                 extra: self
                     .source
                     .as_ref()
@@ -902,11 +917,52 @@ fn feature_source(
             Ok::<_, Error>(Lexicon::from_text(&tokenizer.decode(&ids)))
         })
         .transpose()?;
+    let reference = (!cfg.reference.is_empty())
+        .then(|| reference_model(&cfg.reference, base, train.meta.block_size, dev))
+        .transpose()?;
     Ok(Some(FeatureSource {
         white_box,
+        reference,
         lexicon,
         tokenizer: tokenizer.clone(),
     }))
+}
+
+/// The reference model of `path`: a language model with the base generator's vocabulary and
+/// windows of `n` tokens or more.
+fn reference_model(path: &str, base: &Checkpoint, n: usize, dev: &Device) -> Result<GPT> {
+    let ck = Checkpoint::open(Path::new(path))?;
+    let c = &ck.config;
+    if c.mode != Mode::Generator || c.vocab_size != base.config.vocab_size || c.block_size < n {
+        return Err(Error::Mismatch(format!(
+            "the reference {path} must be a language model (a generator checkpoint) with the base generator's vocabulary ({}) and block_size ≥ {n}; it has vocab_size {} and block_size {}",
+            base.config.vocab_size, c.vocab_size, c.block_size
+        )));
+    }
+    ck.model(dev)
+}
+
+/// Which feature model's pass gives the frozen trunk's states on the fast path (`fast`, token
+/// head): the trunk's, when the trunk is that model (same weights, same precision) — the
+/// generator's own, or the reference's checkpoint.
+fn shared_states(
+    cfg: &RewardTrainConfig,
+    fast: bool,
+    source: Option<&FeatureSource>,
+) -> SharedStates {
+    let white = source.is_some_and(|s| s.white_box.is_some());
+    let same = |a: &str, b: &str| {
+        !a.is_empty() && std::fs::canonicalize(a).ok() == std::fs::canonicalize(b).ok()
+    };
+    if !(fast && white && cfg.dtype == Precision::Float32) {
+        SharedStates::No
+    } else if cfg.trunk.is_empty() {
+        SharedStates::Generator
+    } else if same(&cfg.trunk, &cfg.reference) {
+        SharedStates::Reference
+    } else {
+        SharedStates::No
+    }
 }
 
 /// Loads the base, the data and what is computed once (pooled or white-box features): a
@@ -936,13 +992,7 @@ fn setup<'a>(
         Some(s) if s.lexicon.is_some() => Some(lexicon_folds(&train_ds, &tokenizer)?),
         _ => None,
     };
-    // The generator's white-box pass gives the frozen trunk's states when the trunk is the
-    // generator's own (same weights, same precision).
-    let share = fast
-        && token
-        && cfg.trunk.is_empty()
-        && cfg.dtype == Precision::Float32
-        && source.as_ref().is_some_and(|s| s.white_box.is_some());
+    let share = shared_states(cfg, fast && token, source.as_ref());
     let inputs = Inputs {
         model: &model,
         kind: spec.kind,

@@ -465,7 +465,7 @@ impl Run<'_> {
                 optimizer: Some(self.opt.to_state()),
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
-                feature_model: None,
+                feature_models: Vec::new(),
                 extra: Vec::new(),
             },
         )

@@ -120,7 +120,9 @@ pub fn save_model(
             optimizer: None,
             train_state: Default::default(),
             tokenizer: tok,
-            feature_model,
+            feature_models: feature_model
+                .map(|m| vec![(nanoreward::checkpoint::FEATURE_MODEL, m)])
+                .unwrap_or_default(),
             extra: Vec::new(),
         },
     )
