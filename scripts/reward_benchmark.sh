@@ -14,7 +14,9 @@
 # @TRUNK there stands for a stronger trunk trained per seed on the generator's train split
 # (configs/strong_trunk.toml, once per seed, in SEED_DIR/trunk), e.g.
 #   strong=configs/reward_token.toml:--trunk=@TRUNK --lexicon_text=@DATA/train.bin
-# (@DATA: the prepared corpus, OUT/data).
+# (@DATA: the prepared corpus, OUT/data). The strongest recipe measured (BENCHMARKS.md) also reads
+# that trunk as the reference model:
+#   strongref=configs/reward_token.toml:--trunk=@TRUNK --reference=@TRUNK --lexicon_text=@DATA/train.bin
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2

@@ -543,3 +543,29 @@ fn the_likelihood_ratio_change_point_against_enumeration() {
         got.boundary_mae_tokens
     );
 }
+
+/// Every reward config shipped in `configs/` loads with its keys as written; the stronger
+/// recipe reads its trunk as the reference model.
+#[test]
+fn shipped_reward_configs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let load = |name: &str| {
+        nanoreward::config::load::<RewardTrainConfig>(Some(&dir.join(name)), &[], &[])
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    for name in [
+        "reward_token.toml",
+        "reward_pooled.toml",
+        "reward_quickstart.toml",
+    ] {
+        load(name).validate().unwrap();
+    }
+    let strong = load("reward_strong.toml");
+    strong.validate().unwrap();
+    assert!(!strong.trunk.is_empty() && strong.trunk == strong.reference);
+    let token = load("reward_token.toml");
+    assert_eq!(
+        (strong.loss, strong.token_prior, strong.lr, strong.epochs),
+        (token.loss, token.token_prior, token.lr, token.epochs)
+    );
+}
