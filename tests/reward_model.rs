@@ -374,6 +374,43 @@ fn weight_average_is_evaluated_and_saved() {
     );
 }
 
+/// A tiny base with its reward data, and a second tiny language model of the same vocabulary
+/// (weights from `seed`) saved as the checkpoint `reference/`: (folder, base model, base
+/// checkpoint, reward data, reference model, reference checkpoint).
+fn with_reference(
+    seed: u64,
+) -> (
+    tempfile::TempDir,
+    nanoreward::model::GPT,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    nanoreward::model::GPT,
+    std::path::PathBuf,
+) {
+    let (d, model, ck) = common::tiny_base();
+    let data = dataset(d.path(), &ck, &model);
+    let tok = checkpoint::Checkpoint::open(&ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let reference = nanoreward::model::GPT::new(&model.config, &Device::flex(), seed).unwrap();
+    let rp = d.path().join("reference");
+    common::save_model(&rp, &reference, Some(&tok), None);
+    (d, model, ck, data, reference, rp)
+}
+
+/// A token head (token_risk, both channels, 1 neighbour each side) reading the reference `rp`.
+fn reference_config(d: &Path, ck: &Path, data: &Path, rp: &Path, out: &str) -> RewardTrainConfig {
+    RewardTrainConfig {
+        loss: reward_model::RewardLoss::TokenRisk,
+        features: true,
+        lexicon: true,
+        context: 1,
+        reference: rp.display().to_string(),
+        ..config(d, ck, data, out)
+    }
+}
+
 /// `reference`: a second language model's view of every token. Trained with the reference as
 /// the frozen trunk too (its feature pass gives the cached states), the fast path agrees with
 /// recomputing the trunk; the checkpoint carries the reference model, and the loaded model's
@@ -383,24 +420,12 @@ fn weight_average_is_evaluated_and_saved() {
 #[test]
 fn the_reference_channel_reads_a_second_model() {
     use nanoreward::reward::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, View};
-    let (d, model, ck) = common::tiny_base();
-    let data = dataset(d.path(), &ck, &model);
-    let tok = checkpoint::Checkpoint::open(&ck)
-        .unwrap()
-        .tokenizer()
-        .unwrap();
-    let reference = nanoreward::model::GPT::new(&model.config, &Device::flex(), 77).unwrap();
-    let rp = d.path().join("reference");
-    common::save_model(&rp, &reference, Some(&tok), None);
+    let (d, model, ck, data, reference, rp) = with_reference(77);
     let token = RewardTrainConfig {
-        loss: reward_model::RewardLoss::TokenRisk,
-        features: true,
         lexicon: false,
-        context: 1,
         epochs: 2,
-        reference: rp.display().to_string(),
         trunk: rp.display().to_string(),
-        ..config(d.path(), &ck, &data, "ref")
+        ..reference_config(d.path(), &ck, &data, &rp, "ref")
     };
     fast_path_agrees(d.path(), &rp, token.clone(), "ref");
     let out = d.path().join("ref/ckpt");
@@ -468,23 +493,10 @@ fn the_reference_channel_reads_a_second_model() {
 fn the_likelihood_ratio_change_point_against_enumeration() {
     use nanoreward::reward::changepoint;
     use nanoreward::reward::features::{self, View};
-    let (d, model, ck) = common::tiny_base();
-    let data = dataset(d.path(), &ck, &model);
-    let tok = checkpoint::Checkpoint::open(&ck)
-        .unwrap()
-        .tokenizer()
-        .unwrap();
-    let reference = nanoreward::model::GPT::new(&model.config, &Device::flex(), 78).unwrap();
-    let rp = d.path().join("reference");
-    common::save_model(&rp, &reference, Some(&tok), None);
+    let (d, model, ck, data, reference, rp) = with_reference(78);
     let cfg = RewardTrainConfig {
-        loss: reward_model::RewardLoss::TokenRisk,
-        features: true,
-        lexicon: true,
-        context: 1,
         epochs: 1,
-        reference: rp.display().to_string(),
-        ..config(d.path(), &ck, &data, "ratio")
+        ..reference_config(d.path(), &ck, &data, &rp, "ratio")
     };
     let out = reward_model::train(&cfg, false).unwrap();
     let dev = Device::flex();
