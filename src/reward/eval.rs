@@ -339,6 +339,15 @@ fn first_unknown_token(lex: &Lexicon, tok: &Tokenizer, w: &[u32]) -> usize {
     w.len()
 }
 
+/// The mean |estimate(i) − cuts[i]| over the val samples, in tokens.
+fn boundary_error(cuts: &[usize], estimate: impl Fn(usize) -> usize) -> f64 {
+    cuts.iter()
+        .enumerate()
+        .map(|(i, &k)| estimate(i).abs_diff(k) as f64)
+        .sum::<f64>()
+        / cuts.len().max(1) as f64
+}
+
 /// The boundary baselines on the val samples `seqs` cut at `cuts`.
 fn boundary_baselines(
     base: &GPT,
@@ -348,14 +357,7 @@ fn boundary_baselines(
     tok: &Tokenizer,
 ) -> Vec<BoundaryBaseline> {
     let stats = features::window_stats(base, seqs, View::RAW, 64);
-    let n = seqs.len().max(1) as f64;
-    let err = |f: &dyn Fn(usize) -> usize| {
-        cuts.iter()
-            .enumerate()
-            .map(|(i, &k)| f(i).abs_diff(k) as f64)
-            .sum::<f64>()
-            / n
-    };
+    let err = |f: &dyn Fn(usize) -> usize| boundary_error(cuts, f);
     vec![
         BoundaryBaseline {
             name: "Fast-DetectGPT z change point".into(),
@@ -416,12 +418,9 @@ fn ratio_baselines(
         |z: &[f32]| z[1..].iter().map(|&v| v as f64).sum::<f64>() / (z.len() - 1).max(1) as f64;
     let scores: Vec<f64> = ratios(w.all).iter().map(|z| mean(z)).collect();
     let logits = ratios(w.seqs);
-    let err: f64 = logits
-        .iter()
-        .zip(w.cuts)
-        .map(|(z, &k)| changepoint::cut_of(changepoint::p_natural(z), z.len()).abs_diff(k) as f64)
-        .sum::<f64>()
-        / w.cuts.len().max(1) as f64;
+    let err = boundary_error(w.cuts, |i| {
+        changepoint::cut_of(changepoint::p_natural(&logits[i]), logits[i].len())
+    });
     Some((
         oriented(
             "likelihood ratio (reference / generator)",
