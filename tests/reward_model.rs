@@ -9,6 +9,7 @@ use nanoreward::checkpoint::{self, HostTensor};
 use nanoreward::model::Pooling;
 use nanoreward::reward::dataset::RewardDataset;
 use nanoreward::reward::eval as reward_eval;
+use nanoreward::reward::model::SharedStates;
 use nanoreward::reward::prepare::{self as reward_prepare, RewardPrepOptions};
 use nanoreward::reward::train as reward_model;
 use nanoreward::reward::{RewardModel, RewardTrainConfig};
@@ -411,6 +412,30 @@ fn reference_config(d: &Path, ck: &Path, data: &Path, rp: &Path, out: &str) -> R
     }
 }
 
+/// The reward checkpoint `ckpt` has a frozen trunk that is its feature model `want` names, weight
+/// for weight, so scoring takes the trunk's states from that model's pass: the P(natural) and
+/// per-token probabilities of `windows` are those of a trunk pass of its own.
+fn shared_scoring_agrees(ckpt: &Path, windows: &[Vec<u32>], want: SharedStates) {
+    let shared = RewardModel::load(ckpt, &Device::flex()).unwrap();
+    assert_eq!(shared.shared, want);
+    let mut plain = RewardModel::load(ckpt, &Device::flex()).unwrap();
+    plain.shared = SharedStates::No;
+    let (a, b) = (
+        shared.score(windows).unwrap(),
+        plain.score(windows).unwrap(),
+    );
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+    let (a, b) = (
+        shared.score_tokens(windows).unwrap(),
+        plain.score_tokens(windows).unwrap(),
+    );
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+    }
+}
+
 /// `reference`: a second language model's view of every token. Trained with the reference as
 /// the frozen trunk too (its feature pass gives the cached states), the fast path agrees with
 /// recomputing the trunk; the checkpoint carries the reference model, and the loaded model's
@@ -456,6 +481,25 @@ fn the_reference_channel_reads_a_second_model() {
         }
     }
     assert_eq!(checked, 4 * (n - 1) * 3);
+    // Scoring with the feature models' statistics returned (eval-reward's one pass) gives the
+    // P(natural) of plain scoring and the statistics computed here.
+    let (p, stats) = rm.score_with_stats(&windows).unwrap();
+    let stats = stats.unwrap();
+    for (a, b) in p.iter().zip(rm.score(&windows).unwrap()) {
+        assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    }
+    let rs = stats.reference.as_ref().unwrap();
+    for (w, (gs, rr)) in g.iter().zip(&r).enumerate() {
+        for t in 0..n - 1 {
+            assert!((stats.generator[w][t].log_q - gs[t].log_q).abs() < 1e-9);
+            assert!((rs[w][t].log_q - rr[t].log_q).abs() < 1e-9);
+        }
+    }
+    let ragged = vec![windows[0].clone(), windows[1][..n - 1].to_vec()];
+    let (_, st) = rm.score_with_stats(&ragged).unwrap();
+    let lens: Vec<usize> = st.unwrap().generator.iter().map(Vec::len).collect();
+    assert_eq!(lens, [n - 1, n - 2]);
+    shared_scoring_agrees(&out, &windows, SharedStates::Reference);
     // The ratio column is not constant: the two models differ.
     let llr: Vec<f32> = got.chunks(width).map(|c| c[width - 1]).collect();
     assert!(llr.iter().any(|&v| (v - llr[n + 1]).abs() > 1e-3));
@@ -499,6 +543,9 @@ fn the_likelihood_ratio_change_point_against_enumeration() {
         ..reference_config(d.path(), &ck, &data, &rp, "ratio")
     };
     let out = reward_model::train(&cfg, false).unwrap();
+    let val = RewardDataset::open(&data, "val", None).unwrap();
+    let seqs: Vec<Vec<u32>> = (0..val.len()).map(|i| val.tokens(i)).collect();
+    shared_scoring_agrees(&out.checkpoint, &seqs[..6], SharedStates::Generator);
     let dev = Device::flex();
     let ev = nanoreward::reward::evaluate_checkpoint(
         &out.checkpoint,
@@ -515,8 +562,6 @@ fn the_likelihood_ratio_change_point_against_enumeration() {
     assert!(lr.name.starts_with("likelihood ratio") && (0.5..=1.0).contains(&lr.auroc));
     let got = ev.boundary_baselines.last().unwrap();
     assert!(got.name.starts_with("likelihood-ratio change point"));
-    let val = RewardDataset::open(&data, "val", None).unwrap();
-    let seqs: Vec<Vec<u32>> = (0..val.len()).map(|i| val.tokens(i)).collect();
     let view = View {
         temperature: val.meta.temperature,
         top_k: val.meta.top_k,

@@ -124,6 +124,24 @@ impl GPT {
         Ok(())
     }
 
+    /// Whether `other` has this model's trunk — the same heads and the same embeddings, blocks
+    /// and final layer norm, value for value — so that its final state of every token is this
+    /// model's and one pass serves both.
+    pub fn same_trunk(&self, other: &GPT) -> bool {
+        let (a, b) = (&self.config, &other.config);
+        if (a.n_layer, a.n_head, a.n_embd, a.bias) != (b.n_layer, b.n_head, b.n_embd, b.bias) {
+            return false;
+        }
+        let trunk = |m: &GPT| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+            m.named_params()
+                .into_iter()
+                .filter(|(n, _)| n.starts_with("transformer."))
+                .map(|(n, p)| (n, p.dims(), crate::util::to_host(p.flat())))
+                .collect()
+        };
+        trunk(self) == trunk(other)
+    }
+
     /// Total number of parameters (wpe included, unlike nanoGPT's printout).
     pub fn num_params(&self) -> usize {
         self.named_params()

@@ -22,7 +22,7 @@ use super::changepoint;
 use super::dataset::RewardDataset;
 use super::features::{self, View, ZeroShot};
 use super::lexicon::Lexicon;
-use super::model::RewardModel;
+use super::model::{ModelStats, RewardModel};
 use crate::data::{self, TokenFile};
 use crate::metrics::{Series, plot_svg};
 use crate::model::GPT;
@@ -385,48 +385,31 @@ fn dictionary(rm: &RewardModel, val: &RewardDataset) -> Result<Lexicon> {
     }
 }
 
-/// Windows and what is known of them: the detection windows `all` (`labels`: true = natural)
-/// and the val samples `seqs` cut at `cuts`.
-struct Windows<'a> {
-    all: &'a [Vec<u32>],
-    labels: &'a [bool],
-    seqs: &'a [Vec<u32>],
-    cuts: &'a [usize],
-}
-
-/// The two-model baselines of a reward model `rm` with a reference model r (the generator q,
-/// `base`, read as the data was sampled): the likelihood-ratio detector (a window's mean
-/// log r(x_t) − log q(x_t)) and the likelihood-ratio change point (the median of the
-/// change-point posterior with that ratio as every token's evidence: natural text modelled by
-/// the reference, generated text by the generator). None without a reference model.
+/// The two-model baselines of a reward model with a reference model r, from its feature
+/// models' statistics (see [`RewardModel::score_with_stats`]) of the detection windows
+/// (`labels`: true = natural) and of the val samples (cut at `cuts`); None without a reference
+/// model. They are the likelihood-ratio detector (a window's mean log r(x_t) − log q(x_t), q the
+/// generator copy the reward model reads, through the view the data was sampled with) and the
+/// likelihood-ratio change point (the median of the change-point posterior with that ratio as
+/// every token's evidence: natural text modelled by the reference, generated text by the
+/// generator).
 fn ratio_baselines(
-    rm: &RewardModel,
-    base: &GPT,
-    w: &Windows,
+    labels: &[bool],
+    cuts: &[usize],
+    all_stats: Option<&ModelStats>,
+    seq_stats: Option<&ModelStats>,
 ) -> Option<(Baseline, BoundaryBaseline)> {
-    let f = rm.features.as_ref()?;
-    let (reference, view) = (f.reference.as_ref()?, f.white_box.as_ref()?.1);
-    let ratios = |seqs: &[Vec<u32>]| {
-        let r = features::window_stats(reference, seqs, View::RAW, 64);
-        let g = features::window_stats(base, seqs, view, 64);
-        r.iter()
-            .zip(&g)
-            .map(|(r, g)| features::ratio_logits(r, g))
-            .collect::<Vec<_>>()
-    };
-    let mean =
-        |z: &[f32]| z[1..].iter().map(|&v| v as f64).sum::<f64>() / (z.len() - 1).max(1) as f64;
-    let scores: Vec<f64> = ratios(w.all).iter().map(|z| mean(z)).collect();
-    let logits = ratios(w.seqs);
-    let err = boundary_error(w.cuts, |i| {
+    let scores: Vec<f64> = all_stats?
+        .ratio_logits()?
+        .iter()
+        .map(|z| z[1..].iter().map(|&v| v as f64).sum::<f64>() / (z.len() - 1).max(1) as f64)
+        .collect();
+    let logits = seq_stats?.ratio_logits()?;
+    let err = boundary_error(cuts, |i| {
         changepoint::cut_of(changepoint::p_natural(&logits[i]), logits[i].len())
     });
     Some((
-        oriented(
-            "likelihood ratio (reference / generator)",
-            &scores,
-            w.labels,
-        ),
+        oriented("likelihood ratio (reference / generator)", &scores, labels),
         BoundaryBaseline {
             name: "likelihood-ratio change point".into(),
             boundary_mae_tokens: err,
@@ -540,7 +523,7 @@ pub fn evaluate(
     let n = val.meta.block_size;
     // Regression on the val split: P(natural) against K/N.
     let seqs: Vec<Vec<u32>> = (0..val.len()).map(|i| val.tokens(i)).collect();
-    let preds = rm.score(&seqs)?;
+    let (preds, seq_stats) = rm.score_with_stats(&seqs)?;
     let truth: Vec<f64> = (0..val.len()).map(|i| val.label(i)[0] as f64).collect();
     let [mse, mae, mae_base, bmae, bmae_base] = regression(&preds, &truth, n);
     let cuts: Vec<usize> = (0..val.len())
@@ -557,7 +540,8 @@ pub fn evaluate(
     let (natural, generated) = detection_windows(base, &stream, n, windows, sample, seed)?;
     let all: Vec<Vec<u32>> = natural.iter().chain(&generated).cloned().collect();
     let labels: Vec<bool> = (0..all.len()).map(|i| i < natural.len()).collect();
-    let rscore: Vec<f64> = rm.score(&all)?.iter().map(|&v| v as f64).collect();
+    let (rscore, all_stats) = rm.score_with_stats(&all)?;
+    let rscore: Vec<f64> = rscore.iter().map(|&v| v as f64).collect();
     let zs: Vec<ZeroShot> = features::window_stats(base, &all, View::RAW, 64)
         .iter()
         .map(|s| features::zero_shot(s))
@@ -568,13 +552,8 @@ pub fn evaluate(
         .collect();
     let mut base_list = baselines(&zs, &known, &labels);
     let mut boundary = boundary_baselines(base, &seqs, &cuts, &lex, tok);
-    let w = Windows {
-        all: &all,
-        labels: &labels,
-        seqs: &seqs,
-        cuts: &cuts,
-    };
-    base_list.extend(ratio_baselines(rm, base, &w).map(|(d, b)| {
+    let ratio = ratio_baselines(&labels, &cuts, all_stats.as_ref(), seq_stats.as_ref());
+    base_list.extend(ratio.map(|(d, b)| {
         boundary.push(b);
         d
     }));

@@ -6,7 +6,7 @@
 //! its checkpoint as `feature_model/`).
 
 use super::changepoint;
-use super::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, View};
+use super::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, TokenStats, View};
 use super::lexicon::{Lexicon, NUM_LEXICON_FEATURES};
 use crate::checkpoint::{self, Checkpoint, LoadReport, load_weights};
 use crate::model::{GPT, Mode, Pooling, RewardHeadKind};
@@ -110,6 +110,49 @@ pub enum SharedStates {
     Reference,
 }
 
+/// The feature models' statistics of tokens 1 … T−1 of every window (see
+/// [`features::window_stats`]): the generator's, read through the view the data was sampled
+/// with, and the reference model's (raw).
+#[derive(Debug, Clone)]
+pub struct ModelStats {
+    pub generator: Vec<Vec<TokenStats>>,
+    pub reference: Option<Vec<Vec<TokenStats>>>,
+}
+
+impl ModelStats {
+    /// Statistics of `n` windows, all empty until placed.
+    fn empty(n: usize, reference: bool) -> Self {
+        Self {
+            generator: vec![Vec::new(); n],
+            reference: reference.then(|| vec![Vec::new(); n]),
+        }
+    }
+
+    /// Moves the statistics of a batch (`part`) to the windows `at` it holds.
+    fn place(&mut self, at: &[usize], part: ModelStats) {
+        for (&i, g) in at.iter().zip(part.generator) {
+            self.generator[i] = g;
+        }
+        if let (Some(all), Some(r)) = (self.reference.as_mut(), part.reference) {
+            for (&i, r) in at.iter().zip(r) {
+                all[i] = r;
+            }
+        }
+    }
+
+    /// Per window, the log-likelihood ratio of the reference against the generator as
+    /// change-point logits ([`features::ratio_logits`]); None without a reference model.
+    pub fn ratio_logits(&self) -> Option<Vec<Vec<f32>>> {
+        let r = self.reference.as_ref()?;
+        Some(
+            r.iter()
+                .zip(&self.generator)
+                .map(|(r, g)| features::ratio_logits(r, g))
+                .collect(),
+        )
+    }
+}
+
 /// Per token, `a`'s `wa` values then `b`'s `wb` values (both row-major over the same tokens).
 fn interleave(a: &[f32], wa: usize, b: &[f32], wb: usize) -> Vec<f32> {
     a.chunks(wa)
@@ -152,13 +195,25 @@ impl FeatureSource {
         windows: &[Vec<u32>],
         states: SharedStates,
     ) -> (Vec<Vec<f32>>, Vec<f32>) {
+        let (stats, hidden) = self.model_stats(windows, states);
+        (self.rows_of(windows, stats.as_ref()), hidden)
+    }
+
+    /// The feature models' statistics of windows of one length (None without the white-box
+    /// channel), and the final trunk state of every token of the model `states` names, from
+    /// the same pass (`[windows, T, n_embd]`; empty for `SharedStates::No`).
+    pub fn model_stats(
+        &self,
+        windows: &[Vec<u32>],
+        states: SharedStates,
+    ) -> (Option<ModelStats>, Vec<f32>) {
         let Some((g, view)) = &self.white_box else {
-            return (vec![Vec::new(); windows.len()], Vec::new());
+            return (None, Vec::new());
         };
         let pass = |m: &GPT, v: View, which: SharedStates| {
             features::window_stats_states(m, windows, v, 64, states == which)
         };
-        let (stats, mut hidden) = pass(g, *view, SharedStates::Generator);
+        let (generator, mut hidden) = pass(g, *view, SharedStates::Generator);
         let reference = self.reference.as_ref().map(|r| {
             let (rs, h) = pass(r, View::RAW, SharedStates::Reference);
             if states == SharedStates::Reference {
@@ -166,13 +221,26 @@ impl FeatureSource {
             }
             rs
         });
-        let rows = stats
+        let stats = ModelStats {
+            generator,
+            reference,
+        };
+        (Some(stats), hidden)
+    }
+
+    /// Each window's feature-model rows from the feature models' statistics of the windows
+    /// (see [`FeatureSource::model_stats`]; empty rows for None).
+    fn rows_of(&self, windows: &[Vec<u32>], stats: Option<&ModelStats>) -> Vec<Vec<f32>> {
+        let Some(st) = stats else {
+            return vec![Vec::new(); windows.len()];
+        };
+        st.generator
             .iter()
             .zip(windows)
             .enumerate()
             .map(|(i, (s, w))| {
                 let white = features::feature_rows(s, noise_seed(w));
-                match &reference {
+                match &st.reference {
                     Some(rs) => interleave(
                         &white,
                         NUM_FEATURES,
@@ -182,8 +250,7 @@ impl FeatureSource {
                     None => white,
                 }
             })
-            .collect();
-        (rows, hidden)
+            .collect()
     }
 
     /// The feature rows of `windows` from their feature-model rows `white` (see
@@ -215,11 +282,38 @@ impl FeatureSource {
         }
     }
 
-    /// The features of `windows` as a `[B, T, width]` tensor on `device`.
-    pub fn tensor(&self, windows: &[Vec<u32>], device: &Device) -> Tensor<3> {
+    /// The features of `windows` as a `[B, T, width]` tensor on `device`, from their
+    /// feature-model rows where given (see [`FeatureSource::model_rows`]), else computed.
+    pub fn tensor(
+        &self,
+        windows: &[Vec<u32>],
+        white: Option<&[Vec<f32>]>,
+        device: &Device,
+    ) -> Tensor<3> {
         let t = windows.first().map_or(0, Vec::len);
-        let f = self.features(windows);
+        let f = match white {
+            Some(w) => self.assemble(windows, w),
+            None => self.features(windows),
+        };
         Tensor::from_data(TensorData::new(f, [windows.len(), t, self.width()]), device)
+    }
+}
+
+/// Which feature model has the reward model's trunk, weight for weight (a frozen trunk taken
+/// from the generator or the reference model): its pass gives the trunk's states too.
+fn shared_trunk(model: &GPT, features: Option<&FeatureSource>) -> SharedStates {
+    let Some((g, _)) = features.and_then(|f| f.white_box.as_ref()) else {
+        return SharedStates::No;
+    };
+    if model.same_trunk(g) {
+        SharedStates::Generator
+    } else if features
+        .and_then(|f| f.reference.as_ref())
+        .is_some_and(|r| model.same_trunk(r))
+    {
+        SharedStates::Reference
+    } else {
+        SharedStates::No
     }
 }
 
@@ -235,6 +329,9 @@ pub struct RewardModel {
     pub batch_size: usize,
     /// Batches scored at once on separate threads.
     pub workers: usize,
+    /// The feature model whose pass also gives the trunk's states (a frozen trunk that is the
+    /// generator or the reference model, weight for weight), so scoring runs it once.
+    pub shared: SharedStates,
 }
 
 impl RewardModel {
@@ -273,8 +370,10 @@ impl RewardModel {
             lexicon,
             tokenizer: tokenizer.clone(),
         });
+        let model = ck.model(device)?;
         Ok(Self {
-            model: ck.model(device)?,
+            shared: shared_trunk(&model, features.as_ref()),
+            model,
             tokenizer,
             features,
             batch_size: 64,
@@ -306,56 +405,93 @@ impl RewardModel {
             .collect())
     }
 
-    /// The token head's logits of one batch of equal-length sequences, `[B·T]` on the host.
-    fn batch_token_logits(&self, batch: &[Vec<u32>]) -> Result<Vec<f32>> {
+    /// The token head's logits of one batch of equal-length sequences, `[B·T]` on the host,
+    /// and the feature models' statistics of the batch (None without the white-box channel;
+    /// their pass also gives the trunk's states where [`RewardModel::shared`] says so).
+    fn batch_token_logits(&self, batch: &[Vec<u32>]) -> Result<(Vec<f32>, Option<ModelStats>)> {
         let m = &self.model;
-        let ids: Vec<i64> = batch.iter().flatten().map(|&t| t as i64).collect();
-        let feats = self.features.as_ref().map(|f| f.tensor(batch, &m.device()));
-        Ok(to_host(m.token_logits(
-            m.tokens(&ids, batch.len()),
-            feats,
-            None,
-        )?))
+        let (b, t) = (batch.len(), batch.first().map_or(0, Vec::len));
+        let (stats, hidden) = match &self.features {
+            Some(f) => f.model_stats(batch, self.shared),
+            None => (None, Vec::new()),
+        };
+        let x = if hidden.is_empty() {
+            let ids: Vec<i64> = batch.iter().flatten().map(|&v| v as i64).collect();
+            m.hidden_states(m.tokens(&ids, b))
+        } else {
+            let shape = [b, t, m.config.n_embd];
+            Tensor::from_data(TensorData::new(hidden, shape), &m.device())
+        };
+        let feats = self.features.as_ref().map(|f| {
+            let rows = f.rows_of(batch, stats.as_ref());
+            f.tensor(batch, Some(&rows), &m.device())
+        });
+        Ok((to_host(m.token_head(x, feats)?), stats))
+    }
+
+    /// The pooled head's [P(natural), P(synthetic)] of one batch of equal-length sequences,
+    /// `[B·2]` on the host.
+    fn batch_pooled_probs(&self, batch: &[Vec<u32>]) -> Result<Vec<f32>> {
+        let m = &self.model;
+        let ids: Vec<i64> = batch.iter().flatten().map(|&v| v as i64).collect();
+        Ok(to_host(m.reward_probs(m.tokens(&ids, batch.len()), None)?))
     }
 
     /// Per sequence, `per_seq(logits or probabilities of that sequence)`, batched by length on
-    /// the worker threads: the token head's per-token logits, or the pooled head's pair.
+    /// the worker threads: the token head's per-token logits, or the pooled head's pair; with
+    /// `keep`, the feature models' statistics of every sequence too (None without them).
     fn map_batches<R: Send + Default + Clone>(
         &self,
         seqs: &[Vec<u32>],
+        keep: bool,
         per_seq: impl Fn(&[f32]) -> R + Sync,
-    ) -> Result<Vec<R>> {
+    ) -> Result<(Vec<R>, Option<ModelStats>)> {
         let batches = self.batches(seqs)?;
         let scored = device::par_map(&batches, self.workers, |batch| {
             let group: Vec<Vec<u32>> = batch.iter().map(|&i| seqs[i].clone()).collect();
-            let (flat, width) = match self.model.config.reward_head {
-                RewardHeadKind::Token => (self.batch_token_logits(&group)?, group[0].len()),
-                RewardHeadKind::Pooled => {
-                    let m = &self.model;
-                    let ids: Vec<i64> = group.iter().flatten().map(|&v| v as i64).collect();
-                    (
-                        to_host(m.reward_probs(m.tokens(&ids, group.len()), None)?),
-                        2,
-                    )
+            let (flat, width, stats) = match self.model.config.reward_head {
+                RewardHeadKind::Token => {
+                    let (flat, stats) = self.batch_token_logits(&group)?;
+                    (flat, group[0].len(), stats.filter(|_| keep))
                 }
+                RewardHeadKind::Pooled => (self.batch_pooled_probs(&group)?, 2, None),
             };
-            Ok::<_, Error>(flat.chunks(width).map(&per_seq).collect::<Vec<R>>())
+            let r: Vec<R> = flat.chunks(width).map(&per_seq).collect();
+            Ok::<_, Error>((r, stats))
         });
         let mut out = vec![R::default(); seqs.len()];
+        let mut all: Option<ModelStats> = None;
         for (batch, v) in batches.iter().zip(scored) {
-            for (&i, r) in batch.iter().zip(v?) {
+            let (r, stats) = v?;
+            for (&i, r) in batch.iter().zip(r) {
                 out[i] = r;
             }
+            if let Some(st) = stats {
+                all.get_or_insert_with(|| ModelStats::empty(seqs.len(), st.reference.is_some()))
+                    .place(batch, st);
+            }
         }
-        Ok(out)
+        Ok((out, all))
     }
 
     /// P(natural) of each sequence (1 ≤ length ≤ block_size).
     pub fn score(&self, seqs: &[Vec<u32>]) -> Result<Vec<f32>> {
+        Ok(self.map_batches(seqs, false, self.p_natural_of())?.0)
+    }
+
+    /// P(natural) of a sequence from its head's output (see [`RewardModel::map_batches`]).
+    fn p_natural_of(&self) -> fn(&[f32]) -> f32 {
         match self.model.config.reward_head {
-            RewardHeadKind::Token => self.map_batches(seqs, changepoint::p_natural),
-            RewardHeadKind::Pooled => self.map_batches(seqs, |p| p[0]),
+            RewardHeadKind::Token => changepoint::p_natural,
+            RewardHeadKind::Pooled => |p| p[0],
         }
+    }
+
+    /// [`RewardModel::score`], and the feature models' statistics of every sequence from the
+    /// same passes (None without the white-box channel): for a caller that reads those
+    /// statistics too, without running the feature models twice.
+    pub fn score_with_stats(&self, seqs: &[Vec<u32>]) -> Result<(Vec<f32>, Option<ModelStats>)> {
+        self.map_batches(seqs, true, self.p_natural_of())
     }
 
     /// P(natural) of every token of each sequence (token head only).
@@ -365,9 +501,8 @@ impl RewardModel {
                 "per-token P(natural) needs a token-head reward model (train-reward --loss=token_bce or similar)".into(),
             ));
         }
-        self.map_batches(seqs, |z| {
-            z.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect()
-        })
+        let sigmoid = |z: &[f32]| z.iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect();
+        Ok(self.map_batches(seqs, false, sigmoid)?.0)
     }
 
     /// The token head's posterior over the cut K of each sequence (token head only).
@@ -377,7 +512,7 @@ impl RewardModel {
                 "the posterior over K needs a token-head reward model".into(),
             ));
         }
-        self.map_batches(seqs, changepoint::posterior)
+        Ok(self.map_batches(seqs, false, changepoint::posterior)?.0)
     }
 }
 
