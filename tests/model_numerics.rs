@@ -319,3 +319,40 @@ fn bf16_loss_and_gradients_are_close_to_f32() {
         );
     }
 }
+
+/// `same_trunk`: a copy has this model's trunk; one changed weight of one block, or the same
+/// weights split into other heads, does not.
+#[test]
+fn same_trunk_compares_every_trunk_weight_and_the_heads() {
+    use nanoreward::model::Param;
+    let m = tiny(0.0);
+    assert!(m.same_trunk(&m.clone()));
+    let bump = |name: &'static str| {
+        let mut c = m.clone();
+        c.map_params(|n, p| {
+            Ok(match p {
+                Param::Matrix(t) if n == name => Param::Matrix(t.add_scalar(1e-3)),
+                Param::Vector(t) if n == name => Param::Vector(t.add_scalar(1e-3)),
+                p => p,
+            })
+        })
+        .unwrap();
+        c
+    };
+    assert!(!m.same_trunk(&bump("transformer.h.1.mlp.c_proj.weight")));
+    assert!(!m.same_trunk(&bump("transformer.ln_f.bias")));
+    assert!(m.same_trunk(&bump("no.such.weight")));
+    // The same weights, value for value, read as 4 heads instead of 2.
+    let cfg = GPTConfig {
+        n_head: 4,
+        ..m.config.clone()
+    };
+    let mut heads = GPT::new(&cfg, &Device::flex(), 5).unwrap();
+    let src: std::collections::HashMap<String, Param> = m.named_params().into_iter().collect();
+    heads.map_params(|n, _| Ok(src[n].clone())).unwrap();
+    assert!(!m.same_trunk(&heads));
+    let two = GPT::new(&m.config, &Device::flex(), 5).unwrap();
+    let mut copied = two.clone();
+    copied.map_params(|n, _| Ok(src[n].clone())).unwrap();
+    assert!(m.same_trunk(&copied) && !m.same_trunk(&two));
+}

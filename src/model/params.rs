@@ -132,14 +132,20 @@ impl GPT {
         if (a.n_layer, a.n_head, a.n_embd, a.bias) != (b.n_layer, b.n_head, b.n_embd, b.bias) {
             return false;
         }
-        let trunk = |m: &GPT| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let trunk = |m: &GPT| -> Vec<(String, Param)> {
             m.named_params()
                 .into_iter()
                 .filter(|(n, _)| n.starts_with("transformer."))
-                .map(|(n, p)| (n, p.dims(), crate::util::to_host(p.flat())))
                 .collect()
         };
-        trunk(self) == trunk(other)
+        let (x, y) = (trunk(self), trunk(other));
+        // One parameter on the host at a time, stopping at the first difference.
+        x.len() == y.len()
+            && x.iter().zip(&y).all(|((na, a), (nb, b))| {
+                na == nb
+                    && a.dims() == b.dims()
+                    && crate::util::to_host(a.flat()) == crate::util::to_host(b.flat())
+            })
     }
 
     /// Total number of parameters (wpe included, unlike nanoGPT's printout).
