@@ -599,6 +599,20 @@ fn the_likelihood_ratio_change_point_against_enumeration() {
         "{} vs {want}",
         got.boundary_mae_tokens
     );
+    // The Fast-DetectGPT change point, whose statistics eval-reward takes from the scoring
+    // pass here (the generator copy is the base, read at temperature 1), against a pass of the
+    // base model made here.
+    let raw = features::window_stats(&model, &seqs, View::RAW, 3);
+    let z_cp: f64 = (0..seqs.len())
+        .map(|i| {
+            let z: Vec<f64> = raw[i].iter().map(|s| s.z()).collect();
+            let k = changepoint::cut_of(val.label(i)[0], seqs[i].len());
+            features::best_split(&z).abs_diff(k) as f64
+        })
+        .sum::<f64>()
+        / seqs.len() as f64;
+    let fd = &ev.boundary_baselines[0];
+    assert!(fd.name.starts_with("Fast-DetectGPT") && (fd.boundary_mae_tokens - z_cp).abs() < 1e-9);
 }
 
 /// Every reward config shipped in `configs/` loads with its keys as written; the stronger

@@ -20,7 +20,7 @@
 
 use super::changepoint;
 use super::dataset::RewardDataset;
-use super::features::{self, View, ZeroShot};
+use super::features::{self, TokenStats, View, ZeroShot};
 use super::lexicon::Lexicon;
 use super::model::{ModelStats, RewardModel};
 use crate::data::{self, TokenFile};
@@ -348,15 +348,33 @@ fn boundary_error(cuts: &[usize], estimate: impl Fn(usize) -> usize) -> f64 {
         / cuts.len().max(1) as f64
 }
 
-/// The boundary baselines on the val samples `seqs` cut at `cuts`.
-fn boundary_baselines(
+/// The base model's raw statistics of `windows` (the zero-shot baselines' input): those of the
+/// reward model's scoring pass (`scored`) where that pass read the same model the same way (its
+/// generator copy equal to `base` and read at temperature 1 without top-k), else a pass of its own.
+fn raw_stats(
+    rm: &RewardModel,
     base: &GPT,
+    windows: &[Vec<u32>],
+    scored: Option<&ModelStats>,
+) -> Vec<Vec<TokenStats>> {
+    let white = rm.features.as_ref().and_then(|f| f.white_box.as_ref());
+    match (scored, white) {
+        (Some(s), Some((g, view))) if *view == View::RAW && g.same_trunk(base) => {
+            s.generator.clone()
+        }
+        _ => features::window_stats(base, windows, View::RAW, 64),
+    }
+}
+
+/// The boundary baselines on the val samples `seqs` cut at `cuts`, from the base model's raw
+/// statistics of them.
+fn boundary_baselines(
+    stats: &[Vec<TokenStats>],
     seqs: &[Vec<u32>],
     cuts: &[usize],
     lex: &Lexicon,
     tok: &Tokenizer,
 ) -> Vec<BoundaryBaseline> {
-    let stats = features::window_stats(base, seqs, View::RAW, 64);
     let err = |f: &dyn Fn(usize) -> usize| boundary_error(cuts, f);
     vec![
         BoundaryBaseline {
@@ -542,7 +560,7 @@ pub fn evaluate(
     let labels: Vec<bool> = (0..all.len()).map(|i| i < natural.len()).collect();
     let (rscore, all_stats) = rm.score_with_stats(&all)?;
     let rscore: Vec<f64> = rscore.iter().map(|&v| v as f64).collect();
-    let zs: Vec<ZeroShot> = features::window_stats(base, &all, View::RAW, 64)
+    let zs: Vec<ZeroShot> = raw_stats(rm, base, &all, all_stats.as_ref())
         .iter()
         .map(|s| features::zero_shot(s))
         .collect();
@@ -551,7 +569,8 @@ pub fn evaluate(
         .map(|w| lex.known_share(&tok.decode(w)))
         .collect();
     let mut base_list = baselines(&zs, &known, &labels);
-    let mut boundary = boundary_baselines(base, &seqs, &cuts, &lex, tok);
+    let seq_raw = raw_stats(rm, base, &seqs, seq_stats.as_ref());
+    let mut boundary = boundary_baselines(&seq_raw, &seqs, &cuts, &lex, tok);
     let ratio = ratio_baselines(&labels, &cuts, all_stats.as_ref(), seq_stats.as_ref());
     base_list.extend(ratio.map(|(d, b)| {
         boundary.push(b);
