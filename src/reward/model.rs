@@ -283,18 +283,10 @@ impl FeatureSource {
     }
 
     /// The features of `windows` as a `[B, T, width]` tensor on `device`, from their
-    /// feature-model rows where given (see [`FeatureSource::model_rows`]), else computed.
-    pub fn tensor(
-        &self,
-        windows: &[Vec<u32>],
-        white: Option<&[Vec<f32>]>,
-        device: &Device,
-    ) -> Tensor<3> {
+    /// feature-model rows `white` (see [`FeatureSource::model_rows`]).
+    pub fn tensor(&self, windows: &[Vec<u32>], white: &[Vec<f32>], device: &Device) -> Tensor<3> {
         let t = windows.first().map_or(0, Vec::len);
-        let f = match white {
-            Some(w) => self.assemble(windows, w),
-            None => self.features(windows),
-        };
+        let f = self.assemble(windows, white);
         Tensor::from_data(TensorData::new(f, [windows.len(), t, self.width()]), device)
     }
 }
@@ -424,7 +416,7 @@ impl RewardModel {
         };
         let feats = self.features.as_ref().map(|f| {
             let rows = f.rows_of(batch, stats.as_ref());
-            f.tensor(batch, Some(&rows), &m.device())
+            f.tensor(batch, &rows, &m.device())
         });
         Ok((to_host(m.token_head(x, feats)?), stats))
     }
