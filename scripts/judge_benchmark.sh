@@ -9,7 +9,10 @@
 #   e.g. scripts/judge_benchmark.sh out/jb "1 2 3" token=configs/cycle_judged.toml
 #
 # Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus),
-# THREADS (2).
+# THREADS (2). In the extra keys, @TRUNK stands for a stronger model of natural text trained per
+# seed on the train split (configs/strong_trunk.toml, once, in SEED_DIR/trunk) and @DATA for the
+# prepared corpus: the cycle with the strongest reward model measured (issue 13, BENCHMARKS.md) is
+#   strong=configs/cycle_judged.toml:--reward.trunk=@TRUNK --reward.reference=@TRUNK
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2
@@ -33,6 +36,15 @@ for s in $SEEDS; do
   for spec in "$@"; do
     name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""
     [ "$rest" != "$cfg" ] && extra=${rest#*:}
+    if [[ "$extra" == *@TRUNK* ]]; then
+      if [ ! -f "$d/trunk/ckpt/config.json" ]; then
+        log "seed $s: stronger model of natural text (configs/strong_trunk.toml)"
+        "$NR" train "$ROOT/configs/strong_trunk.toml" --data_dir="$OUT/data" --out_dir="$d/trunk" \
+          --seed="$s" --threads="$THREADS" > "$d/trunk.log" 2>&1
+      fi
+      extra=${extra//@TRUNK/$d/trunk/ckpt}
+    fi
+    extra=${extra//@DATA/$OUT/data}
     log "seed $s: cycle $name ($cfg $extra)"
     t0=$(date +%s)
     # shellcheck disable=SC2086

@@ -184,6 +184,83 @@ fn judged_cycle_with_an_ensemble() {
     assert!(table.contains("0 (base)"), "{table}");
 }
 
+/// The cycle's "strongest reward model" arm: every round's reward model reads a second model of
+/// natural text as its frozen trunk and as the reference channel (`[reward] trunk`/`reference`,
+/// configs/reward_strong.toml), and round 2's GRPO scores with both rounds' models. Each round's
+/// reward checkpoint carries the reference, and the round-1 reward model reloaded from disk scores
+/// through it, its trunk taken from the reference's pass.
+#[test]
+fn a_cycle_whose_reward_models_read_a_reference() {
+    use nanoreward::model::GPT;
+    let (d, model, ck) = common::tiny_base();
+    let dd = d.path().join("data");
+    data::prepare(
+        &d.path().join("input.txt"),
+        &dd,
+        TokenizationKind::Char,
+        0.9,
+    )
+    .unwrap();
+    let reference = GPT::new(&model.config, &burn::tensor::Device::flex(), 91).unwrap();
+    let rp = d.path().join("reference");
+    let text = std::fs::read_to_string(d.path().join("input.txt")).unwrap();
+    let tok =
+        nanoreward::tokenizer::Tokenizer::Char(nanoreward::tokenizer::CharVocab::from_text(&text));
+    common::save_model(&rp, &reference, Some(&tok), None);
+    let cfg = d.path().join("cycle.toml");
+    let rps = rp.display().to_string();
+    let toml = cycle_toml(
+        &ck.display().to_string(),
+        &dd.display().to_string(),
+        &d.path().join("cyc").display().to_string(),
+        2,
+    )
+    .replace("replay_share = 0.5", "replay_share = 0.0\nensemble = true")
+    .replace(
+        "reward_head_hidden_dim = 16",
+        &format!(
+            "reward_head_hidden_dim = 16\ntrunk = \"{rps}\"\nreference = \"{rps}\"\ncontext = 1"
+        ),
+    );
+    std::fs::write(&cfg, &toml).unwrap();
+    let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
+    expect_success(&o);
+    let out = d.path().join("cyc");
+    for r in 1..=2 {
+        let rm = out.join(format!("cycle_{r}/reward/ckpt"));
+        assert!(
+            rm.join("reference_model/model.safetensors").exists(),
+            "round {r}: the reward checkpoint has no reference"
+        );
+        let s: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("cycle_{r}/summary.json"))).unwrap(),
+        )
+        .unwrap();
+        for k in ["rm_auroc", "policy_reward_end", "policy_val_loss_end"] {
+            assert!(s[k].as_f64().is_some_and(f64::is_finite), "round {r}: {k}");
+        }
+    }
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("cycle_2/grpo/ckpt/train_state.json")).unwrap(),
+    )
+    .unwrap();
+    let ensemble = state["config"]["ensemble"].as_array().unwrap();
+    assert_eq!(ensemble.len(), 1);
+    // The round-1 reward model, reloaded, reads the reference, and its frozen trunk is the
+    // reference weight for weight (so scoring runs that model once).
+    let rm = nanoreward::reward::RewardModel::load(
+        &out.join("cycle_1/reward/ckpt"),
+        &burn::tensor::Device::flex(),
+    )
+    .unwrap();
+    assert!(rm.features.as_ref().is_some_and(|f| f.reference.is_some()));
+    assert_eq!(
+        rm.shared,
+        nanoreward::reward::model::SharedStates::Reference
+    );
+    assert!(common::leftovers(d.path()).is_empty());
+}
+
 #[test]
 fn grpo_cli_checks_its_config() {
     let (d, _m, ck) = common::tiny_base();
