@@ -4,7 +4,6 @@
 mod common;
 
 use common::{expect_clean_error, expect_success, run};
-use nanoreward::data::{self, TokenizationKind};
 
 fn cycle_toml(base: &str, data: &str, out: &str, rounds: usize) -> String {
     format!(
@@ -46,15 +45,8 @@ enabled = false
 
 #[test]
 fn two_rounds_end_to_end_then_resume_at_round_level() {
-    let (d, _m, ck) = common::tiny_base();
+    let (d, _m, ck) = common::tiny_base_with_data();
     let dd = d.path().join("data");
-    data::prepare(
-        &d.path().join("input.txt"),
-        &dd,
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let cfg = d.path().join("cycle.toml");
     let text = cycle_toml(
         &ck.display().to_string(),
@@ -123,15 +115,8 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
 /// scores it with the round's reward model; round 2's GRPO rewards with both rounds' models.
 #[test]
 fn judged_cycle_with_an_ensemble() {
-    let (d, _m, ck) = common::tiny_base();
+    let (d, _m, ck) = common::tiny_base_with_data();
     let dd = d.path().join("data");
-    data::prepare(
-        &d.path().join("input.txt"),
-        &dd,
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let cfg = d.path().join("cycle.toml");
     let text = cycle_toml(
         &ck.display().to_string(),
@@ -192,15 +177,8 @@ fn judged_cycle_with_an_ensemble() {
 #[test]
 fn a_cycle_whose_reward_models_read_a_reference() {
     use nanoreward::model::GPT;
-    let (d, model, ck) = common::tiny_base();
+    let (d, model, ck) = common::tiny_base_with_data();
     let dd = d.path().join("data");
-    data::prepare(
-        &d.path().join("input.txt"),
-        &dd,
-        TokenizationKind::Char,
-        0.9,
-    )
-    .unwrap();
     let reference = GPT::new(&model.config, &burn::tensor::Device::flex(), 91).unwrap();
     let rp = d.path().join("reference");
     let text = std::fs::read_to_string(d.path().join("input.txt")).unwrap();
