@@ -176,15 +176,9 @@ fn judged_cycle_with_an_ensemble() {
 /// through it, its trunk taken from the reference's pass.
 #[test]
 fn a_cycle_whose_reward_models_read_a_reference() {
-    use nanoreward::model::GPT;
     let (d, model, ck) = common::tiny_base_with_data();
     let dd = d.path().join("data");
-    let reference = GPT::new(&model.config, &burn::tensor::Device::flex(), 91).unwrap();
-    let rp = d.path().join("reference");
-    let text = std::fs::read_to_string(d.path().join("input.txt")).unwrap();
-    let tok =
-        nanoreward::tokenizer::Tokenizer::Char(nanoreward::tokenizer::CharVocab::from_text(&text));
-    common::save_model(&rp, &reference, Some(&tok), None);
+    let (_, rp) = common::save_reference(d.path(), &model, &ck, 91);
     let cfg = d.path().join("cycle.toml");
     let rps = rp.display().to_string();
     let toml = cycle_toml(

@@ -390,13 +390,7 @@ fn with_reference(
 ) {
     let (d, model, ck) = common::tiny_base();
     let data = dataset(d.path(), &ck, &model);
-    let tok = checkpoint::Checkpoint::open(&ck)
-        .unwrap()
-        .tokenizer()
-        .unwrap();
-    let reference = nanoreward::model::GPT::new(&model.config, &Device::flex(), seed).unwrap();
-    let rp = d.path().join("reference");
-    common::save_model(&rp, &reference, Some(&tok), None);
+    let (reference, rp) = common::save_reference(d.path(), &model, &ck, seed);
     (d, model, ck, data, reference, rp)
 }
 

@@ -129,6 +129,26 @@ pub fn save_model(
     .unwrap();
 }
 
+/// A second tiny language model shaped like `base` (weights from `seed`), saved with the
+/// tokenizer of the checkpoint `base_ck` as `dir/reference`: a reference model for reward models
+/// (or a trunk of their own). Returns the model and its checkpoint.
+pub fn save_reference(
+    dir: &Path,
+    base: &nanoreward::model::GPT,
+    base_ck: &Path,
+    seed: u64,
+) -> (nanoreward::model::GPT, PathBuf) {
+    let tok = nanoreward::checkpoint::Checkpoint::open(base_ck)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let dev = burn::tensor::Device::flex();
+    let reference = nanoreward::model::GPT::new(&base.config, &dev, seed).unwrap();
+    let rp = dir.join("reference");
+    save_model(&rp, &reference, Some(&tok), None);
+    (reference, rp)
+}
+
 /// [`tiny_base`] with the corpus also prepared into `data/` (char level, 90% train).
 pub fn tiny_base_with_data() -> (tempfile::TempDir, nanoreward::model::GPT, PathBuf) {
     let (d, m, ck) = tiny_base();
