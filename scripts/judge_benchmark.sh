@@ -18,33 +18,18 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2
 INPUT=${INPUT:-$ROOT/../shared/data/tinyshakespeare/input.txt}
 THREADS=${THREADS:-2}
-if [ -z "${NR:-}" ]; then
-  (cd "$ROOT" && cargo build --release --quiet)
-  NR="${CARGO_TARGET_DIR:-$ROOT/target}/release/nanoreward"
-fi
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/benchmark.log"; }
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 [ -f "$OUT/data/reward.bin" ] || "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split 0.3 > /dev/null
 runs=()
 for s in $SEEDS; do
   d="$OUT/seed$s"; mkdir -p "$d"
-  if [ ! -f "$d/gen/ckpt/config.json" ]; then
-    log "seed $s: generator (configs/cpu_quickstart.toml, 2000 iterations)"
-    "$NR" train "$ROOT/configs/cpu_quickstart.toml" --data_dir="$OUT/data" --out_dir="$d/gen" \
-      --seed="$s" --threads="$THREADS" > "$d/gen.log" 2>&1
-  fi
+  train_generator "$d" "$s"
   for spec in "$@"; do
     name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""
     [ "$rest" != "$cfg" ] && extra=${rest#*:}
-    if [[ "$extra" == *@TRUNK* ]]; then
-      if [ ! -f "$d/trunk/ckpt/config.json" ]; then
-        log "seed $s: stronger model of natural text (configs/strong_trunk.toml)"
-        "$NR" train "$ROOT/configs/strong_trunk.toml" --data_dir="$OUT/data" --out_dir="$d/trunk" \
-          --seed="$s" --threads="$THREADS" > "$d/trunk.log" 2>&1
-      fi
-      extra=${extra//@TRUNK/$d/trunk/ckpt}
-    fi
-    extra=${extra//@DATA/$OUT/data}
+    expand_extra "$d" "$s"
     log "seed $s: cycle $name ($cfg $extra)"
     t0=$(date +%s)
     # shellcheck disable=SC2086
