@@ -4,8 +4,15 @@
 mod common;
 
 use common::{expect_clean_error, expect_success, run};
+use std::path::Path;
 
-fn cycle_toml(base: &str, data: &str, out: &str, rounds: usize) -> String {
+/// The tiny cycle of these tests: `rounds` rounds from `base`, on `dir/data`, into `dir/cyc`.
+fn cycle_toml(dir: &Path, base: &Path, rounds: usize) -> String {
+    let (base, data, out) = (
+        base.display(),
+        dir.join("data").display().to_string(),
+        dir.join("cyc").display().to_string(),
+    );
     format!(
         r#"out_dir = "{out}"
 base = "{base}"
@@ -43,17 +50,16 @@ enabled = false
     )
 }
 
+/// Two rounds without replay, round 2's GRPO against both rounds' reward models.
+fn ensemble_toml(dir: &Path, base: &Path) -> String {
+    cycle_toml(dir, base, 2).replace("replay_share = 0.5", "replay_share = 0.0\nensemble = true")
+}
+
 #[test]
 fn two_rounds_end_to_end_then_resume_at_round_level() {
     let (d, _m, ck) = common::tiny_base_with_data();
-    let dd = d.path().join("data");
     let cfg = d.path().join("cycle.toml");
-    let text = cycle_toml(
-        &ck.display().to_string(),
-        &dd.display().to_string(),
-        &d.path().join("cyc").display().to_string(),
-        1,
-    );
+    let text = cycle_toml(d.path(), &ck, 1);
     std::fs::write(&cfg, &text).unwrap();
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
@@ -116,15 +122,8 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
 #[test]
 fn judged_cycle_with_an_ensemble() {
     let (d, _m, ck) = common::tiny_base_with_data();
-    let dd = d.path().join("data");
     let cfg = d.path().join("cycle.toml");
-    let text = cycle_toml(
-        &ck.display().to_string(),
-        &dd.display().to_string(),
-        &d.path().join("cyc").display().to_string(),
-        2,
-    )
-    .replace("replay_share = 0.5", "replay_share = 0.0\nensemble = true")
+    let text = ensemble_toml(d.path(), &ck)
     .replace(
         "[judge]\nenabled = false",
         "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4",
@@ -177,18 +176,10 @@ fn judged_cycle_with_an_ensemble() {
 #[test]
 fn a_cycle_whose_reward_models_read_a_reference() {
     let (d, model, ck) = common::tiny_base_with_data();
-    let dd = d.path().join("data");
     let (_, rp) = common::save_reference(d.path(), &model, &ck, 91);
     let cfg = d.path().join("cycle.toml");
     let rps = rp.display().to_string();
-    let toml = cycle_toml(
-        &ck.display().to_string(),
-        &dd.display().to_string(),
-        &d.path().join("cyc").display().to_string(),
-        2,
-    )
-    .replace("replay_share = 0.5", "replay_share = 0.0\nensemble = true")
-    .replace(
+    let toml = ensemble_toml(d.path(), &ck).replace(
         "reward_head_hidden_dim = 16",
         &format!(
             "reward_head_hidden_dim = 16\ntrunk = \"{rps}\"\nreference = \"{rps}\"\ncontext = 1"
