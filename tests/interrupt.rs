@@ -18,8 +18,25 @@ fn finish(args: &[String], cwd: &Path) {
     ));
 }
 
-/// Starts the binary, SIGKILLs it after `ms`; true when it was still running.
-fn kill_after(args: &[String], cwd: &Path, ms: u64) -> bool {
+/// When a kill lands: a time after the start, or (for a job too fast for any fixed delay on an
+/// idle machine) once the GRPO job's `metrics.jsonl` holds that many step lines.
+#[derive(Clone, Copy)]
+enum KillAt {
+    Ms(u64),
+    Steps(usize),
+}
+
+/// The step lines (those with `reward_mean`) of a GRPO run's `metrics.jsonl` so far (0 while
+/// it does not exist).
+fn steps_logged(metrics: &Path) -> usize {
+    std::fs::read_to_string(metrics)
+        .map(|t| t.lines().filter(|l| l.contains("\"reward_mean\"")).count())
+        .unwrap_or(0)
+}
+
+/// Starts the binary and SIGKILLs it at `at` (`metrics` is the run's log); true when it was
+/// still running then.
+fn kill_at(args: &[String], cwd: &Path, at: KillAt, metrics: &Path) -> bool {
     let mut child = Command::new(env!("CARGO_BIN_EXE_nanoreward"))
         .args(args)
         .current_dir(cwd)
@@ -27,8 +44,20 @@ fn kill_after(args: &[String], cwd: &Path, ms: u64) -> bool {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(ms));
-    let running = child.try_wait().unwrap().is_none();
+    let start = std::time::Instant::now();
+    let running = loop {
+        if child.try_wait().unwrap().is_some() {
+            break false;
+        }
+        let due = match at {
+            KillAt::Ms(ms) => start.elapsed() >= Duration::from_millis(ms),
+            KillAt::Steps(n) => steps_logged(metrics) >= n,
+        };
+        if due {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let _ = child.kill();
     let _ = child.wait();
     running
@@ -48,35 +77,36 @@ fn same_weights(a: &Path, b: &Path) {
     assert!(d < 1e-6, "weights differ by {d}");
 }
 
-/// Kills a job at each delay, checking the checkpoint after each kill, then lets it finish
+/// Kills a job at each moment, checking the checkpoint after each kill, then lets it finish
 /// (`args(resume)` gives the command line; `resume` is true once a checkpoint exists).
 fn kill_then_finish(
     cwd: &Path,
     ckpt: &Path,
-    delays: &[u64],
+    moments: &[KillAt],
     args: impl Fn(bool) -> Vec<String>,
 ) -> usize {
     let mut landed = 0;
-    for &ms in delays {
+    let metrics = ckpt.parent().unwrap_or(cwd).join("metrics.jsonl");
+    for &at in moments {
         let resume = ckpt.join("config.json").exists();
-        landed += usize::from(kill_after(&args(resume), cwd, ms));
+        landed += usize::from(kill_at(&args(resume), cwd, at, &metrics));
         intact(ckpt);
     }
     finish(&args(ckpt.join("config.json").exists()), cwd);
     landed
 }
 
-/// Runs the job to completion into `ref/`, then again into `k/` killed at each delay and
+/// Runs the job to completion into `ref/`, then again into `k/` killed at each moment and
 /// resumed (`args(out, resume)`), and checks that kills landed and both runs end with the same
 /// weights.
 fn killed_run_equals_uninterrupted(
     cwd: &Path,
-    delays: &[u64],
+    moments: &[KillAt],
     args: impl Fn(&str, bool) -> Vec<String>,
 ) {
     finish(&args("ref", false), cwd);
     let ck = cwd.join("k/ckpt");
-    let landed = kill_then_finish(cwd, &ck, delays, |resume| args("k", resume));
+    let landed = kill_then_finish(cwd, &ck, moments, |resume| args("k", resume));
     assert!(landed > 0, "no kill landed mid-run");
     same_weights(&cwd.join("ref/ckpt"), &ck);
 }
@@ -113,7 +143,8 @@ fn train_killed_and_resumed_equals_uninterrupted() {
             "--threads=1",
         ])
     };
-    killed_run_equals_uninterrupted(d.path(), &[300, 700, 1100, 1500], args);
+    let moments = [300, 700, 1100, 1500].map(KillAt::Ms);
+    killed_run_equals_uninterrupted(d.path(), &moments, args);
     assert!(common::leftovers(d.path()).is_empty());
 }
 
@@ -170,7 +201,9 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
             "--threads=1",
         ])
     };
-    killed_run_equals_uninterrupted(d.path(), &[300, 700, 1100, 1500], args);
+    // 150 tiny steps can finish in under 300 ms on an idle machine: kill by logged steps.
+    let moments = [20, 55, 90, 125].map(KillAt::Steps);
+    killed_run_equals_uninterrupted(d.path(), &moments, args);
     // One line per step in the log, none repeated or lost.
     let log = nanoreward::metrics::read_jsonl(&d.path().join("k/metrics.jsonl")).unwrap();
     let steps: Vec<u64> = log
@@ -201,6 +234,7 @@ fn train_reward_killed_then_rerun_equals_uninterrupted() {
         ])
     };
     // A rerun (not `resume`) picks up the latest epoch checkpoint by itself.
-    killed_run_equals_uninterrupted(d.path(), &[400, 900, 1400], |out, _| args(out));
+    let moments = [400, 900, 1400].map(KillAt::Ms);
+    killed_run_equals_uninterrupted(d.path(), &moments, |out, _| args(out));
     assert!(common::leftovers(d.path()).is_empty());
 }
