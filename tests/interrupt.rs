@@ -26,12 +26,14 @@ enum KillAt {
     Steps(usize),
 }
 
-/// The step lines (those with `reward_mean`) of a GRPO run's `metrics.jsonl` so far (0 while
-/// it does not exist).
-fn steps_logged(metrics: &Path) -> usize {
-    std::fs::read_to_string(metrics)
-        .map(|t| t.lines().filter(|l| l.contains("\"reward_mean\"")).count())
-        .unwrap_or(0)
+/// The steps of a GRPO run's `metrics.jsonl` so far, one per step record (those with
+/// `reward_mean`; none while the file does not exist).
+fn grpo_steps(metrics: &Path) -> Vec<u64> {
+    nanoreward::metrics::read_jsonl(metrics)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.get("reward_mean").and(r["step"].as_u64()))
+        .collect()
 }
 
 /// Starts the binary and SIGKILLs it at `at` (`metrics` is the run's log); true when it was
@@ -51,7 +53,7 @@ fn kill_at(args: &[String], cwd: &Path, at: KillAt, metrics: &Path) -> bool {
         }
         let due = match at {
             KillAt::Ms(ms) => start.elapsed() >= Duration::from_millis(ms),
-            KillAt::Steps(n) => steps_logged(metrics) >= n,
+            KillAt::Steps(n) => grpo_steps(metrics).len() >= n,
         };
         if due {
             break true;
@@ -205,11 +207,7 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
     let moments = [20, 55, 90, 125].map(KillAt::Steps);
     killed_run_equals_uninterrupted(d.path(), &moments, args);
     // One line per step in the log, none repeated or lost.
-    let log = nanoreward::metrics::read_jsonl(&d.path().join("k/metrics.jsonl")).unwrap();
-    let steps: Vec<u64> = log
-        .iter()
-        .filter_map(|r| r.get("reward_mean").and(r["step"].as_u64()))
-        .collect();
+    let steps = grpo_steps(&d.path().join("k/metrics.jsonl"));
     assert_eq!(steps, (0..150).collect::<Vec<u64>>());
     assert!(common::leftovers(d.path()).is_empty());
 }
