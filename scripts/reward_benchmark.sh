@@ -17,6 +17,9 @@
 # (@DATA: the prepared corpus, OUT/data). The strongest recipe measured (BENCHMARKS.md) also reads
 # that trunk as the reference model:
 #   strongref=configs/reward_token.toml:--trunk=@TRUNK --reference=@TRUNK --lexicon_text=@DATA/train.bin
+# and @TRUNKS stands for the stronger models of every seed in REF_SEEDS (default: SEEDS), this
+# seed's first, read as one reference mixture:
+#   mix=configs/reward_token.toml:--trunk=@TRUNK --reference=@TRUNKS --lexicon_text=@DATA/train.bin
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2

@@ -216,7 +216,11 @@ fn a_cycle_whose_reward_models_read_a_reference() {
         &burn::tensor::Device::flex(),
     )
     .unwrap();
-    assert!(rm.features.as_ref().is_some_and(|f| f.reference.is_some()));
+    assert!(
+        rm.features
+            .as_ref()
+            .is_some_and(|f| !f.reference.is_empty())
+    );
     assert_eq!(
         rm.shared,
         nanoreward::reward::model::SharedStates::Reference

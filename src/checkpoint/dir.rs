@@ -20,6 +20,16 @@ pub const FEATURE_MODEL: &str = "feature_model";
 /// its checkpoint.
 pub const REFERENCE_MODEL: &str = "reference_model";
 
+/// The directory of reference model `i` of a reward model's reference mixture:
+/// `reference_model` for the first, `reference_model_2`, `reference_model_3`, … after it.
+pub fn reference_dir(i: usize) -> String {
+    if i == 0 {
+        REFERENCE_MODEL.to_string()
+    } else {
+        format!("{REFERENCE_MODEL}_{}", i + 1)
+    }
+}
+
 /// Reads a checkpoint directory (repairing what a kill during a save can leave).
 pub fn read(dir: &Path) -> Result<Checkpoint> {
     let config = read_config(dir)?;
@@ -94,9 +104,9 @@ pub struct CheckpointParts<'a> {
     pub optimizer: Option<OptimizerState>,
     pub train_state: TrainState,
     pub tokenizer: Option<&'a Tokenizer>,
-    /// A reward model's feature models (its generator, its reference model), each saved as a
-    /// checkpoint inside, in the directory named (`FEATURE_MODEL`, `REFERENCE_MODEL`).
-    pub feature_models: Vec<(&'static str, &'a GPT)>,
+    /// A reward model's feature models (its generator, its reference models), each saved as a
+    /// checkpoint inside, in the directory named (`FEATURE_MODEL`, [`reference_dir`]).
+    pub feature_models: Vec<(String, &'a GPT)>,
     /// Further files of the model (name, contents), e.g. a reward model's `lexicon.tsv`.
     pub extra: Vec<(&'static str, Vec<u8>)>,
 }
@@ -131,7 +141,7 @@ pub fn save(dir: &Path, parts: &CheckpointParts) -> Result<()> {
     let feature_models = parts
         .feature_models
         .iter()
-        .map(|(name, m)| Ok((*name, model_files(m)?)))
+        .map(|(name, m)| Ok((name.as_str(), model_files(m)?)))
         .collect::<Result<Vec<_>>>()?;
     fsutil::write_dir_atomic(dir, |tmp| {
         for (name, (config, weights)) in &feature_models {

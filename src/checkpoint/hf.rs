@@ -8,7 +8,7 @@
 
 use super::safetensors;
 use super::weights::HostTensor;
-use super::{Checkpoint, FEATURE_MODEL, REFERENCE_MODEL};
+use super::{Checkpoint, FEATURE_MODEL};
 use crate::model::{GPTConfig, Mode, RewardHeadKind};
 use crate::tokenizer::{GPT2_EOT, Tokenizer, gpt2_files};
 use crate::util::fsutil;
@@ -222,7 +222,8 @@ pub struct Exported {
 /// Writes checkpoint `path` as a Hugging Face GPT-2 directory `out` (atomically). A reward
 /// model's trunk is written the same way, its head as `reward_head.safetensors` (checkpoint
 /// names, Linear weights `[out, in]`), its configuration as `reward_config.json`, its feature
-/// generator as `feature_model/` and its reference model as `reference_model/` (GPT-2 as well),
+/// generator as `feature_model/` and its reference models as `reference_model/`,
+/// `reference_model_2/`, … (GPT-2 as well),
 /// its `lexicon.tsv`, and a README of how to score.
 pub fn export(path: &Path, out: &Path) -> Result<Exported> {
     let ck = Checkpoint::open(path)?;
@@ -262,6 +263,7 @@ fn write_reward_parts(ck: &Checkpoint, dir: &Path) -> Result<Vec<String>> {
         "reward_features": c.reward_features,
         "white_box": c.white_box,
         "reference": c.reference,
+        "reference_models": c.reference_count(),
         "lexicon": c.lexicon,
         "reward_context": c.reward_context,
         "feature_temperature": c.feature_temperature,
@@ -274,11 +276,12 @@ fn write_reward_parts(ck: &Checkpoint, dir: &Path) -> Result<Vec<String>> {
         "reward_head.safetensors".to_string(),
         "reward_config.json".to_string(),
     ];
-    for name in [FEATURE_MODEL, REFERENCE_MODEL] {
-        let features = ck.path.join(name);
+    let references = (0..ck.config.reference_count()).map(super::reference_dir);
+    for name in std::iter::once(FEATURE_MODEL.to_string()).chain(references) {
+        let features = ck.path.join(&name);
         if features.join(super::CONFIG).exists() {
             let fm = Checkpoint::open(&features)?;
-            for f in write_gpt2(&fm, &dir.join(name))? {
+            for f in write_gpt2(&fm, &dir.join(&name))? {
                 files.push(format!("{name}/{f}"));
             }
         }
@@ -321,7 +324,9 @@ p_natural = logits.softmax(-1)[:, 0]\n```\n",
             "## Scoring (token head)\n\n\
 The head reads, for every token, the trunk's state concatenated with {} features: the \
 generator's white-box view of the token (from `feature_model/`, read at temperature {} and \
-top-k {}), with `reference` the reference model's view (from `reference_model/`) and the \
+top-k {}), with `reference` the reference model's view (from `reference_model/`; with \
+`reference_models` > 1 the mean of the next-token distributions of `reference_model/`, \
+`reference_model_2/`, …) and the \
 lexicon channel (`lexicon.tsv`); then `reward_head.0` + ReLU, \
 {}`reward_head.2` gives the logit of P(natural) per token, and the window's P(natural) is the \
 median of the change-point posterior over the cut. The features are defined in nanoreward's \

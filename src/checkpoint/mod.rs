@@ -24,7 +24,7 @@ pub mod weights;
 
 pub use dir::{
     CONFIG, CheckpointParts, FEATURE_MODEL, META, MODEL, OPTIMIZER, REFERENCE_MODEL, TRAIN_STATE,
-    save,
+    reference_dir, save,
 };
 pub use weights::{HostTensor, LoadReport, load_weights, model_tensors};
 

@@ -98,6 +98,10 @@ pub struct GPTConfig {
     /// Whether the token head reads a reference language model's view of every token
     /// (`reference_model/` in the checkpoint; only with `white_box`).
     pub reference: bool,
+    /// How many models the reference is a mixture of (`reference_model/`, `reference_model_2/`,
+    /// …); 0 (checkpoints before mixtures, and not written) reads as 1 with `reference`.
+    #[serde(skip_serializing_if = "is_single")]
+    pub reference_models: usize,
     /// Whether the token head reads the lexicon channel (`lexicon.tsv` in the checkpoint).
     pub lexicon: bool,
     /// Neighbours on each side a token's prediction sees in the token head (0 = none).
@@ -125,6 +129,7 @@ impl Default for GPTConfig {
             reward_features: 0,
             white_box: false,
             reference: false,
+            reference_models: 0,
             lexicon: false,
             reward_context: 0,
             feature_temperature: 1.0,
@@ -133,7 +138,21 @@ impl Default for GPTConfig {
     }
 }
 
+/// Whether a mixture count is the single model a config without one means.
+fn is_single(n: &usize) -> bool {
+    *n <= 1
+}
+
 impl GPTConfig {
+    /// How many reference models the token head reads (0 without the reference channel).
+    pub fn reference_count(&self) -> usize {
+        if self.reference {
+            self.reference_models.max(1)
+        } else {
+            0
+        }
+    }
+
     /// Checks the shape constraints; every violation is a clear error.
     pub fn validate(&self) -> Result<()> {
         let pos = [

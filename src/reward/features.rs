@@ -125,10 +125,47 @@ pub fn window_stats_states(
     batch: usize,
     states: bool,
 ) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
+    batched(windows, batch, |chunk| {
+        batch_stats(model, chunk, view, states)
+    })
+}
+
+/// [`window_stats_states`] under a mixture of language models with one vocabulary: the mean of
+/// their next-token distributions (one model: that model's), the states (with `states`) from the
+/// first model's pass. An ensemble of models of natural text is a better model of it than any
+/// member (BENCHMARKS.md).
+pub fn mixture_stats_states(
+    models: &[GPT],
+    windows: &[Vec<u32>],
+    view: View,
+    batch: usize,
+    states: bool,
+) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
+    match models {
+        [] => (vec![Vec::new(); windows.len()], Vec::new()),
+        [m] => window_stats_states(m, windows, view, batch, states),
+        _ => {
+            // Up to 2^24 accumulated log-probabilities per batch (a 50k vocabulary: 5 windows
+            // of 64 tokens).
+            let t = windows.first().map_or(1, Vec::len).max(1);
+            let fit = (1usize << 24) / (t * models[0].config.vocab_size).max(1);
+            batched(windows, batch.min(fit.max(1)), |chunk| {
+                batch_mixture(models, chunk, view, states)
+            })
+        }
+    }
+}
+
+/// `f` of `windows` in batches of `batch` on the worker threads, the batches' statistics and
+/// states concatenated in order.
+fn batched(
+    windows: &[Vec<u32>],
+    batch: usize,
+    f: impl Fn(&[Vec<u32>]) -> (Vec<Vec<TokenStats>>, Vec<f32>) + Sync,
+) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
     let starts: Vec<usize> = (0..windows.len()).step_by(batch.max(1)).collect();
     let parts = device::par_map(&starts, device::workers(0), |&s| {
-        let chunk = &windows[s..(s + batch.max(1)).min(windows.len())];
-        batch_stats(model, chunk, view, states)
+        f(&windows[s..(s + batch.max(1)).min(windows.len())])
     });
     let (mut stats, mut hidden) = (Vec::with_capacity(windows.len()), Vec::new());
     for (st, h) in parts {
@@ -164,6 +201,56 @@ fn batch_stats(
         });
     }
     (out, host)
+}
+
+/// [`batch_stats`] of a mixture of two or more models: every row's log of the summed next-token
+/// probabilities (the mean up to a constant that `token_stats` normalises away).
+fn batch_mixture(
+    models: &[GPT],
+    chunk: &[Vec<u32>],
+    view: View,
+    states: bool,
+) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
+    let (b, t) = (chunk.len(), chunk[0].len());
+    let v = models[0].config.vocab_size;
+    let ids: Vec<i64> = chunk.iter().flatten().map(|&x| x as i64).collect();
+    let mut acc = vec![f32::NEG_INFINITY; b * t * v];
+    let mut host = Vec::new();
+    for (k, m) in models.iter().enumerate() {
+        let x = m.hidden_states(m.tokens(&ids, b));
+        if k == 0 && states {
+            host = to_host(x.clone());
+        }
+        let x = x.reshape([b * t, m.config.n_embd]);
+        m.visit_state_logits(x, |row, logits| {
+            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+            for (a, &l) in acc[row * v..(row + 1) * v].iter_mut().zip(logits) {
+                *a = log_add(*a, l - log_z);
+            }
+        });
+    }
+    let out = (0..b)
+        .map(|r| {
+            (0..t.saturating_sub(1))
+                .map(|i| {
+                    let row = r * t + i;
+                    token_stats(&acc[row * v..(row + 1) * v], chunk[r][i + 1], view)
+                })
+                .collect()
+        })
+        .collect();
+    (out, host)
+}
+
+/// ln(e^a + e^b).
+fn log_add(a: f32, b: f32) -> f32 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    if lo == f32::NEG_INFINITY {
+        hi
+    } else {
+        hi + (lo - hi).exp().ln_1p()
+    }
 }
 
 /// The reward model's white-box feature rows of one window of `stats.len() + 1` tokens
@@ -315,6 +402,53 @@ mod tests {
         for (i, w) in want.iter().enumerate() {
             assert!((rows[3 + i] as f64 - w).abs() < 1e-6, "feature {i}");
             assert_eq!(rows[3 + i], rows[6 + i]);
+        }
+    }
+
+    /// A mixture of a model with itself is that model; of two models, every token's probability is
+    /// the mean of the two models' own (each from its own pass), its entropy at least the mean of
+    /// theirs (concavity), and the states are the first model's.
+    #[test]
+    fn mixture_against_its_members() {
+        use crate::model::GPTConfig;
+        use burn::tensor::Device;
+        let dev = Device::flex();
+        let cfg = GPTConfig {
+            block_size: 8,
+            vocab_size: 11,
+            n_layer: 1,
+            n_head: 2,
+            n_embd: 8,
+            bias: true,
+            ..Default::default()
+        };
+        let (a, b) = (
+            GPT::new(&cfg, &dev, 1).unwrap(),
+            GPT::new(&cfg, &dev, 2).unwrap(),
+        );
+        let windows: Vec<Vec<u32>> = (0..5u32)
+            .map(|w| (0..8).map(|i| (w * 7 + i * 3) % 11).collect())
+            .collect();
+        let (sa, ha) = window_stats_states(&a, &windows, View::RAW, 2, true);
+        let (sb, _) = window_stats_states(&b, &windows, View::RAW, 2, false);
+        let (same, _) =
+            mixture_stats_states(&[a.clone(), a.clone()], &windows, View::RAW, 2, false);
+        for (x, y) in same.iter().flatten().zip(sa.iter().flatten()) {
+            assert!((x.log_q - y.log_q).abs() < 1e-5 && (x.entropy - y.entropy).abs() < 1e-5);
+            assert!((x.var - y.var).abs() < 1e-4 && x.rank == y.rank);
+        }
+        let (mix, hm) = mixture_stats_states(&[a, b], &windows, View::RAW, 3, true);
+        assert_eq!(hm, ha);
+        assert_eq!(mix.len(), 5);
+        for ((m, x), y) in mix
+            .iter()
+            .flatten()
+            .zip(sa.iter().flatten())
+            .zip(sb.iter().flatten())
+        {
+            let want = ((x.q + y.q) / 2.0).ln();
+            assert!((m.log_q - want).abs() < 1e-5, "{} vs {want}", m.log_q);
+            assert!(m.entropy >= (x.entropy + y.entropy) / 2.0 - 1e-6);
         }
     }
 

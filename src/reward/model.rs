@@ -26,8 +26,8 @@ pub struct HeadSpec {
     /// The white-box channel (the generator's view of every token).
     pub features: bool,
     /// The reference channel (a reference language model's view of every token; with
-    /// `features`).
-    pub reference: bool,
+    /// `features`): how many models its mixture holds, 0 for none.
+    pub reference: usize,
     /// The lexicon channel (every token's word known or not).
     pub lexicon: bool,
     pub context: usize,
@@ -41,7 +41,7 @@ impl Default for HeadSpec {
             hidden: 256,
             pooling: Pooling::Last,
             features: false,
-            reference: false,
+            reference: 0,
             lexicon: false,
             context: 0,
             view: View::RAW,
@@ -67,7 +67,8 @@ pub fn from_checkpoint(
         cfg.pooling = spec.pooling;
         let token = spec.kind == RewardHeadKind::Token;
         cfg.white_box = token && spec.features;
-        cfg.reference = cfg.white_box && spec.reference;
+        cfg.reference = cfg.white_box && spec.reference > 0;
+        cfg.reference_models = if cfg.reference { spec.reference } else { 0 };
         cfg.lexicon = token && spec.lexicon;
         cfg.reward_features = usize::from(cfg.white_box) * NUM_FEATURES
             + usize::from(cfg.reference) * NUM_REFERENCE_FEATURES
@@ -95,8 +96,10 @@ pub fn from_checkpoint(
 #[derive(Clone)]
 pub struct FeatureSource {
     pub white_box: Option<(GPT, View)>,
-    /// Read only with `white_box` (its features compare the two models).
-    pub reference: Option<GPT>,
+    /// The reference: one model of natural text, or a mixture of several (the mean of their
+    /// next-token distributions); empty for none. Read only with `white_box` (its features
+    /// compare the two models).
+    pub reference: Vec<GPT>,
     pub lexicon: Option<Lexicon>,
     pub tokenizer: Tokenizer,
 }
@@ -178,7 +181,7 @@ impl FeatureSource {
     /// Features per token that come from the feature models (white-box and reference).
     fn model_width(&self) -> usize {
         usize::from(self.white_box.is_some())
-            * (NUM_FEATURES + usize::from(self.reference.is_some()) * NUM_REFERENCE_FEATURES)
+            * (NUM_FEATURES + usize::from(!self.reference.is_empty()) * NUM_REFERENCE_FEATURES)
     }
 
     /// The feature rows of windows of one length, `[windows, T, width]` row-major.
@@ -210,12 +213,12 @@ impl FeatureSource {
         let Some((g, view)) = &self.white_box else {
             return (None, Vec::new());
         };
-        let pass = |m: &GPT, v: View, which: SharedStates| {
-            features::window_stats_states(m, windows, v, 64, states == which)
+        let pass = |m: &[GPT], v: View, which: SharedStates| {
+            features::mixture_stats_states(m, windows, v, 64, states == which)
         };
-        let (generator, mut hidden) = pass(g, *view, SharedStates::Generator);
-        let reference = self.reference.as_ref().map(|r| {
-            let (rs, h) = pass(r, View::RAW, SharedStates::Reference);
+        let (generator, mut hidden) = pass(std::slice::from_ref(g), *view, SharedStates::Generator);
+        let reference = (!self.reference.is_empty()).then(|| {
+            let (rs, h) = pass(&self.reference, View::RAW, SharedStates::Reference);
             if states == SharedStates::Reference {
                 hidden = h;
             }
@@ -300,7 +303,7 @@ fn shared_trunk(model: &GPT, features: Option<&FeatureSource>) -> SharedStates {
     if model.same_trunk(g) {
         SharedStates::Generator
     } else if features
-        .and_then(|f| f.reference.as_ref())
+        .and_then(|f| f.reference.first())
         .is_some_and(|r| model.same_trunk(r))
     {
         SharedStates::Reference
@@ -348,10 +351,9 @@ impl RewardModel {
         } else {
             None
         };
-        let reference = c
-            .reference
-            .then(|| checkpoint::load_model(&ck.path.join(checkpoint::REFERENCE_MODEL), device))
-            .transpose()?;
+        let reference = (0..c.reference_count())
+            .map(|i| checkpoint::load_model(&ck.path.join(checkpoint::reference_dir(i)), device))
+            .collect::<Result<Vec<_>>>()?;
         let lexicon = c
             .lexicon
             .then(|| Lexicon::load(&ck.path.join(LEXICON)))

@@ -8,9 +8,7 @@ use super::eval;
 use super::features::View;
 use super::lexicon::Lexicon;
 use super::model::{self, FeatureSource, HeadSpec, SharedStates};
-use crate::checkpoint::{
-    self, Checkpoint, CheckpointParts, FEATURE_MODEL, LoadReport, REFERENCE_MODEL, TrainState,
-};
+use crate::checkpoint::{self, Checkpoint, CheckpointParts, FEATURE_MODEL, LoadReport, TrainState};
 use crate::data::TokenFile;
 use crate::metrics::JsonlLog;
 use crate::model::{Dropout, GPT, Mode, Pooling, Precision, RewardHeadKind};
@@ -125,7 +123,9 @@ pub struct RewardTrainConfig {
     /// Token head with `features`: also read a reference language model's view of every token
     /// (log r(x_t), its entropy, and log r(x_t) − log q(x_t) against the generator): the
     /// checkpoint of a model of natural text with the generator's tokenizer, e.g. the stronger
-    /// trunk. Empty: none.
+    /// trunk; several, comma-separated, read as one mixture (the mean of their next-token
+    /// distributions: an ensemble of models of natural text models it better than any one).
+    /// Empty: none.
     pub reference: String,
     /// Token head: read the lexicon channel (is the word of every token among the words of the
     /// natural text the reward model trains on, and of `lexicon_text`).
@@ -239,12 +239,20 @@ impl RewardTrainConfig {
             )));
         }
         let reads_features = self.features && self.loss.head() == RewardHeadKind::Token;
-        if !self.reference.is_empty() && !reads_features {
+        if self.reference_paths().next().is_some() && !reads_features {
             return Err(Error::Config(
                 "reference reads the reference model beside the generator's white-box features: it needs a token loss and features = true".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The checkpoints of the reference mixture (none for an empty `reference`).
+    pub fn reference_paths(&self) -> impl Iterator<Item = &str> {
+        self.reference
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
     }
 
     /// Whether parameter `name` of a model with `n_layer` blocks trains.
@@ -275,7 +283,7 @@ impl RewardTrainConfig {
             hidden: self.reward_head_hidden_dim,
             pooling: self.pooling,
             features: self.features,
-            reference: !self.reference.is_empty(),
+            reference: self.reference_paths().count(),
             lexicon: self.lexicon,
             context: self.context,
             view,
@@ -628,8 +636,9 @@ impl Trainer<'_> {
                 train_state: state,
                 tokenizer: Some(&self.tokenizer),
                 feature_models: self.source.as_ref().map_or_else(Vec::new, |s| {
-                    let generator = s.white_box.as_ref().map(|(g, _)| (FEATURE_MODEL, g));
-                    let reference = s.reference.as_ref().map(|r| (REFERENCE_MODEL, r));
+                    let generator = s.white_box.as_ref().map(|(g, _)| (FEATURE_MODEL.into(), g));
+                    let reference = s.reference.iter().enumerate();
+                    let reference = reference.map(|(i, r)| (checkpoint::reference_dir(i), r));
                     generator.into_iter().chain(reference).collect()
                 }),
                 extra: self
@@ -917,9 +926,10 @@ fn feature_source(
             Ok::<_, Error>(Lexicon::from_text(&tokenizer.decode(&ids)))
         })
         .transpose()?;
-    let reference = (!cfg.reference.is_empty())
-        .then(|| reference_model(&cfg.reference, base, train.meta.block_size, dev))
-        .transpose()?;
+    let reference = cfg
+        .reference_paths()
+        .map(|p| reference_model(p, base, train.meta.block_size, dev))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(FeatureSource {
         white_box,
         reference,
@@ -958,7 +968,7 @@ fn shared_states(
         SharedStates::No
     } else if cfg.trunk.is_empty() {
         SharedStates::Generator
-    } else if same(&cfg.trunk, &cfg.reference) {
+    } else if same(&cfg.trunk, cfg.reference_paths().next().unwrap_or_default()) {
         SharedStates::Reference
     } else {
         SharedStates::No

@@ -121,7 +121,7 @@ pub fn save_model(
             train_state: Default::default(),
             tokenizer: tok,
             feature_models: feature_model
-                .map(|m| vec![(nanoreward::checkpoint::FEATURE_MODEL, m)])
+                .map(|m| vec![(nanoreward::checkpoint::FEATURE_MODEL.to_string(), m)])
                 .unwrap_or_default(),
             extra: Vec::new(),
         },
