@@ -524,6 +524,85 @@ fn the_reference_channel_reads_a_second_model() {
     assert!(e.contains("vocabulary"), "{e}");
 }
 
+/// `reference = "A,B"`: a mixture of two models of natural text. The checkpoint carries both
+/// (`reference_model/`, `reference_model_2/`, and so does the Hugging Face export), and the loaded
+/// model's reference columns are log of the mean of the two models' probabilities of every token
+/// (each from its own pass), the mixture's entropy at least the mean of theirs, and the ratio
+/// against the generator; the trunk is the first member, so scoring takes the trunk's states
+/// from the mixture's pass. A member of another vocabulary is refused with a clear message.
+#[test]
+fn a_reference_mixture_reads_the_mean_of_its_members() {
+    use nanoreward::reward::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, View};
+    let (d, model, ck, data, a, ap) = with_reference(77);
+    let (b, bp) = common::save_reference(&d.path().join("second"), &model, &ck, 78);
+    let cfg = RewardTrainConfig {
+        lexicon: false,
+        epochs: 1,
+        trunk: ap.display().to_string(),
+        reference: format!("{}, {}", ap.display(), bp.display()),
+        ..reference_config(d.path(), &ck, &data, &ap, "mix")
+    };
+    reward_model::train(&cfg, false).unwrap();
+    let out = d.path().join("mix/ckpt");
+    for sub in ["reference_model", "reference_model_2"] {
+        assert!(out.join(sub).join("model.safetensors").exists(), "{sub}");
+    }
+    let rm = RewardModel::load(&out, &Device::flex()).unwrap();
+    assert_eq!(rm.model.config.reference_count(), 2);
+    let src = rm.features.as_ref().unwrap();
+    assert_eq!(src.reference.len(), 2);
+    let val = RewardDataset::open(&data, "val", None).unwrap();
+    let windows: Vec<Vec<u32>> = (0..4).map(|i| val.tokens(i)).collect();
+    let got = src.features(&windows);
+    let view = src.white_box.as_ref().unwrap().1;
+    let g = features::window_stats(&model, &windows, view, 2);
+    let (ra, rb) = (
+        features::window_stats(&a, &windows, View::RAW, 2),
+        features::window_stats(&b, &windows, View::RAW, 2),
+    );
+    let (n, width) = (windows[0].len(), NUM_FEATURES + NUM_REFERENCE_FEATURES);
+    for w in 0..windows.len() {
+        for t in 1..n {
+            let (x, y, q) = (&ra[w][t - 1], &rb[w][t - 1], &g[w][t - 1]);
+            let log_r = ((x.q + y.q) / 2.0).ln();
+            let row = &got[(w * n + t) * width + NUM_FEATURES..(w * n + t + 1) * width];
+            assert!(
+                (row[0] as f64 - log_r / 5.0).abs() < 1e-5,
+                "window {w} token {t}"
+            );
+            assert!(row[1] as f64 >= (x.entropy + y.entropy) / 4.0 - 1e-5);
+            assert!((row[2] as f64 - (log_r - q.log_q) / 5.0).abs() < 1e-5);
+        }
+    }
+    shared_scoring_agrees(&out, &windows, SharedStates::Reference);
+    let hf = d.path().join("mix-hf");
+    nanoreward::checkpoint::hf::export(&out, &hf).unwrap();
+    assert!(hf.join("reference_model_2/config.json").exists());
+    let other = nanoreward::model::GPT::new(
+        &nanoreward::model::GPTConfig {
+            vocab_size: model.config.vocab_size + 3,
+            ..model.config.clone()
+        },
+        &Device::flex(),
+        3,
+    )
+    .unwrap();
+    let op = d.path().join("other");
+    common::save_model(&op, &other, None, None);
+    let e = reward_model::train(
+        &RewardTrainConfig {
+            reference: format!("{},{}", ap.display(), op.display()),
+            out_dir: d.path().join("mix-vocab").display().to_string(),
+            ..cfg
+        },
+        false,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("vocabulary") && e.contains("other"), "{e}");
+}
+
 /// The two-model baselines of `eval-reward`: with a reference model the report adds the
 /// likelihood-ratio detector and the likelihood-ratio change point, whose boundary error is
 /// recomputed here by enumerating the posterior over every cut k, term by term.
