@@ -406,6 +406,23 @@ fn reference_config(d: &Path, ck: &Path, data: &Path, rp: &Path, out: &str) -> R
     }
 }
 
+/// A language model like `model` with a vocabulary 3 tokens larger, saved as the checkpoint
+/// `other/` in `dir`: a reference the reward model must refuse.
+fn other_vocabulary(dir: &Path, model: &nanoreward::model::GPT) -> std::path::PathBuf {
+    let other = nanoreward::model::GPT::new(
+        &nanoreward::model::GPTConfig {
+            vocab_size: model.config.vocab_size + 3,
+            ..model.config.clone()
+        },
+        &Device::flex(),
+        3,
+    )
+    .unwrap();
+    let op = dir.join("other");
+    common::save_model(&op, &other, None, None);
+    op
+}
+
 /// The reward checkpoint `ckpt` has a frozen trunk that is its feature model `want` names, weight
 /// for weight, so scoring takes the trunk's states from that model's pass: the P(natural) and
 /// per-token probabilities of `windows` are those of a trunk pass of its own.
@@ -504,17 +521,7 @@ fn the_reference_channel_reads_a_second_model() {
         ..token.clone()
     });
     assert!(e.contains("features = true"), "{e}");
-    let other = nanoreward::model::GPT::new(
-        &nanoreward::model::GPTConfig {
-            vocab_size: model.config.vocab_size + 3,
-            ..model.config.clone()
-        },
-        &Device::flex(),
-        3,
-    )
-    .unwrap();
-    let op = d.path().join("other");
-    common::save_model(&op, &other, None, None);
+    let op = other_vocabulary(d.path(), &model);
     let e = err(RewardTrainConfig {
         reference: op.display().to_string(),
         trunk: String::new(),
@@ -578,17 +585,7 @@ fn a_reference_mixture_reads_the_mean_of_its_members() {
     let hf = d.path().join("mix-hf");
     nanoreward::checkpoint::hf::export(&out, &hf).unwrap();
     assert!(hf.join("reference_model_2/config.json").exists());
-    let other = nanoreward::model::GPT::new(
-        &nanoreward::model::GPTConfig {
-            vocab_size: model.config.vocab_size + 3,
-            ..model.config.clone()
-        },
-        &Device::flex(),
-        3,
-    )
-    .unwrap();
-    let op = d.path().join("other");
-    common::save_model(&op, &other, None, None);
+    let op = other_vocabulary(d.path(), &model);
     let e = reward_model::train(
         &RewardTrainConfig {
             reference: format!("{},{}", ap.display(), op.display()),
