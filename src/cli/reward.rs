@@ -291,6 +291,9 @@ pub struct ScoreArgs {
     tokens: bool,
     #[arg(long, default_value = "auto")]
     device: String,
+    /// CPU threads: batches of windows scored at once (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
 }
 
 /// Windows of at most `n` tokens every `stride` tokens (the last one ends at the text's end).
@@ -309,8 +312,10 @@ fn windows(ids: &[u32], n: usize, stride: usize) -> Vec<(usize, Vec<u32>)> {
 }
 
 pub fn score(a: ScoreArgs) -> Result<()> {
+    device::set_threads(a.threads);
     let dev = device::select(&a.device)?;
-    let rm = RewardModel::load(&a.checkpoint, &dev)?;
+    let mut rm = RewardModel::load(&a.checkpoint, &dev)?;
+    rm.workers = device::workers(a.threads);
     let n = rm.model.config.block_size;
     let stride = a.stride.unwrap_or(n);
     let mut docs: Vec<(String, Vec<u32>)> = Vec::new();
