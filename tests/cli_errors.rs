@@ -264,6 +264,29 @@ fn reward_commands_end_to_end() {
         .map(|w| w["start"].as_u64().unwrap())
         .collect();
     assert!((0.0..=1.0).contains(&p) && starts == vec![0, 16, 31], "{j}");
+    // Five batches of windows: scored on one thread or on two, the same output.
+    std::fs::write(
+        d.path().join("long.txt"),
+        "the cat sat on the mat. the dog sat on the log.\n".repeat(100),
+    )
+    .unwrap();
+    let by = |threads: &str| {
+        ok(&[
+            "score",
+            "--checkpoint",
+            "rm",
+            "long.txt",
+            "--json",
+            "--threads",
+            threads,
+        ])
+    };
+    let one = by("1");
+    let n = serde_json::from_str::<serde_json::Value>(one.trim()).unwrap()["windows"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(n > 4 * 64, "{n} windows");
+    assert_eq!(one, by("2"));
     let e = expect_clean_error(&run(&["score", "--checkpoint", "out", "t.txt"], d.path()));
     assert!(e.contains("generator checkpoint"), "{e}");
 }
