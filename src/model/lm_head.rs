@@ -122,7 +122,7 @@ pub fn logits_from_panels(out: &mut [f32], x: &[f32], panels: &[f32], c: usize) 
 
 /// log Σ exp of one row of logits (f32 sums of 512 terms, added up in f64, so a 50k or 1M
 /// vocabulary loses no precision to the running sum).
-fn log_sum_exp(row: &[f32]) -> f32 {
+pub(crate) fn log_sum_exp(row: &[f32]) -> f32 {
     let max = lane_max(row);
     let sum: f64 = row
         .chunks(512)

@@ -37,6 +37,7 @@ pub use fused::{
     chunked_sum, exp_nonpositive, gelu, lane_max, lane_sum, layer_norm, lm_head_cross_entropy,
     lm_head_entropy, with_burn_ops,
 };
+pub(crate) use lm_head::log_sum_exp;
 pub use precision::Precision;
 
 /// Whether the model predicts next tokens or scores sequences.

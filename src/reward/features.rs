@@ -8,7 +8,7 @@
 //! z_t = (log q(x_t) − μ_t)/σ_t, the rank of x_t, and the randomised probability-integral value
 //! u_t = q(v ranked above x_t) + U·q(x_t), exactly uniform on text sampled from q.
 
-use crate::model::GPT;
+use crate::model::{GPT, log_sum_exp};
 use crate::util::{device, to_host};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -223,8 +223,7 @@ fn batch_mixture(
         }
         let x = x.reshape([b * t, m.config.n_embd]);
         m.visit_state_logits(x, |row, logits| {
-            let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let log_z = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
+            let log_z = log_sum_exp(logits);
             for (a, &l) in acc[row * v..(row + 1) * v].iter_mut().zip(logits) {
                 *a = log_add(*a, l - log_z);
             }
