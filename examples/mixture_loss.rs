@@ -11,7 +11,7 @@ use burn::tensor::Device;
 use nanoreward::checkpoint;
 use nanoreward::data::TokenFile;
 use nanoreward::model::GPT;
-use nanoreward::reward::features::{View, mixture_stats_states};
+use nanoreward::reward::features::{View, window_stats_states};
 use std::path::Path;
 
 fn main() -> Result<()> {
@@ -37,16 +37,30 @@ fn main() -> Result<()> {
         .iter()
         .map(|p| checkpoint::load_model(Path::new(p), &device))
         .collect::<nanoreward::Result<Vec<GPT>>>()?;
-    let loss = |m: &[GPT]| {
-        let (stats, _) = mixture_stats_states(m, &windows, View::RAW, 32, false);
-        let all: Vec<f64> = stats.iter().flatten().map(|s| -s.log_q).collect();
-        all.iter().sum::<f64>() / all.len() as f64
+    // Every member's probability of every token, from one pass each; a mixture's probability of
+    // a token is the mean of its members' (what `mixture_stats_states` reads, checked there).
+    let q: Vec<Vec<f64>> = models
+        .iter()
+        .map(|m| {
+            let (stats, _) = window_stats_states(m, &windows, View::RAW, 32, false);
+            stats.iter().flatten().map(|s| s.q).collect()
+        })
+        .collect();
+    let loss = |members: &[Vec<f64>]| {
+        let tokens = members[0].len();
+        let nll: f64 = (0..tokens)
+            .map(|i| {
+                let p = members.iter().map(|m| m[i]).sum::<f64>() / members.len() as f64;
+                -p.max(1e-30).ln()
+            })
+            .sum();
+        nll / tokens as f64
     };
-    for (p, m) in args[3..].iter().zip(&models) {
+    for (p, m) in args[3..].iter().zip(&q) {
         println!("{p}: {:.4}", loss(std::slice::from_ref(m)));
     }
-    for k in 2..=models.len() {
-        println!("mixture of the first {k}: {:.4}", loss(&models[..k]));
+    for k in 2..=q.len() {
+        println!("mixture of the first {k}: {:.4}", loss(&q[..k]));
     }
     Ok(())
 }
