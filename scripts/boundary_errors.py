@@ -1,7 +1,7 @@
 """Where a reward model's boundary error comes from, on a reward dataset's val split.
 
     nanoreward score --checkpoint RM/ckpt --bin RD/val_x.bin --json > scores.json
-    python3 scripts/boundary_errors.py RD scores.json
+    python3 scripts/boundary_errors.py RD scores.json [SHOW]
 
 RD is a `prepare-reward-data --input_mode heldout` output: its val samples are made block by block
 (samples_per_chunk per block, in order) from RD/heldout_source/heldout_val.bin, so the natural
@@ -12,7 +12,10 @@ then:
   by m, and the error measured against K + m instead of K;
 - the tail: the share of windows off by more than 10 tokens, early and late, their share of the
   error, and the mean error if no window were off by more than 10 or 5.
-Checks that every window's first K tokens are its block's, and stops if not.
+Checks that every window's first K tokens are its block's, and stops if not. With SHOW and scores
+from `score --json --tokens`, also prints SHOW windows off by more than 10 tokens each way (drawn
+with a fixed seed): the natural and generated text either side of K, and under every character its
+P(natural) in tenths (0-9).
 """
 import json
 import sys
@@ -30,7 +33,8 @@ def main(rd, scores_path):
     src = np.fromfile(f"{rd}/heldout_source/heldout_val.bin", dtype=np.uint16)
     blocks = src[: len(src) // n * n].reshape(-1, n)
     with open(scores_path) as f:
-        p = np.array([w["p_natural"] for w in json.load(f)["windows"]])
+        windows = json.load(f)["windows"]
+    p = np.array([w["p_natural"] for w in windows])
     if len(p) != len(x):
         sys.exit(f"{scores_path} scores {len(p)} windows, {rd} has {len(x)}: score RD/val_x.bin")
     k = np.rint(y[:, 0] * n).astype(int)
@@ -57,9 +61,29 @@ def main(rd, scores_path):
     print(f"off by > 10 tokens: {big.mean():.3f} of windows (early {(big & (err < 0)).mean():.3f}, "
           f"late {(big & (err > 0)).mean():.3f}), {a[big].sum() / a.sum():.2f} of the error; "
           f"boundary with errors capped at 10: {np.minimum(a, 10).mean():.2f}, at 5: {np.minimum(a, 5).mean():.2f}")
+    return k, err, windows
+
+
+def show(k, err, windows, count):
+    """`count` windows of each kind of miss, their text split at K and per-token P(natural)."""
+    if "per_token" not in windows[0]:
+        sys.exit("showing windows needs per-token scores: score with --json --tokens")
+    rng = np.random.default_rng(0)
+    for label, miss in [("early", err < -10), ("late", err > 10)]:
+        rows = np.flatnonzero(miss)
+        print(f"\n{label} misses ({len(rows)}), {min(count, len(rows))} of them:")
+        for i in rng.choice(rows, min(count, len(rows)), replace=False):
+            tokens = windows[i]["per_token"]
+            text = [t["text"] for t in tokens]
+            digits = "".join(str(min(9, int(t["p_natural"] * 10))) * len(t["text"]) for t in tokens)
+            cut = len("".join(text[: k[i]]))
+            print(f"K = {k[i]}, estimate {k[i] + err[i]:.0f}: {''.join(text[: k[i]])!r} || {''.join(text[k[i]:])!r}")
+            print(f"  {digits[:cut]} || {digits[cut:]}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    k, err, windows = main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) == 4:
+        show(k, err, windows, int(sys.argv[3]))
