@@ -10,25 +10,41 @@ fi
 # log MESSAGE: a timestamped line on stdout and in OUT/benchmark.log.
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/benchmark.log"; }
 
-# train_generator SEED_DIR SEED: the quick-start generator in SEED_DIR/gen, unless it exists.
+# finished MODEL_DIR LOG: whether the model there is finished — LOG records a finished run
+# ("done: ..."), or MODEL_DIR holds a checkpoint with no LOG beside it (a model linked in).
+finished() {
+  grep -q '^done: ' "$2" 2>/dev/null || { [ -f "$1/ckpt/config.json" ] && [ ! -f "$2" ]; }
+}
+
+# train_once CONFIG MODEL_DIR LOG SEED: `nanoreward train CONFIG` into MODEL_DIR unless finished. A
+# run stopped part-way (its checkpoint there, its LOG without "done:") is resumed
+# (--init_from=resume), never taken as finished.
+train_once() {
+  local cfg=$1 dir=$2 logf=$3 s=$4 init=scratch
+  finished "$dir" "$logf" && return 0
+  [ -f "$dir/ckpt/config.json" ] && init=resume
+  "$NR" train "$ROOT/$cfg" --data_dir="$OUT/data" --out_dir="$dir" --seed="$s" \
+    --threads="$THREADS" --init_from="$init" >> "$logf" 2>&1
+}
+
+# train_generator SEED_DIR SEED: the quick-start generator in SEED_DIR/gen, unless it is finished.
 train_generator() {
   local d=$1 s=$2
-  if [ ! -f "$d/gen/ckpt/config.json" ]; then
+  mkdir -p "$d"
+  if ! finished "$d/gen" "$d/gen.log"; then
     log "seed $s: generator (configs/cpu_quickstart.toml, 2000 iterations)"
-    "$NR" train "$ROOT/configs/cpu_quickstart.toml" --data_dir="$OUT/data" --out_dir="$d/gen" \
-      --seed="$s" --threads="$THREADS" > "$d/gen.log" 2>&1
+    train_once configs/cpu_quickstart.toml "$d/gen" "$d/gen.log" "$s"
   fi
 }
 
 # train_trunk SEED_DIR SEED: the stronger model of natural text (configs/strong_trunk.toml) in
-# SEED_DIR/trunk, unless it exists.
+# SEED_DIR/trunk, unless it is finished.
 train_trunk() {
   local d=$1 s=$2
-  if [ ! -f "$d/trunk/ckpt/config.json" ]; then
-    mkdir -p "$d"
+  mkdir -p "$d"
+  if ! finished "$d/trunk" "$d/trunk.log"; then
     log "seed $s: stronger model of natural text (configs/strong_trunk.toml)"
-    "$NR" train "$ROOT/configs/strong_trunk.toml" --data_dir="$OUT/data" --out_dir="$d/trunk" \
-      --seed="$s" --threads="$THREADS" > "$d/trunk.log" 2>&1
+    train_once configs/strong_trunk.toml "$d/trunk" "$d/trunk.log" "$s"
   fi
 }
 

@@ -9,7 +9,8 @@
 #
 # Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus;
 # default ../shared/data/tinyshakespeare/input.txt), SPLIT (heldout: 80/20 of val.bin, the
-# default; reward: prepare --reward_split 0.3 and reward.bin), THREADS (2). Extra keys after a
+# default; reward: prepare --reward_split REWARD_SPLIT (0.3; keep it for an OUT_DIR) and reward.bin),
+# THREADS (2). A generator or trunk stopped part-way is resumed on the next run. Extra keys after a
 # colon go to train-reward, e.g. strong=configs/reward_token.toml:--trunk=out/strong/ckpt; the word
 # @TRUNK there stands for a stronger trunk trained per seed on the generator's train split
 # (configs/strong_trunk.toml, once per seed, in SEED_DIR/trunk), e.g.
@@ -30,7 +31,7 @@ mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 # shellcheck source=scripts/bench_lib.sh
 . "$ROOT/scripts/bench_lib.sh"
 if [ "$SPLIT" = reward ]; then
-  "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split 0.3 > /dev/null
+  "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split "${REWARD_SPLIT:-0.3}" > /dev/null
   HELD="$OUT/data/reward.bin"
 else
   "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" > /dev/null
