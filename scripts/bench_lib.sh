@@ -16,36 +16,30 @@ finished() {
   grep -q '^done: ' "$2" 2>/dev/null || { [ -f "$1/ckpt/config.json" ] && [ ! -f "$2" ]; }
 }
 
-# train_once CONFIG MODEL_DIR LOG SEED: `nanoreward train CONFIG` into MODEL_DIR unless finished. A
-# run stopped part-way (its checkpoint there, its LOG without "done:") is resumed
-# (--init_from=resume), never taken as finished.
-train_once() {
-  local cfg=$1 dir=$2 logf=$3 s=$4 init=scratch
+# train_model CONFIG MODEL_DIR LOG SEED WHAT: `nanoreward train CONFIG` into MODEL_DIR (logging
+# WHAT), unless finished. A run stopped part-way (its checkpoint there, its LOG without "done:")
+# is resumed (--init_from=resume), never taken as finished.
+train_model() {
+  local cfg=$1 dir=$2 logf=$3 s=$4 what=$5 init=scratch
   finished "$dir" "$logf" && return 0
+  log "seed $s: $what"
   [ -f "$dir/ckpt/config.json" ] && init=resume
+  mkdir -p "$(dirname "$logf")"
   "$NR" train "$ROOT/$cfg" --data_dir="$OUT/data" --out_dir="$dir" --seed="$s" \
     --threads="$THREADS" --init_from="$init" >> "$logf" 2>&1
 }
 
 # train_generator SEED_DIR SEED: the quick-start generator in SEED_DIR/gen, unless it is finished.
 train_generator() {
-  local d=$1 s=$2
-  mkdir -p "$d"
-  if ! finished "$d/gen" "$d/gen.log"; then
-    log "seed $s: generator (configs/cpu_quickstart.toml, 2000 iterations)"
-    train_once configs/cpu_quickstart.toml "$d/gen" "$d/gen.log" "$s"
-  fi
+  train_model configs/cpu_quickstart.toml "$1/gen" "$1/gen.log" "$2" \
+    "generator (configs/cpu_quickstart.toml, 2000 iterations)"
 }
 
 # train_trunk SEED_DIR SEED: the stronger model of natural text (configs/strong_trunk.toml) in
 # SEED_DIR/trunk, unless it is finished.
 train_trunk() {
-  local d=$1 s=$2
-  mkdir -p "$d"
-  if ! finished "$d/trunk" "$d/trunk.log"; then
-    log "seed $s: stronger model of natural text (configs/strong_trunk.toml)"
-    train_once configs/strong_trunk.toml "$d/trunk" "$d/trunk.log" "$s"
-  fi
+  train_model configs/strong_trunk.toml "$1/trunk" "$1/trunk.log" "$2" \
+    "stronger model of natural text (configs/strong_trunk.toml)"
 }
 
 # expand_extra SEED_DIR SEED: in the caller's $extra, replaces @TRUNKS by the comma-separated
