@@ -10,9 +10,12 @@
 # Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus;
 # default ../shared/data/tinyshakespeare/input.txt), SPLIT (heldout: 80/20 of val.bin, the
 # default; reward: prepare --reward_split REWARD_SPLIT (0.3; keep it for an OUT_DIR) and reward.bin),
-# THREADS (2). A generator or trunk stopped part-way is resumed on the next run. Extra keys after a
-# colon go to train-reward, e.g. strong=configs/reward_token.toml:--trunk=out/strong/ckpt; the word
-# @TRUNK there stands for a stronger trunk trained per seed on the generator's train split
+# THREADS (2), EXTRA_TRAIN (token files, space-separated, of more natural text the generator never
+# trained on for the reward data's train split only, e.g. EXTRA_TRAIN=@DATA/val.bin with
+# SPLIT=reward; keep it for an OUT_DIR). A generator or trunk stopped part-way is resumed on the
+# next run. Extra keys after a colon go to train-reward, e.g.
+# strong=configs/reward_token.toml:--trunk=out/strong/ckpt; the word @TRUNK there stands for a
+# stronger trunk trained per seed on the generator's train split
 # (configs/strong_trunk.toml, once per seed, in SEED_DIR/trunk), e.g.
 #   strong=configs/reward_token.toml:--trunk=@TRUNK --lexicon_text=@DATA/train.bin
 # (@DATA: the prepared corpus, OUT/data). The strongest recipe measured (BENCHMARKS.md) also reads
@@ -37,6 +40,8 @@ else
   "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" > /dev/null
   HELD="$OUT/data/val.bin"
 fi
+more=()
+for f in ${EXTRA_TRAIN:-}; do more+=(--extra_train_bin "${f//@DATA/$OUT/data}"); done
 summary=()
 for s in $SEEDS; do
   d="$OUT/seed$s"; mkdir -p "$d"
@@ -44,7 +49,7 @@ for s in $SEEDS; do
   if [ ! -f "$d/rd/val_metadata.txt" ]; then
     log "seed $s: reward data (held-out text: $HELD)"
     "$NR" prepare-reward-data --model_path "$d/gen" --input_mode heldout --val_bin "$HELD" \
-      --output_dir "$d/rd" --seed $((100 + s)) --threads "$THREADS" > "$d/rd.log" 2>&1
+      --output_dir "$d/rd" --seed $((100 + s)) --threads "$THREADS" "${more[@]}" > "$d/rd.log" 2>&1
   fi
   for spec in "$@"; do
     name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""

@@ -28,7 +28,7 @@ enum Command {
     /// The whole pipeline on small settings: prepare, train, reward data, reward model, GRPO, report.
     Demo(cli::demo::DemoArgs),
     /// Build the reward dataset: natural prefixes + base-model continuations, labelled [K/N, (N-K)/N].
-    PrepareRewardData(cli::reward::PrepareRewardDataArgs),
+    PrepareRewardData(Box<cli::reward::PrepareRewardDataArgs>),
     /// Concatenate shards written with --num_shards/--shard_index into one dataset, in block order.
     MergeRewardData(cli::reward::MergeArgs),
     /// Report on a reward dataset: sizes, label statistics, K/N histogram, decoded examples.
@@ -68,7 +68,7 @@ fn main() {
         Command::Sample(a) => cli::base::sample(a),
         Command::Bench(a) => cli::base::bench(a),
         Command::Demo(a) => cli::demo::demo(a),
-        Command::PrepareRewardData(a) => cli::reward::prepare(a),
+        Command::PrepareRewardData(a) => cli::reward::prepare(*a),
         Command::MergeRewardData(a) => cli::reward::merge(a),
         Command::InspectRewardData(a) => cli::reward::inspect(a),
         Command::TrainReward(a) => cli::reward::train_reward(a),

@@ -413,3 +413,63 @@ fn heldout_mode_splits_the_val_tokens() {
     ));
     assert!(e.contains("--input_mode heldout needs --val_bin"), "{e}");
 }
+
+/// `--extra_train_bin`: more held-out text for the train split only, in whole blocks after the
+/// val.bin part's whole blocks: the val split and the first train samples are byte for byte
+/// those of the run without it, and the extra samples' natural prefixes are the extra file's.
+#[test]
+fn extra_train_text_extends_only_the_train_split() {
+    let (d, _model, ck) = common::tiny_base_with_data();
+    let p = d.path();
+    let ck = ck.to_str().unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let mut a = vec!["prepare-reward-data", "--model_path", ck, "--input_mode"];
+        a.extend(["heldout", "--val_bin", "data/val.bin", "--output_dir", out]);
+        a.extend(["--samples_per_chunk", "2"]);
+        a.extend(extra);
+        common::run(&a, p)
+    };
+    common::expect_success(&run("plain", &[]));
+    common::expect_success(&run("more", &["--extra_train_bin", "data/train.bin"]));
+    let read = |dir: &str, f: &str| std::fs::read(p.join(dir).join(f)).unwrap();
+    assert_eq!(read("plain", "val_x.bin"), read("more", "val_x.bin"));
+    assert_eq!(read("plain", "val_y.bin"), read("more", "val_y.bin"));
+    let tokens = |f: &str| {
+        nanoreward::data::TokenFile::open(&p.join(f))
+            .unwrap()
+            .to_vec()
+    };
+    let (val, extra) = (tokens("data/val.bin"), tokens("data/train.bin"));
+    let own = nanoreward::data::split_point(val.len(), 0.8) / N;
+    let plain = RewardDataset::open(&p.join("plain"), "train", None).unwrap();
+    let more = RewardDataset::open(&p.join("more"), "train", None).unwrap();
+    assert_eq!(plain.len(), own * 2);
+    assert_eq!(more.len(), (own + extra.len() / N) * 2);
+    for i in 0..plain.len() {
+        assert_eq!(plain.get(i), more.get(i), "sample {i}");
+    }
+    for b in [0, extra.len() / N - 1] {
+        let (x, y) = more.get((own + b) * 2);
+        let k = (y[0] * N as f32).round() as usize;
+        assert_eq!(x[..k], extra[b * N..b * N + k], "extra block {b}");
+    }
+    // Only held-out mode takes it.
+    let e = common::expect_clean_error(&common::run(
+        &[
+            "prepare-reward-data",
+            "--model_path",
+            ck,
+            "--input_mode",
+            "text",
+            "--data_path",
+            "input.txt",
+            "--extra_train_bin",
+            "data/train.bin",
+        ],
+        p,
+    ));
+    assert!(
+        e.contains("--extra_train_bin needs --input_mode heldout"),
+        "{e}"
+    );
+}

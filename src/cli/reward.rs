@@ -27,6 +27,11 @@ pub struct PrepareRewardDataArgs {
     train_bin: Option<PathBuf>,
     #[arg(long = "val-bin", alias = "val_bin")]
     val_bin: Option<PathBuf>,
+    /// Heldout mode, repeatable: more natural text the base model never trained on (a token
+    /// file, e.g. the corpus's val.bin when --val_bin is prepare --reward_split's reward.bin),
+    /// appended in whole blocks to the reward data's train text only.
+    #[arg(long = "extra-train-bin", alias = "extra_train_bin")]
+    extra_train_bin: Vec<PathBuf>,
     /// auto (char when a meta.pkl/meta.json is found), bpe or char.
     #[arg(long, default_value = "auto")]
     tokenization: String,
@@ -90,6 +95,7 @@ impl PrepareRewardDataArgs {
             data_path: self.data_path.clone(),
             train_bin: self.train_bin.clone(),
             val_bin: self.val_bin.clone(),
+            extra_train: self.extra_train_bin.clone(),
             tokenization: self.tokenization.parse()?,
             meta_path: self.meta_path.clone(),
             output_dir: self.output_dir.clone(),
@@ -113,7 +119,7 @@ pub fn prepare(a: PrepareRewardDataArgs) -> Result<()> {
     let dev = device::select(&a.device)?;
     let opts = a.options()?;
     let model = Checkpoint::open(&opts.model_path)?.model(&dev)?;
-    let (opts, heldout) = prepare::resolve_heldout(&opts)?;
+    let (opts, heldout) = prepare::resolve_heldout(&opts, model.config.block_size)?;
     if let Some(h) = heldout {
         println!(
             "held-out text: {} split into {} tokens (reward train) and {} (reward val)",
@@ -121,6 +127,12 @@ pub fn prepare(a: PrepareRewardDataArgs) -> Result<()> {
             h.train_tokens,
             h.val_tokens
         );
+        if h.extra_tokens > 0 {
+            println!(
+                "  the reward train text includes {} tokens of --extra_train_bin",
+                h.extra_tokens
+            );
+        }
     }
     println!("Configuration:");
     println!("  base model:        {}", opts.model_path.display());

@@ -47,6 +47,10 @@ pub struct RewardPrepOptions {
     pub data_path: Option<PathBuf>,
     pub train_bin: Option<PathBuf>,
     pub val_bin: Option<PathBuf>,
+    /// Heldout mode: more natural text the base model never trained on (token files), appended
+    /// in whole blocks to the reward data's train text only; the val text stays `val_bin`'s
+    /// last 20%.
+    pub extra_train: Vec<PathBuf>,
     pub tokenization: TokenizationChoice,
     pub meta_path: Option<PathBuf>,
     pub output_dir: PathBuf,
@@ -73,6 +77,7 @@ impl Default for RewardPrepOptions {
             data_path: None,
             train_bin: None,
             val_bin: None,
+            extra_train: Vec::new(),
             tokenization: TokenizationChoice::Auto,
             meta_path: None,
             output_dir: PathBuf::from("data/reward_dataset"),
@@ -132,14 +137,26 @@ pub struct HeldoutSplit {
     pub source: PathBuf,
     pub train_tokens: usize,
     pub val_tokens: usize,
+    /// Tokens of `extra_train` appended to the train text.
+    pub extra_tokens: usize,
 }
 
 /// Turns `--input_mode heldout` into binary mode on the two halves of `val_bin` (written into
-/// `output_dir/heldout_source/`); other modes are returned unchanged.
+/// `output_dir/heldout_source/`); other modes are returned unchanged. With `extra_train`, the
+/// train half is cut to whole blocks of `block_size` and each extra file's whole blocks follow
+/// it, so the first blocks (and every val block) are those of a run without extra text.
 pub fn resolve_heldout(
     opts: &RewardPrepOptions,
+    block_size: usize,
 ) -> Result<(RewardPrepOptions, Option<HeldoutSplit>)> {
     if opts.input_mode != InputMode::Heldout {
+        if !opts.extra_train.is_empty() {
+            return Err(Error::Config(
+                "--extra_train_bin needs --input_mode heldout (more held-out text for the reward \
+                 data's train split)"
+                    .into(),
+            ));
+        }
         return Ok((opts.clone(), None));
     }
     let val = opts.val_bin.clone().ok_or_else(|| {
@@ -147,6 +164,11 @@ pub fn resolve_heldout(
     })?;
     let src = opts.output_dir.join("heldout_source");
     let (ta, tb, na, nb) = data::heldout_split(&val, &src)?;
+    let (na, extra) = if opts.extra_train.is_empty() {
+        (na, 0)
+    } else {
+        append_whole_blocks(&ta, &opts.extra_train, block_size.max(1))?
+    };
     let meta_path = opts
         .meta_path
         .clone()
@@ -155,6 +177,7 @@ pub fn resolve_heldout(
         input_mode: InputMode::Binary,
         train_bin: Some(ta),
         val_bin: Some(tb),
+        extra_train: Vec::new(),
         meta_path,
         ..opts.clone()
     };
@@ -162,8 +185,23 @@ pub fn resolve_heldout(
         source: val,
         train_tokens: na,
         val_tokens: nb,
+        extra_tokens: extra,
     };
     Ok((resolved, Some(split)))
+}
+
+/// Rewrites the token file `train` as its whole blocks of `n` tokens followed by the whole
+/// blocks of each of `extra`; returns the tokens written and how many came from `extra`.
+fn append_whole_blocks(train: &Path, extra: &[PathBuf], n: usize) -> Result<(usize, usize)> {
+    let mut ids = TokenFile::open(train)?.to_vec();
+    ids.truncate(ids.len() / n * n);
+    let own = ids.len();
+    for p in extra {
+        let more = TokenFile::open(p)?.to_vec();
+        ids.extend_from_slice(&more[..more.len() / n * n]);
+    }
+    data::write_tokens(train, &ids)?;
+    Ok((ids.len(), ids.len() - own))
 }
 
 /// Resolved inputs: both splits' natural tokens, the tokenizer, where its meta came from, and a
@@ -524,7 +562,7 @@ pub struct PrepSummary {
 pub fn run(opts: &RewardPrepOptions, model: &GPT, show_progress: bool) -> Result<PrepSummary> {
     let sample = opts.validate()?;
     let _lock = DirLock::acquire(&opts.output_dir)?;
-    let (opts, _) = resolve_heldout(opts)?;
+    let (opts, _) = resolve_heldout(opts, model.config.block_size)?;
     let inputs = resolve_inputs(&opts, model)?;
     // Only ids the tokenizer can decode (a padded model has more).
     let sample = SampleOptions {

@@ -175,6 +175,7 @@ pub fn prep_options(
         data_path: Some(d.join("input.txt")),
         train_bin: None,
         val_bin: None,
+        extra_train: Vec::new(),
         tokenization: nanoreward::reward::prepare::TokenizationChoice::Auto,
         meta_path: None,
         output_dir: d.join(out),
