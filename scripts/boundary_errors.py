@@ -11,7 +11,9 @@ then:
   continuation (no detector can see those: the window is natural text up to K + m), the error
   by m, and the error measured against K + m instead of K;
 - the tail: the share of windows off by more than 10 tokens, early and late, their share of the
-  error, and the mean error if no window were off by more than 10 or 5.
+  error, and the mean error if no window were off by more than 10 or 5;
+- the error by fifth of the val text in corpus order (the first fifth follows the reward train
+  text in a held-out split; how near the judged text is to the text the reward model learned from).
 Checks that every window's first K tokens are its block's, and stops if not. With SHOW and scores
 from `score --json --tokens`, also prints SHOW windows off by more than 10 tokens each way (drawn
 with a fixed seed): the natural and generated text either side of K, and under every character its
@@ -61,6 +63,9 @@ def main(rd, scores_path):
     print(f"off by > 10 tokens: {big.mean():.3f} of windows (early {(big & (err < 0)).mean():.3f}, "
           f"late {(big & (err > 0)).mean():.3f}), {a[big].sum() / a.sum():.2f} of the error; "
           f"boundary with errors capped at 10: {np.minimum(a, 10).mean():.2f}, at 5: {np.minimum(a, 5).mean():.2f}")
+    fifth = np.arange(len(x)) // per_block * 5 // len(blocks)
+    print("boundary by fifth of the val text, in corpus order: "
+          + " / ".join(f"{a[fifth == q].mean():.2f}" for q in range(5)))
     return k, err, windows
 
 

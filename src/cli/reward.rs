@@ -29,7 +29,8 @@ pub struct PrepareRewardDataArgs {
     val_bin: Option<PathBuf>,
     /// Heldout mode, repeatable: more natural text the base model never trained on (a token
     /// file, e.g. the corpus's val.bin when --val_bin is prepare --reward_split's reward.bin),
-    /// appended in whole blocks to the reward data's train text only.
+    /// appended in whole blocks to the reward data's train text only (then `judge` needs
+    /// other natural text than that file: its `natural`).
     #[arg(long = "extra-train-bin", alias = "extra_train_bin")]
     extra_train_bin: Vec<PathBuf>,
     /// auto (char when a meta.pkl/meta.json is found), bpe or char.
