@@ -285,3 +285,48 @@ fn grpo_cli_checks_its_config() {
     let e = expect_clean_error(&o);
     assert!(e.contains("nowhere"), "{e}");
 }
+
+/// A file a long run names that cannot be read fails it at once, before any work: nothing is
+/// trained or written (the judge would otherwise train its trunk first, a cycle its round 0).
+#[test]
+fn missing_inputs_fail_before_any_work() {
+    let (d, _m, ck) = common::tiny_base_with_data();
+    let cfg = d.path().join("cycle.toml");
+    let judged = cycle_toml(d.path(), &ck, 1).replace("enabled = false", "trunk_iters = 5");
+    std::fs::write(&cfg, judged).unwrap();
+    let cyc = d.path().join("cyc");
+    for bad in [
+        "--reward.lexicon_text=no_such_text.bin",
+        "--reward.trunk=no_such_trunk",
+        "--reward.reference=no_such_reference",
+        "--judge.trunk=no_such_judge",
+        "--base=no_such_base",
+    ] {
+        let o = run(&["cycle", cfg.to_str().unwrap(), bad], d.path());
+        let e = expect_clean_error(&o);
+        let named = bad.split('=').nth(1).unwrap_or_default();
+        assert!(e.contains(named), "{bad}: {e}");
+        assert!(!cyc.exists(), "{bad}: the cycle wrote {}", cyc.display());
+    }
+    let out = d.path().join("judged");
+    let data = d.path().join("data");
+    for (generator, natural) in [
+        ("no_such_generator", "data/val.bin"),
+        (ck.to_str().unwrap(), "no_such_natural.bin"),
+    ] {
+        let o = run(
+            &[
+                "judge",
+                &format!("--generators={generator}"),
+                &format!("--data_dir={}", data.display()),
+                &format!("--natural={natural}"),
+                &format!("--out_dir={}", out.display()),
+                "--trunk_iters=5",
+            ],
+            d.path(),
+        );
+        let e = expect_clean_error(&o);
+        assert!(e.contains("no_such"), "{e}");
+        assert!(!out.exists(), "judge wrote {}", out.display());
+    }
+}

@@ -136,6 +136,15 @@ pub fn read_config(path: &Path) -> Result<GPTConfig> {
     dir::read_config(&path)
 }
 
+/// Fails unless `path` holds a checkpoint (a `.pt` file, or a directory with its config),
+/// reading as little as possible: the check a long run makes on its inputs before any work.
+pub fn ensure_exists(path: &Path) -> Result<()> {
+    if is_torch_file(path) {
+        return Ok(());
+    }
+    read_config(path).map(|_| ())
+}
+
 /// The model of the checkpoint at `path` on `device` (see [`Checkpoint::open`]).
 pub fn load_model(path: &Path, device: &Device) -> Result<GPT> {
     Checkpoint::open(path)?.model(device)

@@ -413,14 +413,15 @@ fn val_loss(cfg: &JudgeConfig, g: &GPT) -> Result<f64> {
 /// Runs the judge; writes `judge.json` and `frontier.svg` into `out_dir`.
 pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
     cfg.validate()?;
+    check_inputs(cfg)?;
     let _lock = crate::util::lock::DirLock::acquire(Path::new(&cfg.out_dir))?;
     device::set_threads(cfg.threads);
     let dev = device::select(&cfg.device)?;
-    let (j, trunk) = judge(cfg, &dev)?;
     let mut rms = Vec::new();
     for p in &cfg.reward_models {
         rms.push(RewardModel::load(Path::new(p), &dev)?);
     }
+    let (j, trunk) = judge(cfg, &dev)?;
     let mut rows = Vec::new();
     for (gi, path) in cfg.generators.iter().enumerate() {
         let ck = Checkpoint::open(Path::new(path))?;
@@ -454,6 +455,20 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
     fsutil::write_bytes_atomic(&out.join("judge.json"), text.as_bytes())?;
     plot_frontier(&report, &out.join("frontier.svg"))?;
     Ok(report)
+}
+
+/// Fails on the first input that cannot be read (generators, the judge trunk, the corpus's
+/// train.bin, the natural text), before the judge trunk trains.
+fn check_inputs(cfg: &JudgeConfig) -> Result<()> {
+    let trunk = Some(cfg.trunk.as_str()).filter(|t| !t.is_empty());
+    for p in cfg.generators.iter().map(String::as_str).chain(trunk) {
+        crate::checkpoint::ensure_exists(Path::new(p))?;
+    }
+    TokenFile::open(&PathBuf::from(&cfg.data_dir).join("train.bin"))?;
+    if !cfg.natural.is_empty() {
+        TokenFile::open(Path::new(&cfg.natural))?;
+    }
+    Ok(())
 }
 
 /// MAUVE and C2ST AUROC against distinct-3 (the quality–diversity frontier), one line per

@@ -236,15 +236,17 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
             cfg.replay_share
         )));
     }
+    let mut generator = PathBuf::from(&cfg.base);
+    // Fail before any work on a path that is no checkpoint or no token file.
+    checkpoint::ensure_exists(&generator)?;
+    cfg.reward.check_inputs()?;
+    if !cfg.judge.trunk.is_empty() {
+        checkpoint::ensure_exists(Path::new(&cfg.judge.trunk))?;
+    }
     let out = PathBuf::from(&cfg.out_dir);
     let _lock = DirLock::acquire(&out)?;
     fsutil::create_dir_all(&out)?;
     let sources = reward_sources(cfg, &out)?;
-    let mut generator = PathBuf::from(&cfg.base);
-    if !checkpoint::is_torch_file(&generator) {
-        // Fail before any work on a path that is no checkpoint (a .pt is read once, by the round).
-        checkpoint::read_config(&generator)?;
-    }
     let base_judge = judge_base(cfg, &out, &generator, &sources)?;
     let mut summaries = Vec::new();
     for r in 1..=cfg.rounds {

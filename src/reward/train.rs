@@ -255,6 +255,20 @@ impl RewardTrainConfig {
             .filter(|p| !p.is_empty())
     }
 
+    /// Fails on the first file this configuration names besides its data (the trunk, the
+    /// references, the lexicon text) that cannot be read: checked before any work, so a typo
+    /// does not surface after hours of a cycle.
+    pub fn check_inputs(&self) -> Result<()> {
+        let trunk = Some(self.trunk.as_str()).filter(|t| !t.is_empty());
+        for p in trunk.into_iter().chain(self.reference_paths()) {
+            checkpoint::ensure_exists(Path::new(p))?;
+        }
+        if !self.lexicon_text.is_empty() {
+            TokenFile::open(Path::new(&self.lexicon_text))?;
+        }
+        Ok(())
+    }
+
     /// Whether parameter `name` of a model with `n_layer` blocks trains.
     pub fn trains(&self, name: &str, n_layer: usize) -> bool {
         is_trainable(
