@@ -26,7 +26,8 @@ if [ -z "$jseed" ]; then
   echo "$base_judge/judge.json records no judge seed (written before nanoreward recorded it): rerun the cycle's judge" >&2
   exit 1
 fi
-rm -rf "$ctl.tmp"; cp -r "$d/gen" "$ctl.tmp"
+# -L: a generator linked in (SEED_DIR/gen a symlink) is copied, never trained on in place.
+rm -rf "$ctl.tmp"; cp -rL "$d/gen" "$ctl.tmp"
 iters=$(python3 -c "import json; print(json.load(open('$d/gen/ckpt/train_state.json'))['iter_num'])")
 "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from=resume --out_dir="$ctl.tmp" \
   --data_dir="$OUT/data" --max_iters=$((iters + STEPS)) --lr_decay_iters=$((iters + STEPS)) \
