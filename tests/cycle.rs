@@ -50,6 +50,13 @@ enabled = false
     )
 }
 
+/// Writes a cycle config into `dir/cycle.toml`; returns its path.
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let cfg = dir.join("cycle.toml");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
 /// Two rounds without replay, round 2's GRPO against both rounds' reward models.
 fn ensemble_toml(dir: &Path, base: &Path) -> String {
     cycle_toml(dir, base, 2).replace("replay_share = 0.5", "replay_share = 0.0\nensemble = true")
@@ -58,9 +65,8 @@ fn ensemble_toml(dir: &Path, base: &Path) -> String {
 #[test]
 fn two_rounds_end_to_end_then_resume_at_round_level() {
     let (d, _m, ck) = common::tiny_base_with_data();
-    let cfg = d.path().join("cycle.toml");
     let text = cycle_toml(d.path(), &ck, 1);
-    std::fs::write(&cfg, &text).unwrap();
+    let cfg = write_config(d.path(), &text);
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
     let out = d.path().join("cyc");
@@ -122,13 +128,12 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
 #[test]
 fn judged_cycle_with_an_ensemble() {
     let (d, _m, ck) = common::tiny_base_with_data();
-    let cfg = d.path().join("cycle.toml");
     let text = ensemble_toml(d.path(), &ck)
     .replace(
         "[judge]\nenabled = false",
         "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4",
     );
-    std::fs::write(&cfg, &text).unwrap();
+    let cfg = write_config(d.path(), &text);
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
     let out = d.path().join("cyc");
@@ -177,7 +182,6 @@ fn judged_cycle_with_an_ensemble() {
 fn a_cycle_whose_reward_models_read_a_reference() {
     let (d, model, ck) = common::tiny_base_with_data();
     let (_, rp) = common::save_reference(d.path(), &model, &ck, 91);
-    let cfg = d.path().join("cycle.toml");
     let rps = rp.display().to_string();
     let toml = ensemble_toml(d.path(), &ck).replace(
         "reward_head_hidden_dim = 16",
@@ -185,7 +189,7 @@ fn a_cycle_whose_reward_models_read_a_reference() {
             "reward_head_hidden_dim = 16\ntrunk = \"{rps}\"\nreference = \"{rps}\"\ncontext = 1"
         ),
     );
-    std::fs::write(&cfg, &toml).unwrap();
+    let cfg = write_config(d.path(), &toml);
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
     let out = d.path().join("cyc");
@@ -291,9 +295,8 @@ fn grpo_cli_checks_its_config() {
 #[test]
 fn missing_inputs_fail_before_any_work() {
     let (d, _m, ck) = common::tiny_base_with_data();
-    let cfg = d.path().join("cycle.toml");
     let judged = cycle_toml(d.path(), &ck, 1).replace("enabled = false", "trunk_iters = 5");
-    std::fs::write(&cfg, judged).unwrap();
+    let cfg = write_config(d.path(), &judged);
     let cyc = d.path().join("cyc");
     for bad in [
         "--reward.lexicon_text=no_such_text.bin",
