@@ -303,6 +303,7 @@ fn missing_inputs_fail_before_any_work() {
         "--reward.trunk=no_such_trunk",
         "--reward.reference=no_such_reference",
         "--judge.trunk=no_such_judge",
+        "--grpo.teacher=no_such_teacher",
         "--base=no_such_base",
     ] {
         let o = run(&["cycle", cfg.to_str().unwrap(), bad], d.path());

@@ -5,6 +5,7 @@ mod common;
 
 use nanoreward::checkpoint;
 use nanoreward::data::{self, TokenizationKind};
+use nanoreward::grpo::config::TeacherLoss;
 use nanoreward::grpo::{self, GrpoConfig};
 use std::path::Path;
 
@@ -157,6 +158,17 @@ fn bad_settings_fail_clearly() {
     cfg.init_from = d.path().join("nope").display().to_string();
     let e = grpo::run_with(&cfg, &reward, None, false).unwrap_err();
     assert!(e.to_string().contains("not a checkpoint directory"), "{e}");
+    let mut cfg = config(d.path(), &ck, &data_dir, "x", 2);
+    cfg.reward_coef = 0.0;
+    let e = grpo::run_with(&cfg, &reward, None, false).unwrap_err();
+    assert!(e.to_string().contains("set teacher"), "{e}");
+    cfg.teacher = d.path().join("no-teacher").display().to_string();
+    let e = grpo::run_with(&cfg, &reward, None, false).unwrap_err();
+    assert!(e.to_string().contains("no-teacher"), "{e}");
+    assert!(
+        !d.path().join("x").exists(),
+        "a failed start wrote its out_dir"
+    );
 }
 
 /// The reward-hacking guard: a policy pushed hard towards one character loses val loss, and
@@ -344,4 +356,90 @@ fn pretraining_mix_pulls_the_policy_to_natural_text() {
     assert!(ptx.iter().all(|v| v.is_finite() && *v > 0.0));
     // Its first value is the starting model's loss on one batch of train windows.
     assert!((ptx[0] - before).abs() < 1.0, "{} vs {before}", ptx[0]);
+}
+
+/// The mean of `key` over the step records `range` of a GRPO run's metrics.jsonl.
+fn step_mean(log: &Path, key: &str, range: std::ops::Range<usize>) -> f64 {
+    let recs = nanoreward::metrics::read_jsonl(log).unwrap();
+    let steps: Vec<f64> = recs
+        .iter()
+        .filter(|r| r.get("reward_mean").is_some())
+        .map(|r| r[key].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    steps[range.clone()].iter().sum::<f64>() / range.len() as f64
+}
+
+/// Share of the character `token` in `n` completions of the checkpoint at `ck` (seed 9).
+fn share_of(ck: &Path, data_dir: &Path, token: u32, d: &Path, out: &str) -> f64 {
+    let reward = prefers(token);
+    let cfg = GrpoConfig {
+        learning_rate: 1e-12,
+        eval_interval: 1,
+        seed: 9,
+        ..config(d, ck, data_dir, out, 1)
+    };
+    grpo::run_with(&cfg, &reward, None, false).unwrap();
+    step_mean(&d.join(out).join("metrics.jsonl"), "reward_mean", 0..1)
+}
+
+/// On-policy distillation (`teacher`, `reward_coef = 0`), both ways (`teacher_loss`): the
+/// teacher is a policy GRPO taught to write "o"; distilling the base towards it under a reward
+/// that gives no signal lowers the KL between them and raises the share of "o" in the student's
+/// samples. A teacher equal to the policy has zero KL (and, by advantages, moves nothing).
+#[test]
+fn distillation_pulls_the_policy_to_its_teacher() {
+    let (d, ck, data_dir) = setup();
+    let o = id_of_o(&ck);
+    let reward = prefers(o);
+    grpo::run_with(
+        &config(d.path(), &ck, &data_dir, "t", 40),
+        &reward,
+        None,
+        false,
+    )
+    .unwrap();
+    let teacher = d.path().join("t/ckpt");
+    let flat = |w: &[Vec<u32>], _: usize| vec![0.5f32; w.len()];
+    let distil = |out: &str, teacher: &Path, steps: usize, mode: TeacherLoss| {
+        let cfg = GrpoConfig {
+            teacher: teacher.display().to_string(),
+            teacher_loss: mode,
+            reward_coef: 0.0,
+            beta: 0.0,
+            ..config(d.path(), &ck, &data_dir, out, steps)
+        };
+        grpo::run_with(&cfg, &flat, None, false).unwrap();
+        d.path().join(out).join("metrics.jsonl")
+    };
+    for key in ["teacher_kl_reverse", "teacher_kl_forward"] {
+        let log = distil("self", &ck, 1, TeacherLoss::ForwardKl);
+        let kl0 = step_mean(&log, key, 0..1);
+        assert!(kl0.abs() < 1e-5, "{key} of the policy to itself {kl0}");
+    }
+    distil("self-adv", &ck, 3, TeacherLoss::Advantage);
+    assert_eq!(
+        common::max_weight_diff(&ck, &d.path().join("self-adv/ckpt")),
+        0.0
+    );
+    let before = share_of(&ck, &data_dir, o, d.path(), "before");
+    let taught = share_of(&teacher, &data_dir, o, d.path(), "teacher");
+    for (mode, key) in [
+        (TeacherLoss::Advantage, "teacher_kl_reverse"),
+        (TeacherLoss::ForwardKl, "teacher_kl_forward"),
+    ] {
+        let out = format!("s-{key}");
+        let log = distil(&out, &teacher, 40, mode);
+        let (start, end) = (step_mean(&log, key, 0..5), step_mean(&log, key, 35..40));
+        assert!(
+            start > 0.1,
+            "the teacher differs from the base: {key} {start:.4}"
+        );
+        assert!(end < 0.6 * start, "{key} {start:.4} -> {end:.4}");
+        let ckpt = d.path().join(&out).join("ckpt");
+        let after = share_of(&ckpt, &data_dir, o, d.path(), &format!("{out}-after"));
+        assert!(
+            after > before + 0.5 * (taught - before),
+            "{key}: share of 'o': base {before:.3}, student {after:.3}, teacher {taught:.3}"
+        );
+    }
 }

@@ -17,6 +17,9 @@ pub fn grpo(a: ConfigArgs) -> Result<()> {
         cfg.init_from = resolved(&cfg.init_from);
     }
     cfg.reward_model = resolved(&cfg.reward_model);
+    if !cfg.teacher.is_empty() {
+        cfg.teacher = resolved(&cfg.teacher);
+    }
     cfg.validate()?;
     if printed(&a, &cfg)? {
         return Ok(());

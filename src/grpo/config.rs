@@ -27,6 +27,20 @@ crate::choice! {
     }
 }
 
+crate::choice! {
+    /// How a teacher (`teacher`) enters the update.
+    pub enum TeacherLoss("teacher_loss") {
+        /// log p_teacher(x_t) − log π(x_t) of every sampled token as its advantage: a
+        /// one-sample policy-gradient estimate of the reverse KL(π ‖ p_teacher).
+        #[default]
+        Advantage = "advantage",
+        /// The forward KL(p_teacher ‖ π) over the whole vocabulary at every completion position
+        /// of the policy's own samples, a differentiable term of the loss (GKD's on-policy
+        /// distillation; holds `[B·L, vocab]` teacher probabilities).
+        ForwardKl = "forward_kl",
+    }
+}
+
 /// `grpo` configuration (TOML + `--key=value`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -84,6 +98,18 @@ pub struct GrpoConfig {
     pub ptx_coef: f64,
     /// Windows of `block_size` train tokens in each update's language-modelling batch.
     pub ptx_batch_size: usize,
+    /// A stronger generator to distil from on policy (empty: none): every completion token is
+    /// also credited with log p_teacher(x_t) − log π(x_t), its share of the negative reverse KL
+    /// from the policy to the teacher (GKD, Agarwal et al., ICLR 2024), centred and scaled by
+    /// the batch.
+    pub teacher: String,
+    /// `advantage` (the sampled tokens' log-ratio) or `forward_kl` (the whole distribution).
+    pub teacher_loss: TeacherLoss,
+    /// Weight of the teacher's term (its per-token advantages, or its KL in the loss).
+    pub teacher_coef: f64,
+    /// Weight of the reward model's advantages when there is a teacher (0: distillation alone;
+    /// the reward model still scores every completion and its reward is logged).
+    pub reward_coef: f64,
     /// Write prompt, completion, reward and advantage of every completion to completions.jsonl
     /// every this many steps (0 = never).
     pub log_completions: usize,
@@ -154,6 +180,10 @@ impl Default for GrpoConfig {
             entropy_coef: 0.0,
             ptx_coef: 0.0,
             ptx_batch_size: 8,
+            teacher: String::new(),
+            teacher_loss: TeacherLoss::Advantage,
+            teacher_coef: 1.0,
+            reward_coef: 1.0,
             log_completions: 0,
             kl_alarm: 0.5,
             entropy_alarm: 0.5,
@@ -228,6 +258,8 @@ impl GrpoConfig {
             ("delta", self.delta),
             ("entropy_coef", self.entropy_coef),
             ("ptx_coef", self.ptx_coef),
+            ("teacher_coef", self.teacher_coef),
+            ("reward_coef", self.reward_coef),
             ("kl_alarm", self.kl_alarm),
             ("entropy_alarm", self.entropy_alarm),
         ];
@@ -237,6 +269,11 @@ impl GrpoConfig {
         if self.ptx_coef > 0.0 && self.ptx_batch_size == 0 {
             return Err(Error::Config(
                 "ptx_batch_size must be at least 1 when ptx_coef > 0".into(),
+            ));
+        }
+        if self.reward_coef == 0.0 && (self.teacher.is_empty() || self.teacher_coef == 0.0) {
+            return Err(Error::Config(
+                "reward_coef = 0 leaves nothing to optimise: set teacher (with teacher_coef > 0) or raise reward_coef".into(),
             ));
         }
         if self.epsilon_low >= 1.0 {

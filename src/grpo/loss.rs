@@ -5,7 +5,8 @@
 use crate::model::{GPT, lm_head_cross_entropy, lm_head_entropy};
 use crate::util::to_host;
 use crate::{Error, Result};
-use burn::tensor::Tensor;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor};
 
 crate::choice! {
     /// How per-token losses are aggregated into the batch loss.
@@ -157,6 +158,59 @@ pub fn token_advantages(
     centred
         .iter()
         .map(|v| (v / (var.sqrt() + eps)) as f32)
+        .collect()
+}
+
+/// On-policy distillation's per-token advantages `[B·L]` from the log-probabilities of the
+/// sampled completion tokens under the teacher and under the policy that sampled them:
+/// d_t = log p_teacher(x_t) − log π(x_t), whose expectation over the policy's samples is the
+/// negative reverse KL(π ‖ p_teacher) at that token, centred by the batch mean (a constant
+/// baseline) and divided by the batch standard deviation (+ `eps`).
+pub fn distill_advantages(teacher: &[f32], policy: &[f32], eps: f64) -> Vec<f32> {
+    let d: Vec<f64> = teacher
+        .iter()
+        .zip(policy)
+        .map(|(&t, &p)| t as f64 - p as f64)
+        .collect();
+    let n = d.len().max(1) as f64;
+    let mean = d.iter().sum::<f64>() / n;
+    let sd = (d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+    d.iter().map(|v| ((v - mean) / (sd + eps)) as f32).collect()
+}
+
+/// The mean over rows of KL(p ‖ q) = Σ_v p_v (log p_v − log q_v), `log_p` and `log_q` holding
+/// rows of `vocab` log-probabilities.
+pub fn mean_kl(log_p: &[f32], log_q: &[f32], vocab: usize) -> f64 {
+    let rows = log_p.len() / vocab.max(1);
+    let total: f64 = log_p
+        .iter()
+        .zip(log_q)
+        .map(|(&p, &q)| (p as f64).exp() * (p as f64 - q as f64))
+        .sum();
+    total / rows.max(1) as f64
+}
+
+/// The per-token advantages `[B·L]` of a run with a teacher: `reward_coef` times the reward
+/// model's (its per-token advantages, or else each row's sequence advantage on every token of
+/// the row) plus `teacher_coef` times the distillation advantages.
+pub fn mix_advantages(
+    reward_token: Option<&[f32]>,
+    reward_seq: &[f32],
+    distill: &[f32],
+    reward_coef: f64,
+    teacher_coef: f64,
+) -> Vec<f32> {
+    let l = distill.len() / reward_seq.len().max(1);
+    distill
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            let r = match reward_token {
+                Some(t) => t[i],
+                None => reward_seq[i / l.max(1)],
+            };
+            (reward_coef * r as f64 + teacher_coef * d as f64) as f32
+        })
         .collect()
 }
 
@@ -316,6 +370,36 @@ pub fn completion_logp(
     prompt_len: usize,
     temperature: f64,
 ) -> Result<(Tensor<2>, Tensor<2>)> {
+    let (x, targets) = completion_states(model, ids, b, prompt_len, temperature)?;
+    Ok(completion_head(model, x, targets, b))
+}
+
+/// The log-probabilities `[B, L]` of `targets` `[B·L]` and the entropies `[B, L]` of the
+/// completion states `x` (from [`completion_states`]) of `b` rows.
+pub fn completion_head(
+    model: &GPT,
+    x: Tensor<2>,
+    targets: Tensor<1, Int>,
+    b: usize,
+) -> (Tensor<2>, Tensor<2>) {
+    let l = targets.dims()[0] / b.max(1);
+    let logp = lm_head_cross_entropy(x.clone(), model.wte.clone(), targets, model.precision)
+        .neg()
+        .reshape([b, l]);
+    let entropy = lm_head_entropy(x, model.wte.clone(), model.precision).reshape([b, l]);
+    (logp, entropy)
+}
+
+/// The final states that predict the completion tokens of the `b` windows `ids` (prompts of
+/// `prompt_len`), `[B·L, n_embd]` divided by the temperature (logits/T = (x/T)·wteᵀ, so the
+/// chunked lm_head kernels never hold `[B, L, vocab]` logits), and those tokens `[B·L]`.
+pub fn completion_states(
+    model: &GPT,
+    ids: &[i64],
+    b: usize,
+    prompt_len: usize,
+    temperature: f64,
+) -> Result<(Tensor<2>, Tensor<1, Int>)> {
     let t = ids.len() / b.max(1);
     if prompt_len == 0 || prompt_len >= t || t > model.config.block_size {
         return Err(Error::Config(format!(
@@ -324,8 +408,6 @@ pub fn completion_logp(
         )));
     }
     let l = t - prompt_len;
-    // The states that predict the completion tokens; logits/T = (x/T)·wteᵀ, so the temperature
-    // scales the states and the chunked lm_head kernels never hold [B, L, vocab] logits.
     let c = model.config.n_embd;
     let x = model.hidden_states(model.tokens(ids, b));
     let x = x.narrow(1, prompt_len - 1, l).reshape([b * l, c]);
@@ -338,12 +420,16 @@ pub fn completion_logp(
         .chunks(t)
         .flat_map(|row| row[prompt_len..].iter().copied())
         .collect();
-    let targets = model.tokens(&targets, b).reshape([b * l]);
-    let logp = lm_head_cross_entropy(x.clone(), model.wte.clone(), targets, model.precision)
-        .neg()
-        .reshape([b, l]);
-    let entropy = lm_head_entropy(x, model.wte.clone(), model.precision).reshape([b, l]);
-    Ok((logp, entropy))
+    Ok((x, model.tokens(&targets, b).reshape([b * l])))
+}
+
+/// The soft cross-entropy −Σ_v q_v log π_v of every row `[N]` of the policy's states `x`
+/// `[N, n_embd]` against target distributions `q` `[N, vocab]`: the forward KL(q ‖ π) up to
+/// q's entropy, with its gradient −Σ_v q_v ∇ log π_v.
+pub fn soft_cross_entropy(model: &GPT, x: Tensor<2>, q: Tensor<2>) -> Tensor<1> {
+    let n = q.dims()[0];
+    let logp = log_softmax(x.matmul(model.wte.clone().transpose()), 1);
+    (q * logp).sum_dim(1).reshape([n]).neg()
 }
 
 #[cfg(test)]

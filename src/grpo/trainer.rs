@@ -5,7 +5,7 @@
 //! Every step's randomness (prompt length, prompt positions, sampling noise of each completion)
 //! comes from (seed, step) alone, so a resumed run draws what the uninterrupted one would have.
 
-use super::config::{GrpoConfig, RewardGranularity};
+use super::config::{GrpoConfig, RewardGranularity, TeacherLoss};
 use super::loss::{self, LossConfig, LossInputs, LossNorm, LossStats};
 use super::reward::{Ensemble, RewardFn, repeated_share};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, HostTensor, TrainState};
@@ -126,6 +126,40 @@ fn host_logp(
     Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
 
+/// Log-probability rows `[B·L, vocab]` on the host of every completion position of `ids` under
+/// `model` (logits divided by `temp`), in parallel chunks.
+fn host_log_dists(
+    model: &GPT,
+    ids: &[i64],
+    b: usize,
+    plen: usize,
+    temp: f64,
+    w: usize,
+) -> Result<Vec<f32>> {
+    let t = ids.len() / b;
+    let chunks = device::row_ranges(b, w);
+    let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
+        let (x, _) = loss::completion_states(model, &ids[r0 * t..r1 * t], r1 - r0, plen, temp)?;
+        let mut out = Vec::new();
+        model.visit_state_logits(x, |_, row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+            out.extend(row.iter().map(|&v| v - lse));
+        });
+        Ok(out)
+    });
+    Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
+/// What a teacher says about one batch of rollouts: the distillation advantages
+/// (`teacher_loss = advantage`) or the teacher's probabilities `[B·L, vocab]` (`forward_kl`),
+/// and the mean per-token KL from the policy to the teacher and from the teacher to the policy.
+struct Distill {
+    adv: Option<Vec<f32>>,
+    probs: Option<Vec<f32>>,
+    kl: [f64; 2],
+}
+
 /// The fixed evaluation material: val prompts with their natural continuations, and val
 /// windows for the val loss — the same at every evaluation.
 struct EvalSet {
@@ -166,6 +200,8 @@ struct Rollouts {
     keep: Vec<bool>,
     old: Option<Vec<f32>>,
     refl: Option<Vec<f32>>,
+    /// The teacher's probabilities `[B·L, vocab]` (`teacher_loss = forward_kl`).
+    teacher_probs: Option<Vec<f32>>,
 }
 
 /// What one training step measured (its JSONL record).
@@ -180,10 +216,13 @@ struct StepRecord {
     ptx_loss: f64,
     grad_norm: f64,
     prompt_len: usize,
-    /// Milliseconds in sampling, reward, old/reference log-probs and updates.
+    /// Milliseconds in sampling, reward (and the teacher's and policy's log-probs with a
+    /// teacher), old/reference log-probs and updates.
     phase_ms: [f64; 4],
     /// Rows left out of the update by dynamic sampling.
     dropped: usize,
+    /// The mean per-token KL(π ‖ teacher) and KL(teacher ‖ π) on the rollouts (NaN without one).
+    teacher_kl: [f64; 2],
 }
 
 /// What the updates of one step measured (the first of μ; the last gradient norm).
@@ -204,6 +243,8 @@ struct Trainer<'a> {
     reward: &'a dyn RewardFn,
     policy: GPT,
     reference: GPT,
+    /// The generator distilled from (`teacher`), when there is one.
+    teacher: Option<GPT>,
     opt: AdamW,
     train: TokenFile,
     eval: EvalSet,
@@ -285,6 +326,37 @@ fn check_tokenizers(
     Ok(tokenizer)
 }
 
+/// The generator of `cfg.teacher` (None without one), checked against the policy: a generator
+/// of the same vocabulary whose context holds a prompt and its completion.
+fn load_teacher(cfg: &GrpoConfig, policy: &GPT, dev: &Device) -> Result<Option<GPT>> {
+    if cfg.teacher.is_empty() {
+        return Ok(None);
+    }
+    let mut t = Checkpoint::open(Path::new(&cfg.teacher))?.model(dev)?;
+    let (tc, pc) = (&t.config, &policy.config);
+    if tc.mode != Mode::Generator {
+        return Err(Error::Config(format!(
+            "teacher {} is a reward model: give a generator checkpoint",
+            cfg.teacher
+        )));
+    }
+    if tc.vocab_size != pc.vocab_size {
+        return Err(Error::Mismatch(format!(
+            "teacher {} has vocab_size {} but the policy has {}: distil from a model of the same tokenizer",
+            cfg.teacher, tc.vocab_size, pc.vocab_size
+        )));
+    }
+    let window = cfg.prompt_max + cfg.completion_len;
+    if window > tc.block_size {
+        return Err(Error::Config(format!(
+            "prompt_max + completion_len = {window} exceeds the block_size {} of teacher {}",
+            tc.block_size, cfg.teacher
+        )));
+    }
+    t.precision = cfg.dtype;
+    Ok(Some(t))
+}
+
 /// Loads everything a run needs; a fresh run also saves the frozen reference.
 fn setup<'a>(
     cfg: &'a GrpoConfig,
@@ -306,6 +378,7 @@ fn setup<'a>(
         train.require_window(policy.config.block_size)?;
     }
     val.require_window(policy.config.block_size)?;
+    let teacher = load_teacher(cfg, &policy, &dev)?;
     let mut reference = if cfg.init_from == "resume" {
         Checkpoint::open(&ref_dir)?.model(&dev)?
     } else {
@@ -334,6 +407,7 @@ fn setup<'a>(
         reward,
         policy: policy.into_trainable(|_| true),
         reference,
+        teacher,
         opt,
         train,
         eval,
@@ -539,16 +613,19 @@ impl Trainer<'_> {
         })
     }
 
-    /// Per-token advantages when the reward is per token, and which rows train (dynamic
-    /// sampling leaves out the groups whose rewards are all equal).
+    /// Per-token advantages when the reward is per token or there is a teacher (`distill`: the
+    /// teacher's per-token advantages), and which rows train (dynamic sampling leaves out the
+    /// groups whose rewards are all equal; with a teacher every row carries its signal).
     fn credit(
         &self,
         seqs: &[Vec<u32>],
-        r: &[f32],
+        (r, adv): (&[f32], &[f32]),
         plen: usize,
+        distill: Option<&[f32]>,
     ) -> Result<(Option<Vec<f32>>, Vec<bool>)> {
-        let g = self.cfg.group_size;
-        let token_adv = match self.cfg.reward_granularity {
+        let cfg = self.cfg;
+        let g = cfg.group_size;
+        let reward_token = match cfg.reward_granularity {
             RewardGranularity::Sequence => None,
             RewardGranularity::Token => {
                 let tp = self.reward.token_rewards(seqs, plen)?.ok_or_else(|| {
@@ -559,14 +636,59 @@ impl Trainer<'_> {
                 Some(loss::token_advantages(&tp, plen, g, 1e-4))
             }
         };
+        let token_adv = match distill {
+            None => reward_token,
+            Some(d) => Some(loss::mix_advantages(
+                reward_token.as_deref(),
+                adv,
+                d,
+                cfg.reward_coef,
+                cfg.teacher_coef,
+            )),
+        };
+        let filter = cfg.dynamic_sampling && distill.is_none();
         let keep = r
             .chunks(g)
             .flat_map(|group| {
                 let varied = group.iter().any(|&x| x != group[0]);
-                std::iter::repeat_n(varied || !self.cfg.dynamic_sampling, group.len())
+                std::iter::repeat_n(varied || !filter, group.len())
             })
             .collect();
         Ok((token_adv, keep))
+    }
+
+    /// With a teacher: what it says about the rollouts `ids` that `inf` sampled.
+    fn distill(&self, inf: &GPT, ids: &[i64], b: usize, plen: usize) -> Result<Option<Distill>> {
+        let Some(teacher) = &self.teacher else {
+            return Ok(None);
+        };
+        let (w, v) = (self.workers, teacher.config.vocab_size);
+        let lt = host_log_dists(teacher, ids, b, plen, 1.0, w)?;
+        let lp = host_log_dists(inf, ids, b, plen, self.cfg.temperature, w)?;
+        let kl = [loss::mean_kl(&lp, &lt, v), loss::mean_kl(&lt, &lp, v)];
+        Ok(Some(match self.cfg.teacher_loss {
+            TeacherLoss::Advantage => {
+                let t = ids.len() / b;
+                let pick = |d: &[f32]| -> Vec<f32> {
+                    let tokens = ids.chunks(t).flat_map(|row| row[plen..].iter());
+                    tokens
+                        .enumerate()
+                        .map(|(i, &x)| d[i * v + x as usize])
+                        .collect()
+                };
+                let adv = loss::distill_advantages(&pick(&lt), &pick(&lp), 1e-4);
+                Distill {
+                    adv: Some(adv),
+                    probs: None,
+                    kl,
+                }
+            }
+            TeacherLoss::ForwardKl => Distill {
+                adv: None,
+                probs: Some(lt.iter().map(|x| x.exp()).collect()),
+                kl,
+            },
+        }))
     }
 
     /// Appends every completion of the step (prompt, completion, reward, advantage) to
@@ -612,11 +734,14 @@ impl Trainer<'_> {
         let t0 = Instant::now();
         let seqs = self.rollout(&inf, &rows, plen + l)?;
         let t1 = Instant::now();
+        let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
         let (r, raw_mean) = self.rewards(&seqs, plen)?;
         let (adv, zero_std) = loss::advantages(&r, g, cfg.scale_rewards, 1e-4);
-        let (token_adv, keep) = self.credit(&seqs, &r, plen)?;
+        let mut distill = self.distill(&inf, &ids, b, plen)?;
+        let zeros = vec![0.0; b * l];
+        let d_adv = distill.as_ref().map(|d| d.adv.as_deref().unwrap_or(&zeros));
+        let (token_adv, keep) = self.credit(&seqs, (&r, &adv), plen, d_adv)?;
         let t2 = Instant::now();
-        let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
         let (temp, w) = (cfg.temperature, self.workers);
         let old = (cfg.num_iterations > 1)
             .then(|| host_logp(&inf, &ids, b, plen, temp, w))
@@ -633,6 +758,7 @@ impl Trainer<'_> {
             keep,
             old,
             refl,
+            teacher_probs: distill.as_mut().and_then(|d| d.probs.take()),
         };
         if cfg.log_completions > 0 && step.is_multiple_of(cfg.log_completions) {
             self.log_completions(step, &seqs, &batch, &r)?;
@@ -668,6 +794,7 @@ impl Trainer<'_> {
             prompt_len: plen,
             phase_ms,
             dropped,
+            teacher_kl: distill.map_or([f64::NAN; 2], |d| d.kl),
         })
     }
 }
@@ -692,9 +819,10 @@ fn shard_loss(
         )
     };
     let ids = &batch.ids[r0 * n..r1 * n];
-    let (logp, ent) = loss::completion_logp(m, ids, rows, plen, cfg.temperature)
+    let (x, targets) = loss::completion_states(m, ids, rows, plen, cfg.temperature)
         .unwrap_or_else(|e| unreachable!("window checked above: {e}"));
-    let x = LossInputs {
+    let (logp, ent) = loss::completion_head(m, x.clone(), targets, rows);
+    let inputs = LossInputs {
         old_logp: batch.old.as_deref().map_or(logp.clone().detach(), host),
         ref_logp: batch.refl.as_deref().map(host),
         logp,
@@ -706,9 +834,19 @@ fn shard_loss(
         mask: host(mask),
         entropy: (cfg.entropy_coef != 0.0).then(|| ent.clone()),
     };
-    let (loss, st) = loss::grpo_loss(&x, lcfg, norm);
+    let (mut total, st) = loss::grpo_loss(&inputs, lcfg, norm);
+    if let Some(q) = batch.teacher_probs.as_deref() {
+        // The forward KL to the teacher on the kept tokens, as the GRPO term's token mean.
+        let v = m.config.vocab_size;
+        let q = Tensor::<2>::from_data(
+            TensorData::new(q[r0 * l * v..r1 * l * v].to_vec(), [rows * l, v]),
+            &m.device(),
+        );
+        let ce = loss::soft_cross_entropy(m, x, q) * inputs.mask.clone().reshape([rows * l]);
+        total = total + ce.sum().mul_scalar(cfg.teacher_coef / norm.tokens.max(1.0));
+    }
     let ent_sum = ent.detach().sum().into_scalar::<f32>() as f64;
-    (loss, (st, ent_sum))
+    (total, (st, ent_sum))
 }
 
 /// The trend alarms: the KL to the reference above `kl_alarm`, the entropy below
@@ -859,6 +997,7 @@ fn step_json(step: usize, lr: f64, s: &StepRecord) -> serde_json::Value {
         "entropy": s.entropy, "policy_loss": s.policy_loss, "ptx_loss": s.ptx_loss, "grad_norm": s.grad_norm, "lr": lr,
         "prompt_len": s.prompt_len, "sample_ms": d[0], "reward_ms": d[1],
         "ref_ms": d[2], "update_ms": d[3], "dropped_rows": s.dropped,
+        "teacher_kl_reverse": s.teacher_kl[0], "teacher_kl_forward": s.teacher_kl[1],
     })
 }
 
@@ -959,8 +1098,13 @@ fn train_step(
 ) -> Result<StepRecord> {
     let lr = cfg.lr_at(step);
     let s = t.step(step, lr)?;
+    let teacher = match (cfg.teacher.is_empty(), cfg.teacher_loss) {
+        (true, _) => String::new(),
+        (false, TeacherLoss::Advantage) => format!(" | KL to teacher {:.4}", s.teacher_kl[0]),
+        (false, TeacherLoss::ForwardKl) => format!(" | KL from teacher {:.4}", s.teacher_kl[1]),
+    };
     pb.set_message(format!(
-        "reward {:.4} | kl {:.4} | clip {:.3} | {:.0} ms/step",
+        "reward {:.4} | kl {:.4}{teacher} | clip {:.3} | {:.0} ms/step",
         s.reward_mean,
         s.stats.kl(),
         s.stats.clip_frac(),

@@ -240,8 +240,10 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     // Fail before any work on a path that is no checkpoint or no token file.
     checkpoint::ensure_exists(&generator)?;
     cfg.reward.check_inputs()?;
-    if !cfg.judge.trunk.is_empty() {
-        checkpoint::ensure_exists(Path::new(&cfg.judge.trunk))?;
+    for p in [&cfg.judge.trunk, &cfg.grpo.teacher] {
+        if !p.is_empty() {
+            checkpoint::ensure_exists(Path::new(p))?;
+        }
     }
     let out = PathBuf::from(&cfg.out_dir);
     let _lock = DirLock::acquire(&out)?;

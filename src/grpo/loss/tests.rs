@@ -335,3 +335,52 @@ fn token_advantages_credit_where_naturalness_drops() {
         assert!(close(*x as f64, w, 1e-4), "{adv:?} (drop {drop})");
     }
 }
+
+#[test]
+fn distillation_advantages_on_hand_computed_values() {
+    let teacher = [-1.0f32, -2.0, -3.0, -0.5];
+    let policy = [-1.5f32, -1.0, -3.0, -2.0];
+    // d = teacher − policy = [0.5, −1, 0, 1.5]: mean 0.25, centred [0.25, −1.25, −0.25, 1.25],
+    // population variance 3.25 / 4 = 0.8125.
+    let adv = distill_advantages(&teacher, &policy, 0.0);
+    let sd = 0.8125f64.sqrt();
+    for (a, w) in adv.iter().zip([0.25, -1.25, -0.25, 1.25]) {
+        assert!(close(*a as f64, w / sd, 1e-5), "{adv:?}");
+    }
+    // A teacher equal to the policy: no advantage anywhere.
+    let adv = distill_advantages(&policy, &policy, 1e-4);
+    assert!(adv.iter().all(|&a| a == 0.0), "{adv:?}");
+}
+
+#[test]
+fn mean_kl_on_hand_computed_rows() {
+    // Row 1: p = (1/2, 1/2), q = (1/4, 3/4): KL = ½ ln 2 + ½ ln(2/3). Row 2: p = q: 0.
+    let ln = |v: &[f64]| v.iter().map(|x| x.ln() as f32).collect::<Vec<f32>>();
+    let p = ln(&[0.5, 0.5, 0.2, 0.8]);
+    let q = ln(&[0.25, 0.75, 0.2, 0.8]);
+    let want = (0.5 * 2f64.ln() + 0.5 * (2.0f64 / 3.0).ln()) / 2.0;
+    assert!(close(mean_kl(&p, &q, 2), want, 1e-6));
+    assert!(mean_kl(&q, &p, 2) > 0.0 && (mean_kl(&q, &p, 2) - want).abs() > 1e-3);
+    assert_eq!(mean_kl(&p, &p, 2), 0.0);
+}
+
+#[test]
+fn mixed_advantages_weight_reward_and_teacher() {
+    // Two rows of two tokens; sequence advantages [1, −1] spread over each row's tokens.
+    let distill = [0.5f32, -0.5, 1.0, 0.0];
+    let m = mix_advantages(None, &[1.0, -1.0], &distill, 2.0, 0.5);
+    let want = [2.25, 1.75, -1.5, -2.0];
+    for (x, w) in m.iter().zip(want) {
+        assert!(close(*x as f64, w, 1e-6), "{m:?}");
+    }
+    // Per-token reward advantages replace the sequence ones; reward_coef 0 leaves the teacher's.
+    let token = [0.1f32, 0.2, 0.3, 0.4];
+    let m = mix_advantages(Some(&token), &[9.0, 9.0], &distill, 1.0, 1.0);
+    for (x, w) in m.iter().zip([0.6, -0.3, 1.3, 0.4]) {
+        assert!(close(*x as f64, w, 1e-6), "{m:?}");
+    }
+    assert_eq!(
+        mix_advantages(Some(&token), &[9.0, 9.0], &distill, 0.0, 1.0),
+        distill
+    );
+}
