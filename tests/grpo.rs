@@ -443,3 +443,22 @@ fn distillation_pulls_the_policy_to_its_teacher() {
         );
     }
 }
+
+/// The GRPO configs shipped in `configs/` load with their keys as written and validate; the
+/// distillation recipe distils by the forward KL alone.
+#[test]
+fn shipped_grpo_configs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let load = |name: &str| {
+        nanoreward::config::load::<GrpoConfig>(Some(&dir.join(name)), &[], &[])
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    load("grpo_quickstart.toml").validate().unwrap();
+    let d = load("distill.toml");
+    d.validate().unwrap();
+    assert_eq!(
+        (d.teacher_loss, d.reward_coef, d.beta),
+        (TeacherLoss::ForwardKl, 0.0, 0.0)
+    );
+    assert!(!d.teacher.is_empty());
+}

@@ -36,7 +36,7 @@ crate::choice! {
         Advantage = "advantage",
         /// The forward KL(p_teacher ‖ π) over the whole vocabulary at every completion position
         /// of the policy's own samples, a differentiable term of the loss (GKD's on-policy
-        /// distillation; holds `[B·L, vocab]` teacher probabilities).
+        /// distillation).
         ForwardKl = "forward_kl",
     }
 }
@@ -98,10 +98,9 @@ pub struct GrpoConfig {
     pub ptx_coef: f64,
     /// Windows of `block_size` train tokens in each update's language-modelling batch.
     pub ptx_batch_size: usize,
-    /// A stronger generator to distil from on policy (empty: none): every completion token is
-    /// also credited with log p_teacher(x_t) − log π(x_t), its share of the negative reverse KL
-    /// from the policy to the teacher (GKD, Agarwal et al., ICLR 2024), centred and scaled by
-    /// the batch.
+    /// A stronger generator to distil from on the policy's own samples (empty: none; GKD,
+    /// Agarwal et al., ICLR 2024), as `teacher_loss` says. Each step holds the teacher's and the policy's `[B·L, vocab]` log-probabilities
+    /// (both KLs are logged: `teacher_kl_reverse`, `teacher_kl_forward`).
     pub teacher: String,
     /// `advantage` (the sampled tokens' log-ratio) or `forward_kl` (the whole distribution).
     pub teacher_loss: TeacherLoss,
