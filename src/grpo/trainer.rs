@@ -11,7 +11,7 @@ use super::reward::{Ensemble, RewardFn, repeated_share};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, HostTensor, TrainState};
 use crate::data::{self, TokenFile};
 use crate::metrics::{self, JsonlLog, Series};
-use crate::model::{GPT, Mode};
+use crate::model::{GPT, Mode, log_sum_exp};
 use crate::reward::RewardModel;
 use crate::sampling::{self, Batching, Row, SampleOptions};
 use crate::tokenizer::Tokenizer;
@@ -108,6 +108,22 @@ pub fn run_from(
     run_inner(cfg, &ensemble, Some(&tokenizer), initial, show_progress)
 }
 
+/// `f(chunk, rows)` over the `b` rows of `ids` in `w` parallel chunks of whole rows, the
+/// results concatenated in row order.
+fn par_rows(
+    ids: &[i64],
+    b: usize,
+    w: usize,
+    f: impl Fn(&[i64], usize) -> Result<Vec<f32>> + Sync,
+) -> Result<Vec<f32>> {
+    let t = ids.len() / b;
+    let chunks = device::row_ranges(b, w);
+    let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
+        f(&ids[r0 * t..r1 * t], r1 - r0)
+    });
+    Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
 /// Log-probs `[B·L]` on the host of the completions of `ids` under `model`, in parallel chunks.
 fn host_logp(
     model: &GPT,
@@ -117,13 +133,10 @@ fn host_logp(
     temp: f64,
     w: usize,
 ) -> Result<Vec<f32>> {
-    let t = ids.len() / b;
-    let chunks = device::row_ranges(b, w);
-    let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
-        loss::completion_logp(model, &ids[r0 * t..r1 * t], r1 - r0, plen, temp)
+    par_rows(ids, b, w, |chunk, rows| {
+        loss::completion_logp(model, chunk, rows, plen, temp)
             .map(|(lp, _)| HostTensor::from_tensor(lp).data)
-    });
-    Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
+    })
 }
 
 /// Log-probability rows `[B·L, vocab]` on the host of every completion position of `ids` under
@@ -136,19 +149,15 @@ fn host_log_dists(
     temp: f64,
     w: usize,
 ) -> Result<Vec<f32>> {
-    let t = ids.len() / b;
-    let chunks = device::row_ranges(b, w);
-    let parts = device::par_map(&chunks, chunks.len(), |&(r0, r1)| {
-        let (x, _) = loss::completion_states(model, &ids[r0 * t..r1 * t], r1 - r0, plen, temp)?;
+    par_rows(ids, b, w, |chunk, rows| {
+        let (x, _) = loss::completion_states(model, chunk, rows, plen, temp)?;
         let mut out = Vec::new();
         model.visit_state_logits(x, |_, row| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let lse = max + row.iter().map(|&v| (v - max).exp()).sum::<f32>().ln();
+            let lse = log_sum_exp(row);
             out.extend(row.iter().map(|&v| v - lse));
         });
         Ok(out)
-    });
-    Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
+    })
 }
 
 /// What a teacher says about one batch of rollouts: the distillation advantages
