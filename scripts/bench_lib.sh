@@ -1,5 +1,6 @@
-# Shared by scripts/reward_benchmark.sh and scripts/judge_benchmark.sh (sourced after ROOT, OUT
-# and THREADS are set): the nanoreward binary, the log, and the per-seed models both train.
+# Shared by scripts/reward_benchmark.sh, scripts/judge_benchmark.sh and the controls beside a judged
+# cycle, scripts/mle_control.sh and scripts/distill_control.sh (sourced after ROOT, OUT and THREADS
+# are set): the nanoreward binary, the log, the per-seed models, and the cycle's judge.
 
 # NR: the nanoreward binary (built with cargo unless NR is set).
 if [ -z "${NR:-}" ]; then
@@ -63,4 +64,25 @@ expand_extra() {
     extra=${extra//@TRUNK/$d/trunk/ckpt}
   fi
   extra=${extra//@DATA/$OUT/data}
+}
+
+# cycle_judge SEED_DIR: JUDGE_DIR (the judge_base of the first judged cycle in SEED_DIR),
+# JUDGE_TRUNK and JUDGE_SEED (its judge's trunk and seed), so that a control run beside the
+# cycle is judged by the same judge; exits when the cycle's judge recorded no seed.
+cycle_judge() {
+  JUDGE_DIR=$(ls -d "$1"/*/judge_base | head -1)
+  JUDGE_TRUNK="$JUDGE_DIR/judge_trunk/ckpt"
+  JUDGE_SEED=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1])).get('seed', ''))" "$JUDGE_DIR/judge.json")
+  if [ -z "$JUDGE_SEED" ]; then
+    echo "$JUDGE_DIR/judge.json records no judge seed (written before nanoreward recorded it): rerun the cycle's judge" >&2
+    exit 1
+  fi
+}
+
+# judge_control RUN_DIR LOG: the cycle's judge (after cycle_judge) on RUN_DIR/ckpt at T = 1, into
+# RUN_DIR/judge, its table appended to LOG.
+judge_control() {
+  "$NR" judge --generators="$1/ckpt" --temperatures=1.0 --trunk="$JUDGE_TRUNK" --seed="$JUDGE_SEED" \
+    --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$1/judge" \
+    --threads="$THREADS" | tee -a "$2"
 }

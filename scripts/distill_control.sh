@@ -14,19 +14,11 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; STEPS=$3; shift 3
 THREADS=${THREADS:-2}
-if [ -z "${NR:-}" ]; then
-  (cd "$ROOT" && cargo build --release --quiet)
-  NR="${CARGO_TARGET_DIR:-$ROOT/target}/release/nanoreward"
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 d="$OUT/seed$SEED"; run="$d/${NAME:-distill$STEPS}"
-base_judge=$(ls -d "$d"/*/judge_base | head -1)
-cycle_dir=$(dirname "$base_judge")
-trunk="$base_judge/judge_trunk/ckpt"
-jseed=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1])).get('seed', ''))" "$base_judge/judge.json")
-if [ -z "$jseed" ]; then
-  echo "$base_judge/judge.json records no judge seed (written before nanoreward recorded it): rerun the cycle's judge" >&2
-  exit 1
-fi
+cycle_judge "$d"
+cycle_dir=$(dirname "$JUDGE_DIR")
 for need in "$d/gen/ckpt" "$d/trunk/ckpt" "$cycle_dir/cycle_1/reward/ckpt"; do
   [ -e "$need" ] || { echo "missing $need: run the cycle (and its stronger trunk) first" >&2; exit 1; }
 done
@@ -35,6 +27,4 @@ rm -rf "$run.tmp"
   --reward_model="$cycle_dir/cycle_1/reward/ckpt" --data_dir="$OUT/data" --out_dir="$run.tmp" \
   --max_steps="$STEPS" --seed="$SEED" --threads="$THREADS" "$@" > "$run.log" 2>&1
 rm -rf "$run"; mv "$run.tmp" "$run"
-"$NR" judge --generators="$run/ckpt" --temperatures=1.0 --trunk="$trunk" --seed="$jseed" \
-  --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$run/judge" \
-  --threads="$THREADS" | tee -a "$run.log"
+judge_control "$run" "$run.log"

@@ -13,19 +13,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; STEPS=$3; LR=${4:-1e-4}
 THREADS=${THREADS:-2}
-if [ -z "${NR:-}" ]; then
-  (cd "$ROOT" && cargo build --release --quiet)
-  NR="${CARGO_TARGET_DIR:-$ROOT/target}/release/nanoreward"
-fi
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
 d="$OUT/seed$SEED"; ctl="$d/mle$STEPS"
-base_judge=$(ls -d "$d"/*/judge_base | head -1)
-trunk="$base_judge/judge_trunk/ckpt"
-# The cycle's judge seed, as its base judgement recorded it.
-jseed=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1])).get('seed', ''))" "$base_judge/judge.json")
-if [ -z "$jseed" ]; then
-  echo "$base_judge/judge.json records no judge seed (written before nanoreward recorded it): rerun the cycle's judge" >&2
-  exit 1
-fi
+cycle_judge "$d"
 # -L: a generator linked in (SEED_DIR/gen a symlink) is copied, never trained on in place.
 rm -rf "$ctl.tmp"; cp -rL "$d/gen" "$ctl.tmp"
 iters=$(python3 -c "import json; print(json.load(open('$d/gen/ckpt/train_state.json'))['iter_num'])")
@@ -35,6 +26,4 @@ iters=$(python3 -c "import json; print(json.load(open('$d/gen/ckpt/train_state.j
   --always_save_checkpoint=true --eval_interval="$STEPS" --seed="$SEED" --threads="$THREADS" \
   > "$ctl.log" 2>&1
 rm -rf "$ctl"; mv "$ctl.tmp" "$ctl"
-"$NR" judge --generators="$ctl/ckpt" --temperatures=1.0 --trunk="$trunk" --seed="$jseed" \
-  --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$ctl/judge" \
-  --threads="$THREADS" | tee -a "$ctl.log"
+judge_control "$ctl" "$ctl.log"
