@@ -99,8 +99,9 @@ pub struct GrpoConfig {
     /// Windows of `block_size` train tokens in each update's language-modelling batch.
     pub ptx_batch_size: usize,
     /// A stronger generator to distil from on the policy's own samples (empty: none; GKD,
-    /// Agarwal et al., ICLR 2024), as `teacher_loss` says. Each step holds the teacher's and the policy's `[B·L, vocab]` log-probabilities
-    /// (both KLs are logged: `teacher_kl_reverse`, `teacher_kl_forward`).
+    /// Agarwal et al., ICLR 2024), as `teacher_loss` says. Each step holds the teacher's and the
+    /// policy's `[B·L, vocab]` log-probabilities (both KLs are logged: `teacher_kl_reverse`,
+    /// `teacher_kl_forward`).
     pub teacher: String,
     /// `advantage` (the sampled tokens' log-ratio) or `forward_kl` (the whole distribution).
     pub teacher_loss: TeacherLoss,

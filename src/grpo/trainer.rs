@@ -160,11 +160,12 @@ fn host_log_dists(
     })
 }
 
-/// What a teacher says about one batch of rollouts: the distillation advantages
-/// (`teacher_loss = advantage`) or the teacher's probabilities `[B·L, vocab]` (`forward_kl`),
-/// and the mean per-token KL from the policy to the teacher and from the teacher to the policy.
+/// What a teacher says about one batch of rollouts: the distillation advantages `[B·L]`
+/// (`teacher_loss = advantage`; zeros with `forward_kl`, whose teacher acts through the loss),
+/// the teacher's probabilities `[B·L, vocab]` (`forward_kl`), and the mean per-token KL from the
+/// policy to the teacher and from the teacher to the policy.
 struct Distill {
-    adv: Option<Vec<f32>>,
+    adv: Vec<f32>,
     probs: Option<Vec<f32>>,
     kl: [f64; 2],
 }
@@ -687,13 +688,13 @@ impl Trainer<'_> {
                 };
                 let adv = loss::distill_advantages(&pick(&lt), &pick(&lp), 1e-4);
                 Distill {
-                    adv: Some(adv),
+                    adv,
                     probs: None,
                     kl,
                 }
             }
             TeacherLoss::ForwardKl => Distill {
-                adv: None,
+                adv: vec![0.0; lt.len() / v],
                 probs: Some(lt.iter().map(|x| x.exp()).collect()),
                 kl,
             },
@@ -747,8 +748,7 @@ impl Trainer<'_> {
         let (r, raw_mean) = self.rewards(&seqs, plen)?;
         let (adv, zero_std) = loss::advantages(&r, g, cfg.scale_rewards, 1e-4);
         let mut distill = self.distill(&inf, &ids, b, plen)?;
-        let zeros = vec![0.0; b * l];
-        let d_adv = distill.as_ref().map(|d| d.adv.as_deref().unwrap_or(&zeros));
+        let d_adv = distill.as_ref().map(|d| d.adv.as_slice());
         let (token_adv, keep) = self.credit(&seqs, (&r, &adv), plen, d_adv)?;
         let t2 = Instant::now();
         let (temp, w) = (cfg.temperature, self.workers);
