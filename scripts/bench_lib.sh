@@ -31,9 +31,39 @@ train_model() {
 }
 
 # train_generator SEED_DIR SEED: the quick-start generator in SEED_DIR/gen, unless it is finished.
+# With BASE_STEPS set (> 0), the quick-start generator is trained in SEED_DIR/quickstart and
+# SEED_DIR/gen is that generator trained on for BASE_STEPS more steps of plain language modelling
+# (train_lm_on): a better-trained base for the cycle, as the language-modelling control's.
 train_generator() {
-  train_model configs/cpu_quickstart.toml "$1/gen" "$1/gen.log" "$2" \
+  local steps=${BASE_STEPS:-0} at=gen
+  [ "$steps" -gt 0 ] && at=quickstart
+  train_model configs/cpu_quickstart.toml "$1/$at" "$1/$at.log" "$2" \
     "generator (configs/cpu_quickstart.toml, 2000 iterations)"
+  if [ -e "$1/gen" ] && [ "$(cat "$1/gen.base_steps" 2>/dev/null || echo 0)" != "$steps" ]; then
+    echo "$1/gen was trained with another BASE_STEPS than $steps: use another OUT_DIR" >&2
+    exit 1
+  fi
+  [ "$steps" -gt 0 ] || return 0
+  finished "$1/gen" "$1/gen.log" && return 0
+  log "seed $2: the generator trained on for $steps steps of language modelling"
+  train_lm_on "$1/quickstart" "$1/gen" "$steps" 1e-4 "$2" "$1/gen.log"
+  echo "$steps" > "$1/gen.base_steps"
+}
+
+# train_lm_on SRC_DIR DST_DIR STEPS LR SEED LOG: the generator in SRC_DIR trained on, by plain
+# next-token loss, for STEPS more iterations (16 windows, constant LR, no warm-up) into DST_DIR
+# (through DST_DIR.tmp, so a stopped run leaves nothing half-written); the run's log in LOG, which
+# ends with "done: " when it finished. SRC_DIR may be a link: it is copied, never trained in place.
+train_lm_on() {
+  local src=$1 dst=$2 steps=$3 lr=$4 s=$5 logf=$6 iters
+  rm -rf "$dst.tmp"; cp -rL "$src" "$dst.tmp"
+  iters=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['iter_num'])" "$src/ckpt/train_state.json")
+  "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from=resume --out_dir="$dst.tmp" \
+    --data_dir="$OUT/data" --max_iters=$((iters + steps)) --lr_decay_iters=$((iters + steps)) \
+    --learning_rate="$lr" --min_lr="$lr" --decay_lr=false --warmup_iters=0 --batch_size=16 \
+    --always_save_checkpoint=true --eval_interval="$steps" --seed="$s" --threads="$THREADS" \
+    > "$logf" 2>&1
+  rm -rf "$dst"; mv "$dst.tmp" "$dst"
 }
 
 # train_trunk SEED_DIR SEED: the stronger model of natural text (configs/strong_trunk.toml) in

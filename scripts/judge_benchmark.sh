@@ -9,7 +9,10 @@
 #   e.g. scripts/judge_benchmark.sh out/jb "1 2 3" token=configs/cycle_judged.toml
 #
 # Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus),
-# THREADS (2). In the extra keys, @TRUNK stands for a stronger model of natural text trained per
+# THREADS (2), BASE_STEPS (0: the cycle starts from the quick-start generator; N: from that
+# generator trained on for N more steps of plain language modelling, as scripts/mle_control.sh
+# does — a better-trained base whose temperature frontier the cycle must beat; keep one OUT_DIR per
+# BASE_STEPS). In the extra keys, @TRUNK stands for a stronger model of natural text trained per
 # seed on the train split (configs/strong_trunk.toml, once, in SEED_DIR/trunk) and @DATA for the
 # prepared corpus: the cycle with the strongest reward model measured (issue 13, BENCHMARKS.md) is
 #   strong=configs/cycle_judged.toml:--reward.trunk=@TRUNK --reward.reference=@TRUNK

@@ -17,13 +17,5 @@ THREADS=${THREADS:-2}
 . "$ROOT/scripts/bench_lib.sh"
 d="$OUT/seed$SEED"; ctl="$d/mle$STEPS"
 cycle_judge "$d"
-# -L: a generator linked in (SEED_DIR/gen a symlink) is copied, never trained on in place.
-rm -rf "$ctl.tmp"; cp -rL "$d/gen" "$ctl.tmp"
-iters=$(python3 -c "import json; print(json.load(open('$d/gen/ckpt/train_state.json'))['iter_num'])")
-"$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from=resume --out_dir="$ctl.tmp" \
-  --data_dir="$OUT/data" --max_iters=$((iters + STEPS)) --lr_decay_iters=$((iters + STEPS)) \
-  --learning_rate="$LR" --min_lr="$LR" --decay_lr=false --warmup_iters=0 --batch_size=16 \
-  --always_save_checkpoint=true --eval_interval="$STEPS" --seed="$SEED" --threads="$THREADS" \
-  > "$ctl.log" 2>&1
-rm -rf "$ctl"; mv "$ctl.tmp" "$ctl"
+train_lm_on "$d/gen" "$ctl" "$STEPS" "$LR" "$SEED" "$ctl.log"
 judge_control "$ctl" "$ctl.log"
