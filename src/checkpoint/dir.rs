@@ -111,6 +111,26 @@ pub struct CheckpointParts<'a> {
     pub extra: Vec<(&'static str, Vec<u8>)>,
 }
 
+impl<'a> CheckpointParts<'a> {
+    /// A generator's checkpoint: its weights, tokenizer and state, and the optimizer's moments
+    /// where training can resume from it (no feature models, no further files).
+    pub fn generator(
+        model: &'a GPT,
+        tokenizer: &'a Tokenizer,
+        optimizer: Option<OptimizerState>,
+        train_state: TrainState,
+    ) -> Self {
+        Self {
+            model,
+            optimizer,
+            train_state,
+            tokenizer: Some(tokenizer),
+            feature_models: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+}
+
 /// The optimizer file's tensors, sorted by parameter name.
 fn optimizer_bytes(opt: &OptimizerState) -> Result<Vec<u8>> {
     let mut moments: Vec<&(String, _, _)> = opt.moments.iter().collect();

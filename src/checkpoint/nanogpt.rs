@@ -239,17 +239,7 @@ pub fn import(pt: &Path, out: &Path, meta: Option<&Path>) -> Result<ImportReport
         imported_from: Some(pt.display().to_string()),
         ..ck.state.clone()
     };
-    super::save(
-        out,
-        &CheckpointParts {
-            model: &model,
-            optimizer: None,
-            train_state: state,
-            tokenizer: Some(&tok),
-            feature_models: Vec::new(),
-            extra: Vec::new(),
-        },
-    )?;
+    super::save(out, &CheckpointParts::generator(&model, &tok, None, state))?;
     Ok(ImportReport {
         config: ck.config,
         loaded: report.loaded.len(),

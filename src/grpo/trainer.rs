@@ -398,14 +398,7 @@ fn setup<'a>(
             from: Some(cfg.init_from.clone()),
             ..Default::default()
         };
-        let parts = CheckpointParts {
-            model: &policy,
-            optimizer: None,
-            train_state: state,
-            tokenizer: Some(&tokenizer),
-            feature_models: Vec::new(),
-            extra: Vec::new(),
-        };
+        let parts = CheckpointParts::generator(&policy, &tokenizer, None, state);
         checkpoint::save(&ref_dir, &parts)?;
         policy.clone()
     };
@@ -488,17 +481,9 @@ impl Trainer<'_> {
             config: serde_json::to_value(self.cfg).ok(),
             ..Default::default()
         };
-        checkpoint::save(
-            &self.ckpt_dir,
-            &CheckpointParts {
-                model: inference,
-                optimizer: Some(self.opt.to_state()),
-                train_state: state,
-                tokenizer: Some(&self.tokenizer),
-                feature_models: Vec::new(),
-                extra: Vec::new(),
-            },
-        )
+        let opt = Some(self.opt.to_state());
+        let parts = CheckpointParts::generator(inference, &self.tokenizer, opt, state);
+        checkpoint::save(&self.ckpt_dir, &parts)
     }
 
     /// The step's prompt length and the natural windows its prompts are cut from.

@@ -458,17 +458,9 @@ impl Run<'_> {
             config: serde_json::to_value(cfg).ok(),
             ..Default::default()
         };
-        checkpoint::save(
-            &self.ckpt_dir,
-            &CheckpointParts {
-                model: inference,
-                optimizer: Some(self.opt.to_state()),
-                train_state: state,
-                tokenizer: Some(&self.tokenizer),
-                feature_models: Vec::new(),
-                extra: Vec::new(),
-            },
-        )
+        let opt = Some(self.opt.to_state());
+        let parts = CheckpointParts::generator(inference, &self.tokenizer, opt, state);
+        checkpoint::save(&self.ckpt_dir, &parts)
     }
 
     /// One optimizer step (gradient accumulation, clipping, AdamW) at learning rate `lr`.
