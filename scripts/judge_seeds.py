@@ -1,0 +1,85 @@
+"""The table of a cycle judged again under several judge seeds (scripts/judge_seeds.sh): per
+generator, C2ST AUROC and MAUVE (mean ± sd over the judge seeds), word validity and val loss
+(means); for every policy and control, its C2ST and MAUVE minus the base's at the base's best
+temperature (lowest mean C2ST; highest mean MAUVE), paired by judge seed (mean ± s.e., and on how
+many judge seeds the C2ST difference is negative); for every policy, the same against the first
+control.
+
+    python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
+"""
+import json
+import os
+import statistics
+import sys
+
+
+def mean_sd(xs):
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def mean_se(xs):
+    return statistics.mean(xs), (statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0)
+
+
+def name(row, controls):
+    parts = row["generator"].rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-2] == "grpo" and parts[-3].startswith("cycle_"):
+        return "round " + parts[-3][len("cycle_"):]
+    if len(parts) >= 2 and parts[-2] in controls:
+        return parts[-2]
+    return row["generator"]
+
+
+def load(root, controls):
+    """{generator: [row per judge seed]}, judge seeds in sorted order; only complete seeds."""
+    gens = {}
+    seeds = sorted(j for j in os.listdir(root)
+                   if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in ("base", "runs")))
+    for j in seeds:
+        for part in ("base", "runs"):
+            for r in json.load(open(os.path.join(root, j, part, "judge.json")))["rows"]:
+                key = "base T=%.1f" % r["temperature"] if part == "base" else name(r, controls)
+                gens.setdefault(key, []).append(r)
+    return seeds, gens
+
+
+def paired(rows, ref, field):
+    return [field(a) - field(b) for a, b in zip(rows, ref)]
+
+
+def main(root, controls):
+    seeds, gens = load(root, controls)
+    if not seeds:
+        sys.exit(f"{root} holds no judge seed with both base/judge.json and runs/judge.json")
+    c2st = lambda r: r["c2st"]["auroc"]
+    mauve = lambda r: r["mauve"]
+    words = lambda r: r["word_validity"]
+    bases = [k for k in gens if k.startswith("base")]
+    best = min(bases, key=lambda k: statistics.mean(map(c2st, gens[k])))
+    best_m = max(bases, key=lambda k: statistics.mean(map(mauve, gens[k])))
+    ctl = controls[0] if controls else None
+    print(f"{len(seeds)} judge seeds ({', '.join(seeds)}); the base's best C2ST at {best}, best MAUVE at {best_m}\n")
+    print("| generator | C2ST | MAUVE | words | val | − base's best: C2ST (negative) | − base's best: MAUVE"
+          + (f" | − {ctl}: C2ST (negative), MAUVE, words |" if ctl else " |"))
+    print("|---|---|---|---|---|---|---" + ("|---|" if ctl else "|"))
+    for k, rows in gens.items():
+        c, m = mean_sd(list(map(c2st, rows))), mean_sd(list(map(mauve, rows)))
+        line = (f"| {k} | {c[0]:.4f} ± {c[1]:.4f} | {m[0]:.3f} ± {m[1]:.3f} | "
+                f"{statistics.mean(map(words, rows)):.3f} | {statistics.mean(r['val_loss'] for r in rows):.3f} |")
+        cells = ["", ""] + ([""] if ctl else [])
+        if not k.startswith("base"):
+            dc, dm = paired(rows, gens[best], c2st), paired(rows, gens[best_m], mauve)
+            cells[0] = f"{mean_se(dc)[0]:+.4f} ± {mean_se(dc)[1]:.4f} ({sum(x < 0 for x in dc)}/{len(dc)})"
+            cells[1] = f"{mean_se(dm)[0]:+.3f} ± {mean_se(dm)[1]:.3f}"
+            if ctl and k.startswith("round") and ctl in gens:
+                cc = paired(rows, gens[ctl], c2st)
+                cm, cw = paired(rows, gens[ctl], mauve), paired(rows, gens[ctl], words)
+                cells[2] = (f"{mean_se(cc)[0]:+.4f} ± {mean_se(cc)[1]:.4f} ({sum(x < 0 for x in cc)}/{len(cc)}), "
+                            f"{statistics.mean(cm):+.3f}, {statistics.mean(cw):+.3f}")
+        print(line + " " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2:])

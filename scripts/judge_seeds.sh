@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One judgement moves C2ST by about ±0.01: this judges a seed's cycle again under more judge seeds
+# (the cycle's own judge trunk, other seeds for its windows, samples and detector), the base at
+# temperatures around its best, every round's policy and any controls at T = 1, and prints the
+# table of BENCHMARKS.md (mean ± sd per generator; differences paired by judge seed against the
+# base's best temperature and against the first control).
+#
+#   scripts/judge_seeds.sh BENCH_OUT SEED CYCLE_NAME [CONTROL ...]
+#   e.g. scripts/judge_seeds.sh out/jb 1 recipe mle450   (after judge_benchmark.sh and mle_control.sh)
+#
+# Writes BENCH_OUT/seedSEED/judge_seeds/J/{base,runs}/judge.json. Environment: NR, THREADS (2),
+# JUDGE_SEEDS ("101 102 103 104 105"), BASE_TEMPERATURES (0.8,0.9,1.0,1.1).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$(cd "$1" && pwd); SEED=$2; NAME=$3; shift 3
+THREADS=${THREADS:-2}
+# shellcheck source=scripts/bench_lib.sh
+. "$ROOT/scripts/bench_lib.sh"
+d="$OUT/seed$SEED"; cyc="$d/$NAME"
+[ -f "$cyc/cycle_summary.json" ] || { echo "$cyc holds no finished cycle: run scripts/judge_benchmark.sh first" >&2; exit 1; }
+trunk="$cyc/judge_base/judge_trunk/ckpt"
+gens=$(ls -d "$cyc"/cycle_*/grpo/ckpt | sort -V | paste -sd,)
+for c in "$@"; do
+  [ -f "$d/$c/ckpt/config.json" ] || { echo "missing control $d/$c: run it first" >&2; exit 1; }
+  gens="$gens,$d/$c/ckpt"
+done
+mkdir -p "$d/judge_seeds"
+for j in ${JUDGE_SEEDS:-101 102 103 104 105}; do
+  o="$d/judge_seeds/$j"
+  for part in base runs; do
+    [ -f "$o/$part/judge.json" ] && continue
+    if [ "$part" = base ]; then g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1}; else g=$gens; t=1.0; fi
+    "$NR" judge --generators="$g" --temperatures="$t" --trunk="$trunk" --seed="$j" \
+      --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$o/$part" \
+      --threads="$THREADS" > "$o.$part.log" 2>&1
+  done
+  log "seed $SEED: judged under judge seed $j"
+done
+python3 "$ROOT/scripts/judge_seeds.py" "$d/judge_seeds" "$@"
