@@ -37,12 +37,12 @@ train_model() {
 train_generator() {
   local steps=${BASE_STEPS:-0} at=gen
   [ "$steps" -gt 0 ] && at=quickstart
-  train_model configs/cpu_quickstart.toml "$1/$at" "$1/$at.log" "$2" \
-    "generator (configs/cpu_quickstart.toml, 2000 iterations)"
   if [ -e "$1/gen" ] && [ "$(cat "$1/gen.base_steps" 2>/dev/null || echo 0)" != "$steps" ]; then
     echo "$1/gen was trained with another BASE_STEPS than $steps: use another OUT_DIR" >&2
     exit 1
   fi
+  train_model configs/cpu_quickstart.toml "$1/$at" "$1/$at.log" "$2" \
+    "generator (configs/cpu_quickstart.toml, 2000 iterations)"
   [ "$steps" -gt 0 ] || return 0
   finished "$1/gen" "$1/gen.log" && return 0
   log "seed $2: the generator trained on for $steps steps of language modelling"
