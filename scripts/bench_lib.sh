@@ -109,10 +109,16 @@ cycle_judge() {
   fi
 }
 
+# run_judge GENERATORS TEMPERATURES TRUNK SEED OUT_DIR: `nanoreward judge` of the comma-separated
+# generator checkpoints at TEMPERATURES against the corpus's val.bin, with the judge trunk TRUNK
+# and judge seed SEED, into OUT_DIR; its table on stdout.
+run_judge() {
+  "$NR" judge --generators="$1" --temperatures="$2" --trunk="$3" --seed="$4" \
+    --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$5" --threads="$THREADS"
+}
+
 # judge_control RUN_DIR LOG: the cycle's judge (after cycle_judge) on RUN_DIR/ckpt at T = 1, into
 # RUN_DIR/judge, its table appended to LOG.
 judge_control() {
-  "$NR" judge --generators="$1/ckpt" --temperatures=1.0 --trunk="$JUDGE_TRUNK" --seed="$JUDGE_SEED" \
-    --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$1/judge" \
-    --threads="$THREADS" | tee -a "$2"
+  run_judge "$1/ckpt" 1.0 "$JUDGE_TRUNK" "$JUDGE_SEED" "$1/judge" | tee -a "$2"
 }

@@ -30,9 +30,7 @@ for j in ${JUDGE_SEEDS:-101 102 103 104 105}; do
   for part in base runs; do
     [ -f "$o/$part/judge.json" ] && continue
     if [ "$part" = base ]; then g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1}; else g=$gens; t=1.0; fi
-    "$NR" judge --generators="$g" --temperatures="$t" --trunk="$trunk" --seed="$j" \
-      --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$o/$part" \
-      --threads="$THREADS" > "$o.$part.log" 2>&1
+    run_judge "$g" "$t" "$trunk" "$j" "$o/$part" > "$o.$part.log" 2>&1
   done
   log "seed $SEED: judged under judge seed $j"
 done
