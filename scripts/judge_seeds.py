@@ -21,26 +21,50 @@ def mean_se(xs):
     return statistics.mean(xs), (statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0)
 
 
-def name(row, controls):
+def name(row, base, controls):
+    """'base T=…' for the base generator; 'round N' / a control's name at T = 1, with ' T=…' otherwise."""
+    if os.path.normpath(row["generator"]) == base:
+        return "base T=%.1f" % row["temperature"]
     parts = row["generator"].rstrip("/").split("/")
+    key = row["generator"]
     if len(parts) >= 3 and parts[-2] == "grpo" and parts[-3].startswith("cycle_"):
-        return "round " + parts[-3][len("cycle_"):]
-    if len(parts) >= 2 and parts[-2] in controls:
-        return parts[-2]
-    return row["generator"]
+        key = "round " + parts[-3][len("cycle_"):]
+    elif len(parts) >= 2 and parts[-2] in controls:
+        key = parts[-2]
+    return key if row["temperature"] == 1.0 else key + " T=%.1f" % row["temperature"]
 
 
 def load(root, controls):
-    """{generator: [row per judge seed]}, judge seeds in sorted order; only complete seeds."""
+    """{generator: [row per judge seed]}, judge seeds in sorted order; only seeds with every part
+    (base, runs, and frontier where any seed has one); a generator and temperature judged in two
+    parts counts once."""
     gens = {}
+    parts = ["base", "runs"] + (["frontier"] if any(
+        os.path.exists(os.path.join(root, j, "frontier", "judge.json")) for j in os.listdir(root)) else [])
     seeds = sorted(j for j in os.listdir(root)
-                   if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in ("base", "runs")))
+                   if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in parts))
+    # SEED_DIR/judge_seeds -> SEED_DIR/gen/ckpt, the base every row is compared against
+    base = os.path.normpath(os.path.join(os.path.abspath(root), "..", "gen", "ckpt"))
     for j in seeds:
-        for part in ("base", "runs"):
+        seen = set()
+        for part in parts:
             for r in json.load(open(os.path.join(root, j, part, "judge.json")))["rows"]:
-                key = "base T=%.1f" % r["temperature"] if part == "base" else name(r, controls)
-                gens.setdefault(key, []).append(r)
+                key = name(r, base, controls)
+                if key not in seen:
+                    seen.add(key)
+                    gens.setdefault(key, []).append(r)
     return seeds, gens
+
+
+def table_order(gens):
+    """The base's rows by temperature, then every other generator in the order first met, each
+    followed by its rows at other temperatures."""
+    stem = lambda k: k.split(" T=")[0]
+    first = {}
+    for k in gens:
+        first.setdefault(stem(k), len(first))
+    temp = lambda k: float(k.split(" T=")[1]) if " T=" in k else 1.0
+    return sorted(gens, key=lambda k: (not k.startswith("base"), first[stem(k)], temp(k)))
 
 
 def paired(rows, ref, field):
@@ -62,7 +86,8 @@ def main(root, controls):
     print("| generator | C2ST | MAUVE | words | val | − base's best: C2ST (negative) | − base's best: MAUVE"
           + (f" | − {ctl}: C2ST (negative), MAUVE, words |" if ctl else " |"))
     print("|---|---|---|---|---|---|---" + ("|---|" if ctl else "|"))
-    for k, rows in gens.items():
+    for k in table_order(gens):
+        rows = gens[k]
         c, m = mean_sd(list(map(c2st, rows))), mean_sd(list(map(mauve, rows)))
         line = (f"| {k} | {c[0]:.4f} ± {c[1]:.4f} | {m[0]:.3f} ± {m[1]:.3f} | "
                 f"{statistics.mean(map(words, rows)):.3f} | {statistics.mean(r['val_loss'] for r in rows):.3f} |")

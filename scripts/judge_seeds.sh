@@ -9,7 +9,9 @@
 #   e.g. scripts/judge_seeds.sh out/jb 1 recipe mle450   (after judge_benchmark.sh and mle_control.sh)
 #
 # Writes BENCH_OUT/seedSEED/judge_seeds/J/{base,runs}/judge.json. Environment: NR, THREADS (2),
-# JUDGE_SEEDS ("101 102 103 104 105"), BASE_TEMPERATURES (0.8,0.9,1.0,1.1).
+# JUDGE_SEEDS ("101 102 103 104 105"), BASE_TEMPERATURES (0.8,0.9,1.0,1.1), FRONTIER_TEMPERATURES
+# (unset: none; e.g. 1.1,1.2 judges the base and the final round's policy at those temperatures
+# too, into J/frontier/judge.json: the policy's own temperature frontier beside the base's).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; NAME=$3; shift 3
@@ -19,7 +21,7 @@ THREADS=${THREADS:-2}
 d="$OUT/seed$SEED"; cyc="$d/$NAME"
 [ -f "$cyc/cycle_summary.json" ] || { echo "$cyc holds no finished cycle: run scripts/judge_benchmark.sh first" >&2; exit 1; }
 trunk="$cyc/judge_base/judge_trunk/ckpt"
-gens=$(ls -d "$cyc"/cycle_*/grpo/ckpt | sort -V | paste -sd,)
+gens=$(ls -d "$cyc"/cycle_*/grpo/ckpt | sort -V | paste -sd,); final=${gens##*,}
 for c in "$@"; do
   [ -f "$d/$c/ckpt/config.json" ] || { echo "missing control $d/$c: run it first" >&2; exit 1; }
   gens="$gens,$d/$c/ckpt"
@@ -27,9 +29,13 @@ done
 mkdir -p "$d/judge_seeds"
 for j in ${JUDGE_SEEDS:-101 102 103 104 105}; do
   o="$d/judge_seeds/$j"
-  for part in base runs; do
+  for part in base runs ${FRONTIER_TEMPERATURES:+frontier}; do
     [ -f "$o/$part/judge.json" ] && continue
-    if [ "$part" = base ]; then g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1}; else g=$gens; t=1.0; fi
+    case $part in
+      base) g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1} ;;
+      runs) g=$gens; t=1.0 ;;
+      frontier) g="$d/gen/ckpt,$final"; t=$FRONTIER_TEMPERATURES ;;
+    esac
     run_judge "$g" "$t" "$trunk" "$j" "$o/$part" > "$o.$part.log" 2>&1
   done
   log "seed $SEED: judged under judge seed $j"
