@@ -1,9 +1,11 @@
-//! The arithmetic of `scripts/judge_seeds.py`, the table of BENCHMARKS.md's judged cycles, on
-//! hand-made judge.json files: which judge seeds count, which row is the base's best, how rows are
-//! named and ordered, and every paired difference, each recomputed here.
+//! The arithmetic of the scripts that make BENCHMARKS.md's tables of judged cycles, on hand-made
+//! judge.json / cycle_summary.json files, every figure recomputed here: `scripts/judge_seeds.py`
+//! (which judge seeds count, which row is the base's best, how rows are named and ordered, every
+//! paired difference) and `scripts/judge_summary.py` (the base's frontier against the final
+//! policy, and which runs meet the acceptance targets).
 
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 struct Row {
@@ -20,6 +22,45 @@ fn row(generator: &Path, temperature: f64, c2st: f64, mauve: f64) -> Row {
         c2st,
         mauve,
     }
+}
+
+fn python3() -> bool {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: python3 not found; the scripts need it");
+    }
+    ok
+}
+
+/// Runs scripts/NAME with ARGS; its stdout.
+fn script(name: &str, args: &[&Path]) -> String {
+    let out = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .join(name),
+        )
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The rows of the markdown tables in `text` (headers, which start with one of `headers`, and
+/// rules left out), cells trimmed.
+fn table_rows(text: &str, headers: &[&str]) -> Vec<Vec<String>> {
+    text.lines()
+        .filter(|l| l.starts_with("| ") && !headers.iter().any(|h| l.starts_with(h)))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect()
 }
 
 fn write_part(dir: &Path, rows: &[Row]) {
@@ -75,12 +116,7 @@ fn check(cell: &str, want: (f64, f64, usize), digits: i32, with_count: bool) {
 
 #[test]
 fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
-    if !Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("SKIP: python3 not found; scripts/judge_seeds.py needs it");
+    if !python3() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -129,18 +165,9 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     write_part(&d.join("base"), &[row(&base, 1.0, 0.1, 0.1)]);
     write_part(&d.join("runs"), &[row(&round(2), 1.0, 0.1, 0.1)]);
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/judge_seeds.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(seed_dir.join("judge_seeds"))
-        .arg("mle450")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = script(
+        "judge_seeds.py",
+        &[&seed_dir.join("judge_seeds"), Path::new("mle450")],
     );
     assert!(
         text.starts_with(
@@ -148,12 +175,8 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
         ),
         "{text}"
     );
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("| generator"))
-        .map(|l| l.split('|').map(str::trim).collect())
-        .collect();
-    let names: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    let rows = table_rows(&text, &["| generator"]);
+    let names: Vec<&str> = rows.iter().map(|r| r[1].as_str()).collect();
     assert_eq!(
         names,
         [
@@ -172,15 +195,124 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     assert!(rows[1][2].starts_with(&format!("{:.4} ±", mean(&c2st(&base10)))));
     for (k, gen_rows) in [(3, &r1), (4, &r2), (5, &r2_12), (6, &ctl)] {
         let r = &rows[k];
-        check(r[6], paired(&c2st(gen_rows), &c2st(&base10)), 4, true);
-        check(r[7], paired(&mauve(gen_rows), &mauve(&base09)), 3, false);
+        check(&r[6], paired(&c2st(gen_rows), &c2st(&base10)), 4, true);
+        check(&r[7], paired(&mauve(gen_rows), &mauve(&base09)), 3, false);
     }
     // Rounds at T = 1 against the control: C2ST paired, then MAUVE and word validity means.
     for (k, gen_rows) in [(3, &r1), (4, &r2)] {
-        let cell = rows[k][8];
+        let cell = &rows[k][8];
         check(cell, paired(&c2st(gen_rows), &c2st(&ctl)), 4, true);
         let dm = paired(&mauve(gen_rows), &mauve(&ctl)).0;
         let printed: f64 = cell.split(", ").nth(1).unwrap().parse().unwrap();
         assert!((printed - dm).abs() <= 0.00051, "{cell}: MAUVE {dm}");
     }
+}
+
+/// A judged cycle's files: the base at T = 0.8 / 1.0 / 1.2 as (C2ST, MAUVE, words, val), the
+/// rounds' (C2ST, MAUVE, words), and the final policy's val loss on the judge's windows.
+fn write_cycle(
+    dir: &Path,
+    base: [(f64, f64, f64, f64); 3],
+    rounds: [(f64, f64, f64); 3],
+    val: f64,
+) {
+    let temps = [0.8, 1.0, 1.2];
+    let rows: Vec<_> = base
+        .iter()
+        .zip(temps)
+        .map(|(b, t)| {
+            json!({"generator": "gen/ckpt", "temperature": t, "c2st": {"auroc": b.0, "ci95": [0.0, 1.0]},
+                   "mauve": b.1, "word_validity": b.2, "val_loss": b.3})
+        })
+        .collect();
+    std::fs::create_dir_all(dir.join("judge_base")).unwrap();
+    std::fs::write(
+        dir.join("judge_base/judge.json"),
+        json!({ "rows": rows }).to_string(),
+    )
+    .unwrap();
+    let summary: Vec<_> = rounds
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({"round": i + 1, "c2st_auroc": r.0, "mauve": r.1, "word_validity": r.2,
+                   "rm_auroc_policy": 0.9})
+        })
+        .collect();
+    std::fs::write(dir.join("cycle_summary.json"), json!(summary).to_string()).unwrap();
+    std::fs::create_dir_all(dir.join("cycle_3/judge")).unwrap();
+    let last =
+        json!({"rows": [{"generator": "cycle_3/grpo/ckpt", "temperature": 1.0, "val_loss": val}]});
+    std::fs::write(dir.join("cycle_3/judge/judge.json"), last.to_string()).unwrap();
+}
+
+#[test]
+fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
+    if !python3() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    // Run a: the base's lowest C2ST is at T = 1.0 (0.90), its best MAUVE at T = 0.8 (0.70); its
+    // final policy meets every target (C2ST 0.84, MAUVE 0.71, val +0.03, words up).
+    let base_a = [
+        (0.95, 0.70, 0.80, 2.0),
+        (0.90, 0.60, 0.60, 2.0),
+        (0.97, 0.40, 0.50, 2.0),
+    ];
+    write_cycle(
+        &a,
+        base_a,
+        [(0.93, 0.5, 0.6), (0.90, 0.6, 0.6), (0.84, 0.71, 0.65)],
+        2.03,
+    );
+    // Run b: the policy misses the C2ST target by 0.01 (0.96 against a best of 0.92 at T = 1.2).
+    let base_b = [
+        (0.99, 0.50, 0.70, 1.9),
+        (0.95, 0.65, 0.55, 1.9),
+        (0.92, 0.30, 0.45, 1.9),
+    ];
+    write_cycle(
+        &b,
+        base_b,
+        [(0.95, 0.6, 0.5), (0.90, 0.6, 0.6), (0.88, 0.70, 0.60)],
+        1.88,
+    );
+    let arg = |d: &Path| PathBuf::from(format!("g={}", d.display()));
+    let text = script("judge_summary.py", &[&arg(&a), &arg(&b)]);
+    let header = text.lines().next().unwrap().to_string();
+    let keys: Vec<&str> = header.split('|').map(str::trim).collect();
+    let col = |k: &str| {
+        keys.iter()
+            .position(|c| *c == k)
+            .unwrap_or_else(|| panic!("{k}"))
+    };
+    let rows = table_rows(&text, &["| run", "| configuration"]);
+    assert_eq!(rows.len(), 3, "{text}");
+    // Per run: (ΔC2ST vs the base's lowest, ΔMAUVE vs its highest, Δval and Δwords at T = 1).
+    let want = [
+        (0.84 - 0.90, 0.71 - 0.70, 2.03 - 2.0, 0.65 - 0.60),
+        (0.88 - 0.92, 0.70 - 0.65, 1.88 - 1.9, 0.60 - 0.55),
+    ];
+    for (r, w) in rows.iter().zip(want) {
+        for (k, v) in [
+            ("ΔC2ST vs best", w.0),
+            ("ΔMAUVE vs best", w.1),
+            ("Δval", w.2),
+            ("Δwords", w.3),
+        ] {
+            let got: f64 = r[col(k)].parse().unwrap();
+            assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
+        }
+    }
+    // The group row: mean ± sample sd over the two runs, and one run of two meeting the targets.
+    let group = &rows[2];
+    let d = [want[0].0, want[1].0];
+    let sd = (d[0] - d[1]).abs() / 2f64.sqrt();
+    assert_eq!(
+        group[col("ΔC2ST vs best")],
+        format!("{:.3} ± {:.3}", (d[0] + d[1]) / 2.0, sd)
+    );
+    assert!(group[1].starts_with("g (2)"), "{text}");
+    assert_eq!(group[group.len() - 2], "1 of 2", "{text}");
 }
