@@ -4,9 +4,11 @@
 //! paired difference) and `scripts/judge_summary.py` (the base's frontier against the final
 //! policy, and which runs meet the acceptance targets).
 
+mod common;
+
+use common::script;
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 struct Row {
     generator: String,
@@ -22,36 +24,6 @@ fn row(generator: &Path, temperature: f64, c2st: f64, mauve: f64) -> Row {
         c2st,
         mauve,
     }
-}
-
-fn python3() -> bool {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: python3 not found; the scripts need it");
-    }
-    ok
-}
-
-/// Runs scripts/NAME with ARGS; its stdout.
-fn script(name: &str, args: &[&Path]) -> String {
-    let out = Command::new("python3")
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("scripts")
-                .join(name),
-        )
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// The rows of the markdown tables in `text` (headers, which start with one of `headers`, and
@@ -116,7 +88,7 @@ fn check(cell: &str, want: (f64, f64, usize), digits: i32, with_count: bool) {
 
 #[test]
 fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
-    if !python3() {
+    if !common::python_with(&[], "scripts/judge_seeds.py") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -248,7 +220,7 @@ fn write_cycle(
 
 #[test]
 fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
-    if !python3() {
+    if !common::python_with(&[], "scripts/judge_summary.py") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -5,18 +5,6 @@ mod common;
 
 use nanoreward::data::{self, TokenFile, TokenizationKind};
 use nanoreward::tokenizer::{CharVocab, Tokenizer};
-use std::process::Command;
-
-fn python() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: python3 not found; the reference comparison needs it");
-    }
-    ok.then_some("python3")
-}
 
 #[test]
 fn tiny_shakespeare_char_matches_nanogpt() {
@@ -34,40 +22,20 @@ fn tiny_shakespeare_char_matches_nanogpt() {
         std::fs::metadata(ours.join("train.bin")).unwrap().len(),
         2 * 1_003_854
     );
-    let Some(py) = python() else { return };
+    if !common::python_with(&[], "the reference comparison") {
+        return;
+    }
     let theirs = dir.path().join("theirs");
-    let root = env!("CARGO_MANIFEST_DIR");
-    let st = Command::new(py)
-        .args([
-            &format!("{root}/scripts/nanogpt_prepare_char.py"),
-            input.to_str().unwrap(),
-            theirs.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    common::script("nanogpt_prepare_char.py", &[&input, &theirs]);
     for f in ["train.bin", "val.bin"] {
         assert!(
             std::fs::read(ours.join(f)).unwrap() == std::fs::read(theirs.join(f)).unwrap(),
             "{f} differs"
         );
     }
-    let st = Command::new(py)
-        .args([
-            &format!("{root}/scripts/check_meta.py"),
-            ours.join("meta.pkl").to_str().unwrap(),
-            theirs.join("meta.pkl").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
+    common::script(
+        "check_meta.py",
+        &[ours.join("meta.pkl"), theirs.join("meta.pkl")],
     );
     // And nanoGPT's meta.pkl (protocol 4, written by Python) loads into the same vocabulary.
     let v = CharVocab::load(&theirs.join("meta.pkl")).unwrap();

@@ -150,30 +150,16 @@ fn dataset_contract_determinism_and_shards() {
 }
 
 fn numpy_check(dir: &Path) {
-    let has_numpy = std::process::Command::new("python3")
-        .args(["-c", "import numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_numpy {
-        eprintln!("SKIP: python3 with numpy is not available; the numpy reader check needs it");
+    if !common::python_with(&["numpy"], "the numpy reader check") {
         return;
     }
     let ds = RewardDataset::open(dir, "train", None).unwrap();
     let st = ds.stats();
-    let script = format!(
-        "{}/scripts/check_reward_data.py",
-        env!("CARGO_MANIFEST_DIR")
+    let out = common::script(
+        "check_reward_data.py",
+        &[dir.as_os_str(), std::ffi::OsStr::new("train")],
     );
-    let out = std::process::Command::new("python3")
-        .args([&script, dir.to_str().unwrap(), "train"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["num_samples"].as_u64().unwrap() as usize, ds.len());
     assert!((v["y_mean"][0].as_f64().unwrap() - st.y.mean[0]).abs() < 1e-6);
     let first: Vec<u32> = v["x0"]

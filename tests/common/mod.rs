@@ -4,6 +4,45 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Whether python3 runs and imports `modules` (none: python3 alone); prints a SKIP line saying
+/// that `what` needs it otherwise.
+pub fn python_with(modules: &[&str], what: &str) -> bool {
+    let code: String = modules.iter().map(|m| format!("import {m}\n")).collect();
+    let ok = Command::new("python3")
+        .args(["-c", &code])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let with = if modules.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", modules.join(", "))
+        };
+        eprintln!("SKIP: python3{with} not available; {what} needs it");
+    }
+    ok
+}
+
+/// Runs `python3 scripts/NAME ARGS...` from the checkout and asserts that it succeeded (showing
+/// its stderr otherwise); returns its stdout.
+pub fn script<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> String {
+    let out = Command::new("python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scripts")
+                .join(name),
+        )
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "scripts/{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// The Tiny Shakespeare copy beside the checkout, when present.
 pub fn shakespeare() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tinyshakespeare/input.txt");
