@@ -21,9 +21,10 @@ def mean_se(xs):
     return statistics.mean(xs), (statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0)
 
 
-def name(row, base, controls):
-    """'base T=…' for the base generator; 'round N' / a control's name at T = 1, with ' T=…' otherwise."""
-    if os.path.normpath(row["generator"]) == base:
+def name(row, bases, controls):
+    """'base T=…' for the base generator (any of `bases`, the generators of the judge seed's base
+    part); 'round N' / a control's name at T = 1, with ' T=…' otherwise."""
+    if row["generator"] in bases:
         return "base T=%.1f" % row["temperature"]
     parts = row["generator"].rstrip("/").split("/")
     key = row["generator"]
@@ -43,13 +44,13 @@ def load(root, controls):
         os.path.exists(os.path.join(root, j, "frontier", "judge.json")) for j in os.listdir(root)) else [])
     seeds = sorted(j for j in os.listdir(root)
                    if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in parts))
-    # SEED_DIR/judge_seeds -> SEED_DIR/gen/ckpt, the base every row is compared against
-    base = os.path.normpath(os.path.join(os.path.abspath(root), "..", "gen", "ckpt"))
     for j in seeds:
         seen = set()
+        rows = {p: json.load(open(os.path.join(root, j, p, "judge.json")))["rows"] for p in parts}
+        bases = {r["generator"] for r in rows["base"]}
         for part in parts:
-            for r in json.load(open(os.path.join(root, j, part, "judge.json")))["rows"]:
-                key = name(r, base, controls)
+            for r in rows[part]:
+                key = name(r, bases, controls)
                 if key not in seen:
                     seen.add(key)
                     gens.setdefault(key, []).append(r)
