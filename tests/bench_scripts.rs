@@ -93,7 +93,9 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let seed_dir = tmp.path().join("seed1");
-    let base = seed_dir.join("gen/ckpt");
+    // Where the runs were judged need not be where the table is made: the base is whichever
+    // generator each judge seed's base part names.
+    let base = PathBuf::from("/judged/elsewhere/seed1/gen/ckpt");
     let round = |r: usize| seed_dir.join(format!("rec/cycle_{r}/grpo/ckpt"));
     let control = seed_dir.join("mle450/ckpt");
     // Per judge seed 101 and 102: (C2ST, MAUVE) of each generator and temperature.
