@@ -19,20 +19,25 @@ fn finish(args: &[String], cwd: &Path) {
 }
 
 /// When a kill lands: a time after the start, or (for a job too fast for any fixed delay on an
-/// idle machine) once the GRPO job's `metrics.jsonl` holds that many step lines.
+/// idle machine) once the job's `metrics.jsonl` holds that many step lines.
 #[derive(Clone, Copy)]
 enum KillAt {
     Ms(u64),
     Steps(usize),
 }
 
-/// The steps of a GRPO run's `metrics.jsonl` so far, one per step record (those with
-/// `reward_mean`; none while the file does not exist).
-fn grpo_steps(metrics: &Path) -> Vec<u64> {
+/// The steps of a run's `metrics.jsonl` so far, one per step record: GRPO's (`step` with
+/// `reward_mean`) or train's (`iter` with `loss`; its evaluations have `train_loss`); none while
+/// the file does not exist.
+fn logged_steps(metrics: &Path) -> Vec<u64> {
     nanoreward::metrics::read_jsonl(metrics)
         .unwrap_or_default()
         .iter()
-        .filter_map(|r| r.get("reward_mean").and(r["step"].as_u64()))
+        .filter_map(|r| {
+            r.get("reward_mean")
+                .and(r["step"].as_u64())
+                .or_else(|| r.get("loss").and(r["iter"].as_u64()))
+        })
         .collect()
 }
 
@@ -53,7 +58,7 @@ fn kill_at(args: &[String], cwd: &Path, at: KillAt, metrics: &Path) -> bool {
         }
         let due = match at {
             KillAt::Ms(ms) => start.elapsed() >= Duration::from_millis(ms),
-            KillAt::Steps(n) => grpo_steps(metrics).len() >= n,
+            KillAt::Steps(n) => logged_steps(metrics).len() >= n,
         };
         if due {
             break true;
@@ -145,7 +150,9 @@ fn train_killed_and_resumed_equals_uninterrupted() {
             "--threads=1",
         ])
     };
-    let moments = [300, 700, 1100, 1500].map(KillAt::Ms);
+    // By logged iterations, not fixed delays: 600 tiny iterations can finish in under 300 ms on an
+    // idle machine, and then no kill landed.
+    let moments = [100, 250, 400, 550].map(KillAt::Steps);
     killed_run_equals_uninterrupted(d.path(), &moments, args);
     assert!(common::leftovers(d.path()).is_empty());
 }
@@ -207,7 +214,7 @@ fn grpo_killed_and_resumed_equals_uninterrupted() {
     let moments = [20, 55, 90, 125].map(KillAt::Steps);
     killed_run_equals_uninterrupted(d.path(), &moments, args);
     // One line per step in the log, none repeated or lost.
-    let steps = grpo_steps(&d.path().join("k/metrics.jsonl"));
+    let steps = logged_steps(&d.path().join("k/metrics.jsonl"));
     assert_eq!(steps, (0..150).collect::<Vec<u64>>());
     assert!(common::leftovers(d.path()).is_empty());
 }
