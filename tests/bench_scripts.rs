@@ -172,7 +172,7 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
         check(&r[6], paired(&c2st(gen_rows), &c2st(&base10)), 4, true);
         check(&r[7], paired(&mauve(gen_rows), &mauve(&base09)), 3, false);
     }
-    // Rounds at T = 1 against the control: C2ST paired, then MAUVE and word validity means.
+    // Rounds at T = 1 against the control: C2ST paired, then the mean MAUVE difference.
     for (k, gen_rows) in [(3, &r1), (4, &r2)] {
         let cell = &rows[k][8];
         check(cell, paired(&c2st(gen_rows), &c2st(&ctl)), 4, true);
@@ -240,7 +240,7 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
         [(0.93, 0.5, 0.6), (0.90, 0.6, 0.6), (0.84, 0.71, 0.65)],
         2.03,
     );
-    // Run b: the policy misses the C2ST target by 0.01 (0.96 against a best of 0.92 at T = 1.2).
+    // Run b: the policy misses the C2ST target by 0.01 (0.88 against a best of 0.92 at T = 1.2).
     let base_b = [
         (0.99, 0.50, 0.70, 1.9),
         (0.95, 0.65, 0.55, 1.9),
