@@ -9,6 +9,7 @@ use nanoreward::checkpoint::nanogpt;
 use nanoreward::checkpoint::{self, HostTensor};
 use nanoreward::model::{GPT, GPTConfig, Mode, Param, Pooling, RewardHeadKind};
 use nanoreward::tokenizer::{CharVocab, Tokenizer};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,31 +35,11 @@ fn numpy_logits(pt: &Path) -> Option<Vec<Vec<f64>>> {
 
 /// `scripts/numpy_gpt.py CMD PATH IDS` as JSON, or None (with a message) without numpy.
 fn numpy(cmd: &str, path: &Path) -> Option<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/numpy_gpt.py");
     let ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(cmd)
-        .arg(path)
-        .arg(ids.join(","))
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(serde_json::from_slice(&o.stdout).unwrap()),
-        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'numpy'") => {
-            eprintln!(
-                "SKIP: numpy is not installed (.ci/run installs it); reference check skipped"
-            );
-            None
-        }
-        Ok(o) => panic!(
-            "numpy reference failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(_) => {
-            eprintln!("SKIP: python3 not found; reference check skipped");
-            None
-        }
-    }
+    let ids = ids.join(",");
+    let args = [OsStr::new(cmd), path.as_os_str(), OsStr::new(&ids)];
+    common::script_needing("numpy_gpt.py", &args, "numpy")
+        .map(|o| serde_json::from_str(&o).unwrap())
 }
 
 fn our_logits(m: &GPT) -> Vec<Vec<f32>> {

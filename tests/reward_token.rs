@@ -17,39 +17,21 @@ use nanoreward::reward::{RewardDataset, RewardModel, RewardTrainConfig};
 use nanoreward::sampling::{self, SampleOptions};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
-use std::process::Command;
 
 const IDS: [u32; 8] = [1, 5, 2, 9, 3, 3, 0, 10];
 
 /// The NumPy reference's token statistics and scores, or None (with a message) without numpy.
 fn numpy_zeroshot(pt: &Path, view: View) -> Option<serde_json::Value> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/numpy_gpt.py");
     let ids: Vec<String> = IDS.iter().map(|i| i.to_string()).collect();
-    let out = Command::new("python3")
-        .arg(script)
-        .arg("zeroshot")
-        .arg(pt)
-        .arg(ids.join(","))
-        .arg(view.temperature.to_string())
-        .arg(view.top_k.unwrap_or(0).to_string())
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(serde_json::from_slice(&o.stdout).unwrap()),
-        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'numpy'") => {
-            eprintln!(
-                "SKIP: numpy is not installed (.ci/run installs it); reference check skipped"
-            );
-            None
-        }
-        Ok(o) => panic!(
-            "numpy reference failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(_) => {
-            eprintln!("SKIP: python3 not found; reference check skipped");
-            None
-        }
-    }
+    let args = [
+        "zeroshot".into(),
+        pt.as_os_str().to_owned(),
+        ids.join(",").into(),
+        view.temperature.to_string().into(),
+        view.top_k.unwrap_or(0).to_string().into(),
+    ];
+    common::script_needing::<std::ffi::OsString>("numpy_gpt.py", &args, "numpy")
+        .map(|o| serde_json::from_str(&o).unwrap())
 }
 
 fn close(a: f64, b: f64, what: &str) {

@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 #[test]
 fn train_scalars_reach_tensorboards_reader() {
     let (d, _m, _ck) = common::tiny_base_with_data();
@@ -29,26 +26,11 @@ fn train_scalars_reach_tensorboards_reader() {
         ],
         p,
     ));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/read_tensorboard.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(p.join("tb"))
-        .output();
-    let scalars: serde_json::Value = match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout).unwrap(),
-        Ok(o) if String::from_utf8_lossy(&o.stderr).contains("No module named 'tensorboard'") => {
-            eprintln!("SKIP: the tensorboard package is not installed (.ci/run installs it)");
-            return;
-        }
-        Ok(o) => panic!(
-            "tensorboard's reader failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(_) => {
-            eprintln!("SKIP: python3 not found");
-            return;
-        }
+    let Some(out) = common::script_needing("read_tensorboard.py", &[p.join("tb")], "tensorboard")
+    else {
+        return;
     };
+    let scalars: serde_json::Value = serde_json::from_str(&out).unwrap();
     let log = nanoreward::metrics::read_jsonl(&p.join("out/metrics.jsonl")).unwrap();
     let losses: Vec<(u64, f64)> = log
         .iter()

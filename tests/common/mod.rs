@@ -23,10 +23,12 @@ pub fn python_with(modules: &[&str], what: &str) -> bool {
     ok
 }
 
-/// Runs `python3 scripts/NAME ARGS...` from the checkout and asserts that it succeeded (showing
-/// its stderr otherwise); returns its stdout.
-pub fn script<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> String {
-    let out = Command::new("python3")
+/// `python3 scripts/NAME ARGS...` from the checkout.
+fn python_script<S: AsRef<std::ffi::OsStr>>(
+    name: &str,
+    args: &[S],
+) -> std::io::Result<std::process::Output> {
+    Command::new("python3")
         .arg(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("scripts")
@@ -34,13 +36,47 @@ pub fn script<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> String {
         )
         .args(args)
         .output()
-        .expect("python3 runs");
+}
+
+/// Runs `python3 scripts/NAME ARGS...` from the checkout and asserts that it succeeded (showing
+/// its stderr otherwise); returns its stdout.
+pub fn script<S: AsRef<std::ffi::OsStr>>(name: &str, args: &[S]) -> String {
+    let out = python_script(name, args).expect("python3 runs");
     assert!(
         out.status.success(),
         "scripts/{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Like `script`, for a script that imports `module`: None, with a SKIP line, when python3 is
+/// missing or `module` is not installed (.ci/run installs it); any other failure panics.
+pub fn script_needing<S: AsRef<std::ffi::OsStr>>(
+    name: &str,
+    args: &[S],
+    module: &str,
+) -> Option<String> {
+    match python_script(name, args) {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).to_string()),
+        Ok(o)
+            if String::from_utf8_lossy(&o.stderr)
+                .contains(&format!("No module named '{module}'")) =>
+        {
+            eprintln!(
+                "SKIP: {module} is not installed (.ci/run installs it); scripts/{name} skipped"
+            );
+            None
+        }
+        Ok(o) => panic!(
+            "scripts/{name} failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(_) => {
+            eprintln!("SKIP: python3 not found; scripts/{name} skipped");
+            None
+        }
+    }
 }
 
 /// The Tiny Shakespeare copy beside the checkout, when present.
