@@ -66,6 +66,21 @@ train_lm_on() {
   rm -rf "$dst"; mv "$dst.tmp" "$dst"
 }
 
+# train_lm_from_policy SRC_DIR DST_DIR STEPS LR SEED LOG: train_lm_on for a model trained by
+# GRPO (SRC_DIR/ckpt records no training iteration to resume): its weights trained on for STEPS
+# iterations from a fresh optimizer as GRPO's (10 warm-up steps, then LR constant; no weight
+# decay), into DST_DIR through DST_DIR.tmp; LOG ends with "done: " when it finished.
+train_lm_from_policy() {
+  local src=$1 dst=$2 steps=$3 lr=$4 s=$5 logf=$6
+  rm -rf "$dst.tmp"
+  "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from="$src/ckpt" --out_dir="$dst.tmp" \
+    --data_dir="$OUT/data" --max_iters="$steps" --lr_decay_iters="$steps" --learning_rate="$lr" \
+    --min_lr="$lr" --decay_lr=false --warmup_iters=10 --weight_decay=0.0 --batch_size=16 \
+    --always_save_checkpoint=true --eval_interval="$steps" --seed="$s" --threads="$THREADS" \
+    > "$logf" 2>&1
+  rm -rf "$dst"; mv "$dst.tmp" "$dst"
+}
+
 # train_trunk SEED_DIR SEED: the stronger model of natural text (configs/strong_trunk.toml) in
 # SEED_DIR/trunk, unless it is finished.
 train_trunk() {

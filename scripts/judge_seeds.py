@@ -2,8 +2,9 @@
 generator, C2ST AUROC and MAUVE (mean ± sd over the judge seeds), word validity and val loss
 (means); for every policy and control, its C2ST and MAUVE minus the base's at the base's best
 temperature (lowest mean C2ST; highest mean MAUVE), paired by judge seed (mean ± s.e., and on how
-many judge seeds the C2ST difference is negative); for every policy, the same against the first
-control.
+many judge seeds the C2ST difference is negative); for every other generator at T = 1 (the rounds'
+policies and the later controls, e.g. a round rerun by scripts/round_arm.sh), the same against the
+first control.
 
     python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
 """
@@ -37,16 +38,20 @@ def name(row, bases, controls):
 
 def load(root, controls):
     """{generator: [row per judge seed]}, judge seeds in sorted order; only seeds with every part
-    (base, runs, and frontier where any seed has one); a generator and temperature judged in two
-    parts counts once."""
+    (base, runs, and frontier where any seed has one) whose runs part judged every control named
+    (a judge seed from before a control was run would pair its rows with other seeds'); a
+    generator and temperature judged in two parts counts once."""
     gens = {}
     parts = ["base", "runs"] + (["frontier"] if any(
         os.path.exists(os.path.join(root, j, "frontier", "judge.json")) for j in os.listdir(root)) else [])
-    seeds = sorted(j for j in os.listdir(root)
-                   if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in parts))
+    judged = {j: {p: json.load(open(os.path.join(root, j, p, "judge.json")))["rows"] for p in parts}
+              for j in os.listdir(root)
+              if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in parts)}
+    has_controls = lambda rows: set(controls) <= {name(r, set(), controls) for r in rows["runs"]}
+    seeds = sorted(j for j, rows in judged.items() if has_controls(rows))
     for j in seeds:
         seen = set()
-        rows = {p: json.load(open(os.path.join(root, j, p, "judge.json")))["rows"] for p in parts}
+        rows = judged[j]
         bases = {r["generator"] for r in rows["base"]}
         for part in parts:
             for r in rows[part]:
@@ -75,7 +80,8 @@ def paired(rows, ref, field):
 def main(root, controls):
     seeds, gens = load(root, controls)
     if not seeds:
-        sys.exit(f"{root} holds no judge seed with both base/judge.json and runs/judge.json")
+        sys.exit(f"{root} holds no judge seed with both base/judge.json and runs/judge.json"
+                 + (f" that judged {', '.join(controls)}: judge them with scripts/judge_seeds.sh" if controls else ""))
     c2st = lambda r: r["c2st"]["auroc"]
     mauve = lambda r: r["mauve"]
     words = lambda r: r["word_validity"]
@@ -97,7 +103,7 @@ def main(root, controls):
             dc, dm = paired(rows, gens[best], c2st), paired(rows, gens[best_m], mauve)
             cells[0] = f"{mean_se(dc)[0]:+.4f} ± {mean_se(dc)[1]:.4f} ({sum(x < 0 for x in dc)}/{len(dc)})"
             cells[1] = f"{mean_se(dm)[0]:+.3f} ± {mean_se(dm)[1]:.3f}"
-            if ctl and k.startswith("round") and ctl in gens:
+            if ctl and k != ctl and " T=" not in k:
                 cc = paired(rows, gens[ctl], c2st)
                 cm, cw = paired(rows, gens[ctl], mauve), paired(rows, gens[ctl], words)
                 cells[2] = (f"{mean_se(cc)[0]:+.4f} ± {mean_se(cc)[1]:.4f} ({sum(x < 0 for x in cc)}/{len(cc)}), "

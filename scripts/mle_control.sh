@@ -7,15 +7,24 @@
 #
 #   scripts/mle_control.sh BENCH_OUT SEED STEPS [LR]
 #   e.g. scripts/mle_control.sh out/jb 1 450 1e-4   (after scripts/judge_benchmark.sh out/jb "1" ptx=...)
+#        FROM=recipe/cycle_2/grpo scripts/mle_control.sh out/jb 1 600   (beside scripts/round_arm.sh)
 #
-# Writes BENCH_OUT/seedSEED/mleSTEPS/{ckpt,judge/judge.json}. Environment: NR, THREADS (2).
+# Writes BENCH_OUT/seedSEED/mleSTEPS/{ckpt,judge/judge.json}. Environment: NR, THREADS (2), FROM
+# (the model under BENCH_OUT/seedSEED to start from: gen, the base, unless set; a round's policy,
+# e.g. recipe/cycle_2/grpo — the final round's start, for a round rerun by round_arm.sh — starts
+# from its weights with a fresh optimizer as GRPO's: 10 warm-up steps, no weight decay).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; STEPS=$3; LR=${4:-1e-4}
-THREADS=${THREADS:-2}
+THREADS=${THREADS:-2}; FROM=${FROM:-gen}
 # shellcheck source=scripts/bench_lib.sh
 . "$ROOT/scripts/bench_lib.sh"
 d="$OUT/seed$SEED"; ctl="$d/mle$STEPS"
+[ -f "$d/$FROM/ckpt/config.json" ] || { echo "$d/$FROM holds no checkpoint" >&2; exit 1; }
 cycle_judge "$d"
-train_lm_on "$d/gen" "$ctl" "$STEPS" "$LR" "$SEED" "$ctl.log"
+if [ "$FROM" = gen ]; then
+  train_lm_on "$d/gen" "$ctl" "$STEPS" "$LR" "$SEED" "$ctl.log"
+else
+  train_lm_from_policy "$d/$FROM" "$ctl" "$STEPS" "$LR" "$SEED" "$ctl.log"
+fi
 judge_control "$ctl" "$ctl.log"

@@ -2,7 +2,8 @@
 //! judge.json / cycle_summary.json files, every figure recomputed here: `scripts/judge_seeds.py`
 //! (which judge seeds count, which row is the base's best, how rows are named and ordered, every
 //! paired difference) and `scripts/judge_summary.py` (the base's frontier against the final
-//! policy, and which runs meet the acceptance targets).
+//! policy, and which runs meet the acceptance targets); and `scripts/round_config.py`, which
+//! turns a round's recorded GRPO config into the TOML that reruns it with one thing changed.
 
 mod common;
 
@@ -98,6 +99,7 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     let base = PathBuf::from("/judged/elsewhere/seed1/gen/ckpt");
     let round = |r: usize| seed_dir.join(format!("rec/cycle_{r}/grpo/ckpt"));
     let control = seed_dir.join("mle450/ckpt");
+    let arm = seed_dir.join("rec600/ckpt");
     // Per judge seed 101 and 102: (C2ST, MAUVE) of each generator and temperature.
     let base09 = [(0.93, 0.70), (0.94, 0.66)];
     let base10 = [(0.91, 0.62), (0.925, 0.64)];
@@ -106,6 +108,7 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     let r2 = [(0.887, 0.72), (0.921, 0.60)];
     let r2_12 = [(0.95, 0.50), (0.97, 0.45)];
     let ctl = [(0.905, 0.64), (0.915, 0.66)];
+    let arm_vals = [(0.875, 0.58), (0.93, 0.61)];
     for (i, j) in ["101", "102"].iter().enumerate() {
         let d = seed_dir.join("judge_seeds").join(j);
         write_part(
@@ -121,6 +124,7 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
                 row(&round(1), 1.0, r1[i].0, r1[i].1),
                 row(&round(2), 1.0, r2[i].0, r2[i].1),
                 row(&control, 1.0, ctl[i].0, ctl[i].1),
+                row(&arm, 1.0, arm_vals[i].0, arm_vals[i].1),
             ],
         );
         // The base at T = 1.0 again (already judged in base/: must count once, as there) and the
@@ -138,10 +142,23 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     let d = seed_dir.join("judge_seeds/103");
     write_part(&d.join("base"), &[row(&base, 1.0, 0.1, 0.1)]);
     write_part(&d.join("runs"), &[row(&round(2), 1.0, 0.1, 0.1)]);
+    // Judge seed 104 has every part but was judged before the second control existed: left out
+    // too (its rounds would be paired with the other seeds' control rows).
+    let d = seed_dir.join("judge_seeds/104");
+    write_part(&d.join("base"), &[row(&base, 1.0, 0.2, 0.2)]);
+    write_part(
+        &d.join("runs"),
+        &[row(&round(2), 1.0, 0.2, 0.2), row(&control, 1.0, 0.2, 0.2)],
+    );
+    write_part(&d.join("frontier"), &[row(&base, 1.2, 0.2, 0.2)]);
 
     let text = script(
         "judge_seeds.py",
-        &[&seed_dir.join("judge_seeds"), Path::new("mle450")],
+        &[
+            &seed_dir.join("judge_seeds"),
+            Path::new("mle450"),
+            Path::new("rec600"),
+        ],
     );
     assert!(
         text.starts_with(
@@ -160,25 +177,30 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
             "round 1",
             "round 2",
             "round 2 T=1.2",
-            "mle450"
+            "mle450",
+            "rec600"
         ]
     );
     let c2st = |x: &[(f64, f64)]| x.iter().map(|p| p.0).collect::<Vec<_>>();
     let mauve = |x: &[(f64, f64)]| x.iter().map(|p| p.1).collect::<Vec<_>>();
     // The base's own row at T = 1.0: the mean of base/'s values, not the frontier's repeat.
     assert!(rows[1][2].starts_with(&format!("{:.4} ±", mean(&c2st(&base10)))));
-    for (k, gen_rows) in [(3, &r1), (4, &r2), (5, &r2_12), (6, &ctl)] {
+    for (k, gen_rows) in [(3, &r1), (4, &r2), (5, &r2_12), (6, &ctl), (7, &arm_vals)] {
         let r = &rows[k];
         check(&r[6], paired(&c2st(gen_rows), &c2st(&base10)), 4, true);
         check(&r[7], paired(&mauve(gen_rows), &mauve(&base09)), 3, false);
     }
-    // Rounds at T = 1 against the control: C2ST paired, then the mean MAUVE difference.
-    for (k, gen_rows) in [(3, &r1), (4, &r2)] {
+    // Rounds and the later control at T = 1 against the first control: C2ST paired, then the
+    // mean MAUVE difference; none for the first control itself or a row at another temperature.
+    for (k, gen_rows) in [(3, &r1), (4, &r2), (7, &arm_vals)] {
         let cell = &rows[k][8];
         check(cell, paired(&c2st(gen_rows), &c2st(&ctl)), 4, true);
         let dm = paired(&mauve(gen_rows), &mauve(&ctl)).0;
         let printed: f64 = cell.split(", ").nth(1).unwrap().parse().unwrap();
         assert!((printed - dm).abs() <= 0.00051, "{cell}: MAUVE {dm}");
+    }
+    for k in [5, 6] {
+        assert!(rows[k][8].is_empty(), "{}: {}", rows[k][1], rows[k][8]);
     }
 }
 
@@ -289,4 +311,69 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
     );
     assert!(group[1].starts_with("g (2)"), "{text}");
     assert_eq!(group[group.len() - 2], "1 of 2", "{text}");
+}
+
+/// round_config.py's TOML, read by nanoreward's own config loader, is the recorded config with
+/// the overrides applied and nothing else changed: a seed above TOML's integers, a list, a bool,
+/// floats written as 1.0 and in exponent form, quotes in a path.
+#[test]
+fn round_config_reproduces_the_recorded_grpo_config_with_overrides() {
+    use nanoreward::grpo::GrpoConfig;
+    if !common::python_with(&[], "scripts/round_config.py") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let recorded = GrpoConfig {
+        init_from: "/runs/seed \"1\"/recipe/cycle_2/grpo/ckpt".into(),
+        reward_model: "/runs/reward\\3/ckpt".into(),
+        ensemble: vec!["/runs/r1/ckpt".into(), "/runs/r2/ckpt".into()],
+        seed: u64::MAX - 5,
+        learning_rate: 1e-5,
+        ptx_coef: 1.0,
+        dynamic_sampling: true,
+        max_steps: 150,
+        ..GrpoConfig::default()
+    };
+    let state = tmp.path().join("train_state.json");
+    let text = json!({"step": 150, "config": recorded}).to_string();
+    std::fs::write(&state, text).unwrap();
+    let toml = script(
+        "round_config.py",
+        &[
+            state.to_str().unwrap(),
+            "max_steps=600",
+            "ptx_coef=0",
+            "dynamic_sampling=false",
+            "ensemble=/a/ckpt,/b/ckpt",
+            "out_dir=/arms/rec600.tmp",
+        ],
+    );
+    let source = tmp.path().join("arm.toml");
+    let read: GrpoConfig =
+        nanoreward::config::load_text(Some((source.as_path(), toml.as_str())), &[], &[])
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let want = GrpoConfig {
+        max_steps: 600,
+        ptx_coef: 0.0,
+        dynamic_sampling: false,
+        ensemble: vec!["/a/ckpt".into(), "/b/ckpt".into()],
+        out_dir: "/arms/rec600.tmp".into(),
+        ..recorded
+    };
+    assert_eq!(
+        serde_json::to_value(&read).unwrap(),
+        serde_json::to_value(&want).unwrap(),
+        "{toml}"
+    );
+    // A key the run did not record, or a value not of its type: one line saying so.
+    for bad in ["max_stepz=600", "max_steps=six", "dynamic_sampling=yes"] {
+        let out =
+            common::python_script("round_config.py", &[state.to_str().unwrap(), bad]).unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.lines().count() == 1,
+            "{bad}: {err}"
+        );
+        assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
+    }
 }

@@ -24,7 +24,7 @@ pub fn python_with(modules: &[&str], what: &str) -> bool {
 }
 
 /// `python3 scripts/NAME ARGS...` from the checkout.
-fn python_script<S: AsRef<std::ffi::OsStr>>(
+pub fn python_script<S: AsRef<std::ffi::OsStr>>(
     name: &str,
     args: &[S],
 ) -> std::io::Result<std::process::Output> {
