@@ -37,18 +37,20 @@ def name(row, bases, controls):
 
 
 def load(root, controls):
-    """{generator: [row per judge seed]}, judge seeds in sorted order; only seeds with every part
-    (base, runs, and frontier where any seed has one) whose runs part judged every control named
-    (a judge seed from before a control was run would pair its rows with other seeds'); a
-    generator and temperature judged in two parts counts once."""
+    """{generator: [row per judge seed]}, judge seeds in sorted order; only seeds whose runs part
+    judged every control named (a judge seed from before a control was run would pair its rows
+    with other seeds') and, among those, with every part (base, runs, and frontier where any of
+    them has one); a generator and temperature judged in two parts counts once."""
     gens = {}
-    parts = ["base", "runs"] + (["frontier"] if any(
-        os.path.exists(os.path.join(root, j, "frontier", "judge.json")) for j in os.listdir(root)) else [])
-    judged = {j: {p: json.load(open(os.path.join(root, j, p, "judge.json")))["rows"] for p in parts}
-              for j in os.listdir(root)
-              if all(os.path.exists(os.path.join(root, j, p, "judge.json")) for p in parts)}
-    has_controls = lambda rows: set(controls) <= {name(r, set(), controls) for r in rows["runs"]}
-    seeds = sorted(j for j, rows in judged.items() if has_controls(rows))
+    judged = {}
+    for j in os.listdir(root):
+        files = {p: os.path.join(root, j, p, "judge.json") for p in ("base", "runs", "frontier")}
+        rows = {p: json.load(open(f))["rows"] for p, f in files.items() if os.path.exists(f)}
+        if "base" in rows and "runs" in rows and \
+                set(controls) <= {name(r, set(), controls) for r in rows["runs"]}:
+            judged[j] = rows
+    parts = ["base", "runs"] + (["frontier"] if any("frontier" in r for r in judged.values()) else [])
+    seeds = sorted(j for j, rows in judged.items() if all(p in rows for p in parts))
     for j in seeds:
         seen = set()
         rows = judged[j]

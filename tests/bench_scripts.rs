@@ -138,10 +138,18 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
             ],
         );
     }
-    // Judge seed 103 has no frontier part: left out (its values would move every mean).
+    // Judge seed 103 judged both controls but has no frontier part: left out (its values would
+    // move every mean).
     let d = seed_dir.join("judge_seeds/103");
     write_part(&d.join("base"), &[row(&base, 1.0, 0.1, 0.1)]);
-    write_part(&d.join("runs"), &[row(&round(2), 1.0, 0.1, 0.1)]);
+    write_part(
+        &d.join("runs"),
+        &[
+            row(&round(2), 1.0, 0.1, 0.1),
+            row(&control, 1.0, 0.1, 0.1),
+            row(&arm, 1.0, 0.1, 0.1),
+        ],
+    );
     // Judge seed 104 has every part but was judged before the second control existed: left out
     // too (its rounds would be paired with the other seeds' control rows).
     let d = seed_dir.join("judge_seeds/104");
@@ -202,6 +210,29 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     for k in [5, 6] {
         assert!(rows[k][8].is_empty(), "{}: {}", rows[k][1], rows[k][8]);
     }
+
+    // Later judge seeds that judged the controls without a frontier part count, while the earlier
+    // ones that have a frontier but not the controls are left out (as judge_seeds.sh run again
+    // with new JUDGE_SEEDS and new controls, without FRONTIER_TEMPERATURES, leaves them).
+    let js = seed_dir.join("judge_seeds");
+    let third = seed_dir.join("noptx600/ckpt");
+    for j in ["111", "112"] {
+        write_part(&js.join(j).join("base"), &[row(&base, 1.0, 0.9, 0.6)]);
+        write_part(
+            &js.join(j).join("runs"),
+            &[
+                row(&control, 1.0, 0.88, 0.6),
+                row(&arm, 1.0, 0.86, 0.6),
+                row(&third, 1.0, 0.99, 0.1),
+            ],
+        );
+    }
+    let names = ["mle450", "rec600", "noptx600"].map(Path::new);
+    let text = script(
+        "judge_seeds.py",
+        &[js.as_path(), names[0], names[1], names[2]],
+    );
+    assert!(text.starts_with("2 judge seeds (111, 112);"), "{text}");
 }
 
 /// A judged cycle's files: the base at T = 0.8 / 1.0 / 1.2 as (C2ST, MAUVE, words, val), the
