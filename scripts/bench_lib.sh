@@ -55,15 +55,10 @@ train_generator() {
 # (through DST_DIR.tmp, so a stopped run leaves nothing half-written); the run's log in LOG, which
 # ends with "done: " when it finished. SRC_DIR may be a link: it is copied, never trained in place.
 train_lm_on() {
-  local src=$1 dst=$2 steps=$3 lr=$4 s=$5 logf=$6 iters
+  local src=$1 dst=$2 steps=$3 iters
   rm -rf "$dst.tmp"; cp -rL "$src" "$dst.tmp"
   iters=$(python3 -c "import json, sys; print(json.load(open(sys.argv[1]))['iter_num'])" "$src/ckpt/train_state.json")
-  "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from=resume --out_dir="$dst.tmp" \
-    --data_dir="$OUT/data" --max_iters=$((iters + steps)) --lr_decay_iters=$((iters + steps)) \
-    --learning_rate="$lr" --min_lr="$lr" --decay_lr=false --warmup_iters=0 --batch_size=16 \
-    --always_save_checkpoint=true --eval_interval="$steps" --seed="$s" --threads="$THREADS" \
-    > "$logf" 2>&1
-  rm -rf "$dst"; mv "$dst.tmp" "$dst"
+  lm_steps resume "$dst" $((iters + steps)) "$steps" "$4" "$5" "$6" --warmup_iters=0
 }
 
 # train_lm_from_policy SRC_DIR DST_DIR STEPS LR SEED LOG: train_lm_on for a model trained by
@@ -71,13 +66,20 @@ train_lm_on() {
 # iterations from a fresh optimizer as GRPO's (10 warm-up steps, then LR constant; no weight
 # decay), into DST_DIR through DST_DIR.tmp; LOG ends with "done: " when it finished.
 train_lm_from_policy() {
-  local src=$1 dst=$2 steps=$3 lr=$4 s=$5 logf=$6
-  rm -rf "$dst.tmp"
-  "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from="$src/ckpt" --out_dir="$dst.tmp" \
-    --data_dir="$OUT/data" --max_iters="$steps" --lr_decay_iters="$steps" --learning_rate="$lr" \
-    --min_lr="$lr" --decay_lr=false --warmup_iters=10 --weight_decay=0.0 --batch_size=16 \
-    --always_save_checkpoint=true --eval_interval="$steps" --seed="$s" --threads="$THREADS" \
-    > "$logf" 2>&1
+  rm -rf "$2.tmp"
+  lm_steps "$1/ckpt" "$2" "$3" "$3" "$4" "$5" "$6" --warmup_iters=10 --weight_decay=0.0
+}
+
+# lm_steps INIT DST_DIR MAX_ITERS STEPS LR SEED LOG [FLAG ...]: the `nanoreward train` of the
+# two above, from INIT (resume, or a checkpoint) into DST_DIR.tmp until iteration MAX_ITERS
+# (STEPS of them: constant LR, 16 windows, evaluated at the end), then DST_DIR.tmp moved to DST_DIR.
+lm_steps() {
+  local init=$1 dst=$2 max=$3 steps=$4 lr=$5 s=$6 logf=$7
+  shift 7
+  "$NR" train "$ROOT/configs/cpu_quickstart.toml" --init_from="$init" --out_dir="$dst.tmp" \
+    --data_dir="$OUT/data" --max_iters="$max" --lr_decay_iters="$max" --learning_rate="$lr" \
+    --min_lr="$lr" --decay_lr=false --batch_size=16 --always_save_checkpoint=true \
+    --eval_interval="$steps" --seed="$s" --threads="$THREADS" "$@" > "$logf" 2>&1
   rm -rf "$dst"; mv "$dst.tmp" "$dst"
 }
 
