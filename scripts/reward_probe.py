@@ -1,0 +1,78 @@
+"""What a reward model calls natural, off the data it was trained on: its mean P(natural) (± s.e.)
+on natural windows of the corpus's last tenth (nanoGPT's val split), on a generator's samples at
+several temperatures, on those natural windows with their characters shuffled, and on strings
+of characters drawn uniformly from the corpus's alphabet. A detector trained only on natural
+text against one generator's samples can read "unlike that generator" as "natural"; GRPO
+against it then finds gibberish (BENCHMARKS.md, issue 14, nineteenth session).
+
+    python3 scripts/reward_probe.py NANOREWARD CORPUS.txt GENERATOR_CKPT REWARD_CKPT [REWARD_CKPT ...]
+
+Environment: PROBE_N (windows per group, 100), PROBE_TEMPERATURES (0.7,1.0,1.5,2.0), PROBE_SEED (7).
+Character-level corpora only (the strings are built from characters).
+"""
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+
+SEP = "---------------"
+
+
+def run(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd[:2])} failed: {out.stderr.strip().splitlines()[-1:]}")
+    return out.stdout
+
+
+def groups(nr, corpus, generator, n, temps, seed, width=64):
+    rng = random.Random(seed)
+    text = open(corpus, encoding="utf-8").read()
+    val = text[int(len(text) * 0.9):]
+    alphabet = sorted(set(text))
+    natural = [val[i:i + width] for i in rng.sample(range(len(val) - width), n)]
+    out = {"natural": natural}
+    for t in temps:
+        samples = run([nr, "sample", f"--checkpoint={generator}", f"--num-samples={n}",
+                       f"--max-new-tokens={width}", f"--temperature={t}",
+                       f"--top-k={len(alphabet)}", f"--seed={seed}"])
+        out[f"T={t}"] = [s.strip("\n") for s in samples.split(SEP) if s.strip("\n")][:n]
+    out["shuffled"] = ["".join(rng.sample(w, len(w))) for w in natural]
+    out["uniform"] = ["".join(rng.choice(alphabet) for _ in range(width)) for _ in range(n)]
+    return out
+
+
+def score(nr, ckpt, texts, tmp):
+    paths = []
+    for i, t in enumerate(texts):
+        p = os.path.join(tmp, f"{i:05d}.txt")
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(t)
+        paths.append(p)
+    out = run([nr, "score", f"--checkpoint={ckpt}", "--json", *paths])
+    return [json.loads(line)["mean_p_natural"] for line in out.splitlines() if line.startswith("{")]
+
+
+def main(nr, corpus, generator, rms):
+    n = int(os.environ.get("PROBE_N", "100"))
+    temps = os.environ.get("PROBE_TEMPERATURES", "0.7,1.0,1.5,2.0").split(",")
+    g = groups(nr, corpus, generator, n, temps, int(os.environ.get("PROBE_SEED", "7")))
+    print(f"mean P(natural) ± s.e. over {n} windows per column; samples from {generator}\n")
+    print("| reward model | " + " | ".join(("base " + k) if k.startswith("T=") else k for k in g) + " |")
+    print("|---" * (len(g) + 1) + "|")
+    for rm in rms:
+        cells = []
+        for name, texts in g.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                p = score(nr, rm, texts, tmp)
+            cells.append(f"{statistics.mean(p):.3f} ± {statistics.stdev(p) / len(p) ** 0.5:.3f}")
+        print(f"| {rm} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 5:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:])
