@@ -162,6 +162,27 @@ fn unknown_characters_and_truncated_checkpoint() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
+    // --top-k 0 keeps every token (as top_k = 0 does in GRPO and judge): the same draws as a k
+    // above the vocabulary, never an error.
+    let with_k = |k: &str| {
+        let out = run(
+            &[
+                "sample",
+                "--out_dir",
+                "out",
+                "--temperature",
+                "1.5",
+                "--top-k",
+                k,
+                "--max_new_tokens",
+                "40",
+            ],
+            d.path(),
+        );
+        common::expect_success(&out);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(with_k("0"), with_k("1000"));
     let w = d.path().join("out/ckpt/model.safetensors");
     let bytes = std::fs::read(&w).unwrap();
     std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();

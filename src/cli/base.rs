@@ -78,7 +78,7 @@ pub struct SampleArgs {
     /// Softmax temperature (0 = greedy).
     #[arg(long, default_value_t = 0.8)]
     temperature: f64,
-    /// Keep only the k most likely tokens.
+    /// Keep only the k most likely tokens (0 = all of them, as `top_k = 0` in GRPO and judge).
     #[arg(long = "top-k", alias = "top_k", default_value_t = 200)]
     top_k: usize,
     #[arg(long, default_value_t = 1337)]
@@ -108,7 +108,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     }
     let opts = sampling::SampleOptions {
         temperature: a.temperature,
-        top_k: Some(a.top_k),
+        top_k: (a.top_k > 0).then_some(a.top_k),
         vocab: Some(tok.vocab_size()),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);

@@ -58,6 +58,7 @@ pub struct PrepareRewardDataArgs {
     full_share: f64,
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
+    /// Keep only the k most likely tokens (unset or 0 = all of them).
     #[arg(long = "top-k", alias = "top_k")]
     top_k: Option<usize>,
     /// auto, cpu or cuda.
@@ -104,7 +105,7 @@ impl PrepareRewardDataArgs {
             samples_per_chunk: self.samples_per_chunk,
             full_share: self.full_share,
             temperature: self.temperature,
-            top_k: self.top_k,
+            top_k: self.top_k.filter(|&k| k > 0),
             seed: self.seed,
             batch_size: self.batch_size,
             max_blocks: self.max_blocks,
