@@ -459,3 +459,69 @@ fn extra_train_text_extends_only_the_train_split() {
         "{e}"
     );
 }
+
+/// scripts/reward_negatives.py: the source's train rows all kept, N_NEGATIVES more in the
+/// dataset contract (read by nanoreward's own reader), each with an exact K/N label, a natural
+/// prefix of K tokens from the natural file, and a rest off the base — about half of them the
+/// natural continuation shuffled; the val split byte for byte the source's.
+#[test]
+fn negatives_script_adds_off_distribution_rows_in_the_contract() {
+    let (d, model, ck) = setup();
+    let o = opts(d.path(), &ck, "full");
+    reward_prepare::run(&o, &model, false).unwrap();
+    let src = RewardDataset::open(&o.output_dir, "train", None).unwrap();
+    let text = common::tiny_corpus();
+    let natural = Tokenizer::Char(CharVocab::from_text(&text))
+        .encode(&text)
+        .unwrap();
+    let nat_path = d.path().join("natural.bin");
+    let bytes: Vec<u8> = natural
+        .iter()
+        .flat_map(|&t| (t as u16).to_le_bytes())
+        .collect();
+    std::fs::write(&nat_path, bytes).unwrap();
+    let out = d.path().join("neg");
+    let args = [&o.output_dir, &nat_path, &out];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|p| p.as_os_str()).collect();
+    args.extend(["40", "3"].map(std::ffi::OsStr::new));
+    if common::script_needing("reward_negatives.py", &args, "numpy").is_none() {
+        return;
+    }
+    let ds = RewardDataset::open(&out, "train", Some(&src.tokenization())).unwrap();
+    assert_eq!(ds.len(), src.len() + 40);
+    let key = |(x, y): (Vec<u32>, [f32; 2])| (x, y.map(f32::to_bits));
+    let mut extra: Vec<_> = (0..ds.len()).map(|i| key(ds.get(i))).collect();
+    extra.sort();
+    for row in (0..src.len()).map(|i| key(src.get(i))) {
+        let at = extra.binary_search(&row).expect("every source row is kept");
+        extra.remove(at);
+    }
+    assert_eq!(extra.len(), 40);
+    let mut shuffled = 0;
+    for (x, [p, q]) in &extra {
+        let (p, q) = (f32::from_bits(*p), f32::from_bits(*q));
+        let k = (p * N as f32).round() as usize;
+        assert!((1..N).contains(&k) && p == k as f32 / N as f32 && q == 1.0 - p);
+        let starts: Vec<usize> = (0..=natural.len() - N)
+            .filter(|&s| natural[s..s + k] == x[..k])
+            .collect();
+        assert!(
+            !starts.is_empty(),
+            "the prefix of {x:?} is not natural text"
+        );
+        let sorted = |v: &[u32]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        shuffled += starts
+            .iter()
+            .any(|&s| sorted(&natural[s + k..s + N]) == sorted(&x[k..]))
+            as usize;
+    }
+    assert!((14..=30).contains(&shuffled), "{shuffled} of 40 shuffled");
+    for f in ["val_x.bin", "val_y.bin", "val_metadata.txt"] {
+        let read = |dir: &Path| std::fs::read(dir.join(f)).unwrap();
+        assert_eq!(read(&o.output_dir), read(&out), "{f}");
+    }
+}
