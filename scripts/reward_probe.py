@@ -45,13 +45,17 @@ def groups(nr, corpus, generator, n, temps, seed, width=64):
     return out
 
 
-def score(nr, ckpt, texts, tmp):
-    paths = []
-    for i, t in enumerate(texts):
-        p = os.path.join(tmp, f"{i:05d}.txt")
+def write_texts(texts, folder):
+    """Each text in a file of its own under `folder` (`score` reads one text per file); the paths."""
+    os.makedirs(folder)
+    paths = [os.path.join(folder, f"{i:05d}.txt") for i in range(len(texts))]
+    for p, t in zip(paths, texts):
         with open(p, "w", encoding="utf-8") as f:
             f.write(t)
-        paths.append(p)
+    return paths
+
+
+def score(nr, ckpt, paths):
     out = run([nr, "score", f"--checkpoint={ckpt}", "--json", *paths])
     return [json.loads(line)["mean_p_natural"] for line in out.splitlines() if line.startswith("{")]
 
@@ -63,13 +67,14 @@ def main(nr, corpus, generator, rms):
     print(f"mean P(natural) ± s.e. over {n} windows per column; samples from {generator}\n")
     print("| reward model | " + " | ".join(("base " + k) if k.startswith("T=") else k for k in g) + " |")
     print("|---" * (len(g) + 1) + "|")
-    for rm in rms:
-        cells = []
-        for name, texts in g.items():
-            with tempfile.TemporaryDirectory() as tmp:
-                p = score(nr, rm, texts, tmp)
-            cells.append(f"{statistics.mean(p):.3f} ± {statistics.stdev(p) / len(p) ** 0.5:.3f}")
-        print(f"| {rm} | " + " | ".join(cells) + " |")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [write_texts(texts, os.path.join(tmp, str(i))) for i, texts in enumerate(g.values())]
+        for rm in rms:
+            cells = []
+            for paths in files:
+                p = score(nr, rm, paths)
+                cells.append(f"{statistics.mean(p):.3f} ± {statistics.stdev(p) / len(p) ** 0.5:.3f}")
+            print(f"| {rm} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
