@@ -475,11 +475,7 @@ fn negatives_script_adds_off_distribution_rows_in_the_contract() {
         .encode(&text)
         .unwrap();
     let nat_path = d.path().join("natural.bin");
-    let bytes: Vec<u8> = natural
-        .iter()
-        .flat_map(|&t| (t as u16).to_le_bytes())
-        .collect();
-    std::fs::write(&nat_path, bytes).unwrap();
+    nanoreward::data::write_tokens(&nat_path, &natural).unwrap();
     let out = d.path().join("neg");
     let args = [&o.output_dir, &nat_path, &out];
     let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|p| p.as_os_str()).collect();
