@@ -521,3 +521,60 @@ fn negatives_script_adds_off_distribution_rows_in_the_contract() {
         assert_eq!(read(&o.output_dir), read(&out), "{f}");
     }
 }
+
+/// scripts/reward_negatives.py --rows: every train row of another reward dataset (here one made
+/// with another seed, standing for a policy's continuations) is added beside the source's rows and
+/// the negatives, each exactly once; a dataset of another block size is refused in one line.
+#[test]
+fn negatives_script_adds_another_datasets_rows() {
+    let (d, model, ck) = setup();
+    let o = opts(d.path(), &ck, "src");
+    reward_prepare::run(&o, &model, false).unwrap();
+    let mut o2 = opts(d.path(), &ck, "policy");
+    o2.seed = o.seed + 1;
+    o2.samples_per_chunk = 2;
+    reward_prepare::run(&o2, &model, false).unwrap();
+    let src = RewardDataset::open(&o.output_dir, "train", None).unwrap();
+    let rows = RewardDataset::open(&o2.output_dir, "train", None).unwrap();
+    let text = common::tiny_corpus();
+    let natural = Tokenizer::Char(CharVocab::from_text(&text))
+        .encode(&text)
+        .unwrap();
+    let nat_path = d.path().join("natural.bin");
+    nanoreward::data::write_tokens(&nat_path, &natural).unwrap();
+    let out = d.path().join("neg");
+    let os = |p: &Path| p.as_os_str().to_owned();
+    let mut args = vec![os(&o.output_dir), os(&nat_path), os(&out)];
+    args.extend(["5", "3", "--rows"].map(Into::into));
+    args.push(os(&o2.output_dir));
+    if common::script_needing("reward_negatives.py", &args, "numpy").is_none() {
+        return;
+    }
+    let ds = RewardDataset::open(&out, "train", Some(&src.tokenization())).unwrap();
+    assert_eq!(ds.len(), src.len() + 5 + rows.len());
+    let key = |(x, y): (Vec<u32>, [f32; 2])| (x, y.map(f32::to_bits));
+    let mut left: Vec<_> = (0..ds.len()).map(|i| key(ds.get(i))).collect();
+    left.sort();
+    let kept = (0..src.len()).map(|i| key(src.get(i)));
+    for row in kept.chain((0..rows.len()).map(|i| key(rows.get(i)))) {
+        let at = left.binary_search(&row).expect("every row is kept once");
+        left.remove(at);
+    }
+    assert_eq!(left.len(), 5, "the negatives besides");
+    let meta = std::fs::read_to_string(out.join("train_metadata.txt")).unwrap();
+    assert!(meta.contains(&format!("{} rows of", rows.len())), "{meta}");
+
+    let odd = d.path().join("odd");
+    std::fs::create_dir_all(&odd).unwrap();
+    let m = std::fs::read_to_string(o2.output_dir.join("train_metadata.txt")).unwrap();
+    let m = m.replace(&format!("block_size: {N}"), "block_size: 8");
+    std::fs::write(odd.join("train_metadata.txt"), m).unwrap();
+    args.pop();
+    args.push(os(&odd));
+    args[2] = os(&d.path().join("neg2"));
+    let r = common::python_script("reward_negatives.py", &args).unwrap();
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && e.lines().count() == 1, "{e}");
+    assert!(e.contains("blocks of 8 tokens"), "{e}");
+    assert!(!d.path().join("neg2").exists(), "nothing written");
+}
