@@ -7,7 +7,10 @@ against it then finds gibberish (BENCHMARKS.md, issue 14, nineteenth session).
 
     python3 scripts/reward_probe.py NANOREWARD CORPUS.txt GENERATOR_CKPT REWARD_CKPT [REWARD_CKPT ...]
 
-Environment: PROBE_N (windows per group, 100), PROBE_TEMPERATURES (0.7,1.0,1.5,2.0), PROBE_SEED (7).
+Environment: PROBE_N (windows per group, 100), PROBE_TEMPERATURES (0.7,1.0,1.5,2.0), PROBE_SEED (7),
+PROBE_POLICIES (comma-separated generator checkpoints, e.g. GRPO policies: a column of each one's
+samples at T = 1, named by its run folder: does each reward model catch the text that fooled another?),
+PROBE_JSON (a file: every window's P(natural), by reward model and group, also written there).
 Character-level corpora only (the strings are built from characters).
 """
 import json
@@ -28,7 +31,19 @@ def run(cmd):
     return out.stdout
 
 
-def groups(nr, corpus, generator, n, temps, seed, width=64):
+def samples(nr, ckpt, n, width, t, top_k, seed):
+    out = run([nr, "sample", f"--checkpoint={ckpt}", f"--num-samples={n}", f"--max-new-tokens={width}",
+               f"--temperature={t}", f"--top-k={top_k}", f"--seed={seed}"])
+    return [s.strip("\n") for s in out.split(SEP) if s.strip("\n")][:n]
+
+
+def run_name(ckpt):
+    """The folder a checkpoint belongs to: `…/negnoptx600/ckpt` → negnoptx600."""
+    parts = [p for p in os.path.normpath(ckpt).split(os.sep) if p not in ("ckpt", "")]
+    return parts[-1] if parts else ckpt
+
+
+def groups(nr, corpus, generator, n, temps, seed, policies=(), width=64):
     rng = random.Random(seed)
     text = open(corpus, encoding="utf-8").read()
     val = text[int(len(text) * 0.9):]
@@ -36,10 +51,9 @@ def groups(nr, corpus, generator, n, temps, seed, width=64):
     natural = [val[i:i + width] for i in rng.sample(range(len(val) - width), n)]
     out = {"natural": natural}
     for t in temps:
-        samples = run([nr, "sample", f"--checkpoint={generator}", f"--num-samples={n}",
-                       f"--max-new-tokens={width}", f"--temperature={t}",
-                       f"--top-k={len(alphabet)}", f"--seed={seed}"])
-        out[f"T={t}"] = [s.strip("\n") for s in samples.split(SEP) if s.strip("\n")][:n]
+        out[f"T={t}"] = samples(nr, generator, n, width, t, len(alphabet), seed)
+    for p in policies:
+        out[run_name(p)] = samples(nr, p, n, width, 1.0, len(alphabet), seed)
     out["shuffled"] = ["".join(rng.sample(w, len(w))) for w in natural]
     out["uniform"] = ["".join(rng.choice(alphabet) for _ in range(width)) for _ in range(n)]
     return out
@@ -63,18 +77,23 @@ def score(nr, ckpt, paths):
 def main(nr, corpus, generator, rms):
     n = int(os.environ.get("PROBE_N", "100"))
     temps = os.environ.get("PROBE_TEMPERATURES", "0.7,1.0,1.5,2.0").split(",")
-    g = groups(nr, corpus, generator, n, temps, int(os.environ.get("PROBE_SEED", "7")))
+    policies = [p for p in os.environ.get("PROBE_POLICIES", "").split(",") if p]
+    g = groups(nr, corpus, generator, n, temps, int(os.environ.get("PROBE_SEED", "7")), policies)
     print(f"mean P(natural) ± s.e. over {n} windows per column; samples from {generator}\n")
     print("| reward model | " + " | ".join(("base " + k) if k.startswith("T=") else k for k in g) + " |")
     print("|---" * (len(g) + 1) + "|")
+    scores = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = [write_texts(texts, os.path.join(tmp, str(i))) for i, texts in enumerate(g.values())]
         for rm in rms:
-            cells = []
-            for paths in files:
-                p = score(nr, rm, paths)
-                cells.append(f"{statistics.mean(p):.3f} ± {statistics.stdev(p) / len(p) ** 0.5:.3f}")
+            scores[rm] = {name: score(nr, rm, paths) for name, paths in zip(g, files)}
+            cells = [f"{statistics.mean(p):.3f} ± {statistics.stdev(p) / len(p) ** 0.5:.3f}"
+                     for p in scores[rm].values()]
             print(f"| {rm} | " + " | ".join(cells) + " |")
+    if os.environ.get("PROBE_JSON"):
+        with open(os.environ["PROBE_JSON"] + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(scores, f)
+        os.replace(os.environ["PROBE_JSON"] + ".tmp", os.environ["PROBE_JSON"])
 
 
 if __name__ == "__main__":

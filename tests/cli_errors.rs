@@ -4,6 +4,7 @@
 mod common;
 
 use common::{expect_clean_error, leftovers, run};
+use std::path::Path;
 
 #[test]
 fn missing_input_file() {
@@ -310,4 +311,79 @@ fn reward_commands_end_to_end() {
     assert_eq!(one, by("2"));
     let e = expect_clean_error(&run(&["score", "--checkpoint", "out", "t.txt"], d.path()));
     assert!(e.contains("generator checkpoint"), "{e}");
+    probe_reads_every_group(d.path());
+}
+
+/// scripts/reward_probe.py on the reward model above: one row of mean P(natural) per group, and
+/// the generator given again as a policy (`PROBE_POLICIES`) sampled as its own T = 1 column is,
+/// with the same seed and settings, the same texts: the same cell.
+fn probe_reads_every_group(d: &Path) {
+    let nr = env!("CARGO_BIN_EXE_nanoreward");
+    let args = [nr, "input.txt", "out", "rm"];
+    let out = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reward_probe.py"))
+        .args(args)
+        .current_dir(d)
+        .envs([("PROBE_N", "6"), ("PROBE_TEMPERATURES", "1.0,2.0")])
+        .envs([("PROBE_POLICIES", "out"), ("PROBE_JSON", "probe.json")])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("SKIP: python3 not found; scripts/reward_probe.py skipped");
+        return;
+    };
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cells = |line: &str| -> Vec<String> {
+        line.trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_string())
+            .collect()
+    };
+    let head = cells(s.lines().find(|l| l.starts_with("| reward model")).unwrap());
+    let want = [
+        "reward model",
+        "natural",
+        "base T=1.0",
+        "base T=2.0",
+        "out",
+        "shuffled",
+        "uniform",
+    ];
+    assert_eq!(head, want, "{s}");
+    let row = cells(s.lines().find(|l| l.starts_with("| rm |")).unwrap());
+    assert_eq!(row.len(), want.len(), "{s}");
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("probe.json")).unwrap()).unwrap();
+    let group = |name: &str| -> Vec<f64> {
+        let v = j["rm"][name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: {j}"));
+        v.iter().map(|p| p.as_f64().unwrap()).collect()
+    };
+    for (name, cell) in want[1..].iter().zip(&row[1..]) {
+        let p = group(name.trim_start_matches("base "));
+        let mean = p.iter().sum::<f64>() / p.len() as f64;
+        assert!(
+            p.len() == 6 && p.iter().all(|p| (0.0..=1.0).contains(p)),
+            "{j}"
+        );
+        assert!(
+            cell.starts_with(&format!("{mean:.3}")),
+            "{name}: {cell} against {mean}"
+        );
+    }
+    assert_eq!(
+        group("T=1.0"),
+        group("out"),
+        "the generator as a policy is its T = 1 column"
+    );
+    assert_ne!(
+        group("T=1.0"),
+        group("T=2.0"),
+        "another temperature, other samples"
+    );
 }
