@@ -460,6 +460,17 @@ fn extra_train_text_extends_only_the_train_split() {
     );
 }
 
+/// The tiny corpus's tokens, and the token file they are written to under `d`.
+fn natural_file(d: &Path) -> (Vec<u32>, PathBuf) {
+    let text = common::tiny_corpus();
+    let natural = Tokenizer::Char(CharVocab::from_text(&text))
+        .encode(&text)
+        .unwrap();
+    let path = d.join("natural.bin");
+    nanoreward::data::write_tokens(&path, &natural).unwrap();
+    (natural, path)
+}
+
 /// scripts/reward_negatives.py: the source's train rows all kept, N_NEGATIVES more in the
 /// dataset contract (read by nanoreward's own reader), each with an exact K/N label, a natural
 /// prefix of K tokens from the natural file, and a rest off the base — about half of them the
@@ -470,12 +481,7 @@ fn negatives_script_adds_off_distribution_rows_in_the_contract() {
     let o = opts(d.path(), &ck, "full");
     reward_prepare::run(&o, &model, false).unwrap();
     let src = RewardDataset::open(&o.output_dir, "train", None).unwrap();
-    let text = common::tiny_corpus();
-    let natural = Tokenizer::Char(CharVocab::from_text(&text))
-        .encode(&text)
-        .unwrap();
-    let nat_path = d.path().join("natural.bin");
-    nanoreward::data::write_tokens(&nat_path, &natural).unwrap();
+    let (natural, nat_path) = natural_file(d.path());
     let out = d.path().join("neg");
     let args = [&o.output_dir, &nat_path, &out];
     let mut args: Vec<&std::ffi::OsStr> = args.iter().map(|p| p.as_os_str()).collect();
@@ -536,12 +542,7 @@ fn negatives_script_adds_another_datasets_rows() {
     reward_prepare::run(&o2, &model, false).unwrap();
     let src = RewardDataset::open(&o.output_dir, "train", None).unwrap();
     let rows = RewardDataset::open(&o2.output_dir, "train", None).unwrap();
-    let text = common::tiny_corpus();
-    let natural = Tokenizer::Char(CharVocab::from_text(&text))
-        .encode(&text)
-        .unwrap();
-    let nat_path = d.path().join("natural.bin");
-    nanoreward::data::write_tokens(&nat_path, &natural).unwrap();
+    let (_, nat_path) = natural_file(d.path());
     let out = d.path().join("neg");
     let os = |p: &Path| p.as_os_str().to_owned();
     let mut args = vec![os(&o.output_dir), os(&nat_path), os(&out)];
