@@ -80,15 +80,16 @@ def main(src, natural_path, out, n_neg, seed, row_dirs):
     os.makedirs(out, exist_ok=True)
     for f in ("val_x.bin", "val_y.bin", "val_metadata.txt"):
         shutil.copy(os.path.join(src, f), os.path.join(out, f))
+    added = [(d, len(e[0])) for d, e in zip(row_dirs, extra)]
     parts = {"train_x.bin": x.tobytes(), "train_y.bin": y.tobytes(),
-             "train_metadata.txt": metadata(meta, x, y, n_neg, [(d, len(e[0])) for d, e in zip(row_dirs, extra)]).encode("utf-8")}
+             "train_metadata.txt": metadata(meta, x, y, n_neg, added).encode("utf-8")}
     for name, data in parts.items():
         with open(os.path.join(out, name + ".tmp"), "wb") as f:
             f.write(data)
     for name in parts:
         os.replace(os.path.join(out, name + ".tmp"), os.path.join(out, name))
-    added = sum(len(e[0]) for e in extra)
-    print(f"{out}: {len(x)} train samples ({n_neg} negatives, {added} rows of other datasets), val copied")
+    print(f"{out}: {len(x)} train samples ({n_neg} negatives, {sum(n for _, n in added)} rows of other "
+          "datasets), val copied")
 
 
 if __name__ == "__main__":

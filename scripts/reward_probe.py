@@ -37,10 +37,19 @@ def samples(nr, ckpt, n, width, t, top_k, seed):
     return [s.strip("\n") for s in out.split(SEP) if s.strip("\n")][:n]
 
 
-def run_name(ckpt):
-    """The folder a checkpoint belongs to: `…/negnoptx600/ckpt` → negnoptx600."""
-    parts = [p for p in os.path.normpath(ckpt).split(os.sep) if p not in ("ckpt", "")]
-    return parts[-1] if parts else ckpt
+def run_names(ckpts):
+    """Each checkpoint's column name: the folder it belongs to (`…/negnoptx600/ckpt` → negnoptx600),
+    with as many parent folders as set it apart from the others (`cycle_2/grpo`, `cycle_3/grpo`)."""
+    parts = [[p for p in os.path.normpath(c).split(os.sep) if p not in ("ckpt", "")] or [c] for c in ckpts]
+    suffix = lambda p, d: "/".join(p[-d:])
+    names = []
+    for i, p in enumerate(parts):
+        others = [q for j, q in enumerate(parts) if j != i]
+        d = next((d for d in range(1, len(p) + 1) if all(suffix(q, d) != suffix(p, d) for q in others)), None)
+        if d is None:
+            sys.exit(f"PROBE_POLICIES names {ckpts[i]} twice")
+        names.append(suffix(p, d))
+    return names
 
 
 def groups(nr, corpus, generator, n, temps, seed, policies=(), width=64):
@@ -52,8 +61,10 @@ def groups(nr, corpus, generator, n, temps, seed, policies=(), width=64):
     out = {"natural": natural}
     for t in temps:
         out[f"T={t}"] = samples(nr, generator, n, width, t, len(alphabet), seed)
-    for p in policies:
-        out[run_name(p)] = samples(nr, p, n, width, 1.0, len(alphabet), seed)
+    for name, p in zip(run_names(policies), policies):
+        if name in ("natural", "shuffled", "uniform") or name.startswith("T="):
+            sys.exit(f"PROBE_POLICIES: {p}'s column would be named {name}, as one of the probe's own groups")
+        out[name] = samples(nr, p, n, width, 1.0, len(alphabet), seed)
     out["shuffled"] = ["".join(rng.sample(w, len(w))) for w in natural]
     out["uniform"] = ["".join(rng.choice(alphabet) for _ in range(width)) for _ in range(n)]
     return out

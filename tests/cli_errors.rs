@@ -318,16 +318,16 @@ fn reward_commands_end_to_end() {
 /// the generator given again as a policy (`PROBE_POLICIES`) sampled as its own T = 1 column is,
 /// with the same seed and settings, the same texts: the same cell.
 fn probe_reads_every_group(d: &Path) {
-    let nr = env!("CARGO_BIN_EXE_nanoreward");
-    let args = [nr, "input.txt", "out", "rm"];
-    let out = std::process::Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reward_probe.py"))
-        .args(args)
-        .current_dir(d)
-        .envs([("PROBE_N", "6"), ("PROBE_TEMPERATURES", "1.0,2.0")])
-        .envs([("PROBE_POLICIES", "out"), ("PROBE_JSON", "probe.json")])
-        .output();
-    let Ok(out) = out else {
+    let probe = |policies: &str| {
+        std::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reward_probe.py"))
+            .args([env!("CARGO_BIN_EXE_nanoreward"), "input.txt", "out", "rm"])
+            .current_dir(d)
+            .envs([("PROBE_N", "6"), ("PROBE_TEMPERATURES", "1.0,2.0")])
+            .envs([("PROBE_POLICIES", policies), ("PROBE_JSON", "probe.json")])
+            .output()
+    };
+    let Ok(out) = probe("out") else {
         eprintln!("SKIP: python3 not found; scripts/reward_probe.py skipped");
         return;
     };
@@ -386,4 +386,11 @@ fn probe_reads_every_group(d: &Path) {
         group("T=2.0"),
         "another temperature, other samples"
     );
+    let twice = probe("out,./out/ckpt").unwrap();
+    let e = String::from_utf8_lossy(&twice.stderr);
+    assert!(
+        !twice.status.success() && e.trim().lines().count() == 1,
+        "{e}"
+    );
+    assert!(e.contains("names out twice"), "{e}");
 }
