@@ -24,6 +24,11 @@ pub struct SampleOptions {
     pub vocab: Option<usize>,
 }
 
+/// `top_k` as the configs and flags spell it, where 0 keeps every token.
+pub fn top_k_or_all(k: usize) -> Option<usize> {
+    (k > 0).then_some(k)
+}
+
 impl Default for SampleOptions {
     fn default() -> Self {
         Self {

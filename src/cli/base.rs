@@ -108,7 +108,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     }
     let opts = sampling::SampleOptions {
         temperature: a.temperature,
-        top_k: (a.top_k > 0).then_some(a.top_k),
+        top_k: sampling::top_k_or_all(a.top_k),
         vocab: Some(tok.vocab_size()),
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);

@@ -7,6 +7,7 @@ use clap::Args;
 use nanoreward::checkpoint::{self, Checkpoint};
 use nanoreward::reward::prepare::{self, RewardPrepOptions};
 use nanoreward::reward::{self, RewardDataset, RewardModel, RewardTrainConfig, dataset};
+use nanoreward::sampling::top_k_or_all;
 use nanoreward::util::{cluster, device};
 use std::path::{Path, PathBuf};
 
@@ -105,7 +106,7 @@ impl PrepareRewardDataArgs {
             samples_per_chunk: self.samples_per_chunk,
             full_share: self.full_share,
             temperature: self.temperature,
-            top_k: self.top_k.filter(|&k| k > 0),
+            top_k: self.top_k.and_then(top_k_or_all),
             seed: self.seed,
             batch_size: self.batch_size,
             max_blocks: self.max_blocks,

@@ -2,7 +2,7 @@
 
 use super::loss::{ImportanceLevel, LossConfig, LossType, ScaleRewards};
 use crate::model::Precision;
-use crate::sampling::SampleOptions;
+use crate::sampling::{SampleOptions, top_k_or_all};
 use crate::train::optim;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -304,7 +304,7 @@ impl GrpoConfig {
     pub(crate) fn sample_options(&self) -> SampleOptions {
         SampleOptions {
             temperature: self.temperature,
-            top_k: (self.top_k > 0).then_some(self.top_k),
+            top_k: top_k_or_all(self.top_k),
             vocab: None,
         }
     }

@@ -344,7 +344,7 @@ fn samples(
 ) -> Result<[Vec<Vec<u32>>; 2]> {
     let opts = SampleOptions {
         temperature,
-        top_k: (top_k > 0).then_some(top_k),
+        top_k: sampling::top_k_or_all(top_k),
         vocab: Some(j.tokenizer.vocab_size()),
     };
     let mut out = [Vec::new(), Vec::new()];

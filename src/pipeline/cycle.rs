@@ -436,7 +436,7 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
         samples_per_chunk: rd.samples_per_chunk,
         full_share: rd.full_share,
         temperature: rd.temperature,
-        top_k: (rd.top_k > 0).then_some(rd.top_k),
+        top_k: crate::sampling::top_k_or_all(rd.top_k),
         seed: round_seed,
         batch_size: rd.batch_size,
         max_blocks: (rd.max_blocks > 0).then_some(rd.max_blocks),

@@ -345,7 +345,7 @@ impl RewardModel {
             let p = ck.path.join(checkpoint::FEATURE_MODEL);
             let view = View {
                 temperature: c.feature_temperature,
-                top_k: (c.feature_top_k > 0).then_some(c.feature_top_k),
+                top_k: crate::sampling::top_k_or_all(c.feature_top_k),
             };
             Some((checkpoint::load_model(&p, device)?, view))
         } else {
