@@ -319,8 +319,7 @@ fn reward_commands_end_to_end() {
 /// with the same seed and settings, the same texts: the same cell.
 fn probe_reads_every_group(d: &Path) {
     let probe = |policies: &str| {
-        std::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reward_probe.py"))
+        common::python_command("reward_probe.py")
             .args([env!("CARGO_BIN_EXE_nanoreward"), "input.txt", "out", "rm"])
             .current_dir(d)
             .envs([("PROBE_N", "6"), ("PROBE_TEMPERATURES", "1.0,2.0")])

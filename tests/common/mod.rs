@@ -28,14 +28,18 @@ pub fn python_script<S: AsRef<std::ffi::OsStr>>(
     name: &str,
     args: &[S],
 ) -> std::io::Result<std::process::Output> {
-    Command::new("python3")
-        .arg(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("scripts")
-                .join(name),
-        )
-        .args(args)
-        .output()
+    python_command(name).args(args).output()
+}
+
+/// `python3 scripts/NAME`, to add arguments, a directory or an environment to.
+pub fn python_command(name: &str) -> Command {
+    let mut c = Command::new("python3");
+    c.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join(name),
+    );
+    c
 }
 
 /// Runs `python3 scripts/NAME ARGS...` from the checkout and asserts that it succeeded (showing
