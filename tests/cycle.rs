@@ -314,23 +314,33 @@ fn missing_inputs_fail_before_any_work() {
     }
     let out = d.path().join("judged");
     let data = d.path().join("data");
-    for (generator, natural) in [
-        ("no_such_generator", "data/val.bin"),
-        (ck.to_str().unwrap(), "no_such_natural.bin"),
-    ] {
-        let o = run(
-            &[
-                "judge",
-                &format!("--generators={generator}"),
-                &format!("--data_dir={}", data.display()),
-                &format!("--natural={natural}"),
-                &format!("--out_dir={}", out.display()),
-                "--trunk_iters=5",
-            ],
-            d.path(),
-        );
-        let e = expect_clean_error(&o);
-        assert!(e.contains("no_such"), "{e}");
+    let ckp = ck.to_str().unwrap();
+    let picker = ["--best_of=4", "--best_of_model=no_such_picker"];
+    let cases: [(&str, &str, &[&str], &str); 5] = [
+        ("no_such_generator", "data/val.bin", &[], "no_such"),
+        (ckp, "no_such_natural.bin", &[], "no_such"),
+        (ckp, "data/val.bin", &picker, "no_such_picker"),
+        (ckp, "data/val.bin", &["--best_of=4"], "best_of_model"),
+        (
+            ckp,
+            "data/val.bin",
+            &["--best_of_temperature=-1"],
+            "best_of",
+        ),
+    ];
+    for (generator, natural, extra, named) in cases {
+        let mut args = vec![
+            "judge".to_string(),
+            format!("--generators={generator}"),
+            format!("--data_dir={}", data.display()),
+            format!("--natural={natural}"),
+            format!("--out_dir={}", out.display()),
+            "--trunk_iters=5".to_string(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let e = expect_clean_error(&run(&args, d.path()));
+        assert!(e.contains(named), "{extra:?}: {e}");
         assert!(!out.exists(), "judge wrote {}", out.display());
     }
 }

@@ -85,3 +85,71 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
     assert_eq!(again.rows[1].mauve, greedy.mauve);
     let _ = checkpoint::load_model(&ck, &Device::flex()).unwrap();
 }
+
+/// Best-of-n sampling (reward::best_of) against a brute-force reading: the same candidates drawn
+/// by the plain sampler from the same stream, each scored alone by the reward model, the highest
+/// kept; n = 1 is the plain sampler; and the judge records how its windows were drawn.
+#[test]
+fn best_of_keeps_the_candidate_the_reward_model_rates_highest() {
+    use nanoreward::reward::RewardModel;
+    use nanoreward::reward::best_of::{self, Pick};
+    use nanoreward::reward::model::{HeadSpec, from_checkpoint};
+    let (d, model, ck) = common::tiny_base_with_data();
+    let dev = Device::flex();
+    let opened = checkpoint::Checkpoint::open(&ck).unwrap();
+    let spec = HeadSpec {
+        hidden: 16,
+        ..Default::default()
+    };
+    let (rm_model, _) = from_checkpoint(&opened, &spec, &dev, 11).unwrap();
+    let rm_dir = d.path().join("rm");
+    common::save_model(&rm_dir, &rm_model, Some(&opened.tokenizer().unwrap()), None);
+    let rm = RewardModel::load(&rm_dir, &dev).unwrap();
+    let prompts: Vec<Vec<u32>> = (0..12).map(|i| vec![(i % 5) as u32 + 1]).collect();
+    let opts = SampleOptions::default();
+    let n = 4;
+    let rng = || rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let kept =
+        best_of::generate(&model, &rm, &prompts, 9, &opts, n, Pick::Max, &mut rng(), 2).unwrap();
+    let repeated: Vec<Vec<u32>> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), n))
+        .collect();
+    let candidates = sampling::generate(&model, &repeated, 9, &opts, &mut rng(), 1).unwrap();
+    let mut gain = 0.0;
+    for (i, k) in kept.iter().enumerate() {
+        let scores: Vec<f32> = candidates[i * n..(i + 1) * n]
+            .iter()
+            .map(|c| rm.score(std::slice::from_ref(c)).unwrap()[0])
+            .collect();
+        let best = (0..n).fold(0, |b, j| if scores[j] > scores[b] { j } else { b });
+        assert_eq!(
+            k,
+            &candidates[i * n + best],
+            "prompt {i}: scores {scores:?}"
+        );
+        gain += scores[best] - scores.iter().sum::<f32>() / n as f32;
+    }
+    assert!(gain > 0.0, "the kept windows rate no higher than the mean");
+    let plain = sampling::generate(&model, &prompts, 9, &opts, &mut rng(), 2).unwrap();
+    let one = best_of::generate(&model, &rm, &prompts, 9, &opts, 1, Pick::Max, &mut rng(), 2);
+    assert_eq!(one.unwrap(), plain);
+    let cfg = JudgeConfig {
+        generators: vec![ck.display().to_string()],
+        data_dir: d.path().join("data").display().to_string(),
+        out_dir: d.path().join("judge").display().to_string(),
+        windows: 16,
+        window_len: 16,
+        trunk: ck.display().to_string(),
+        val_batches: 1,
+        threads: 1,
+        best_of: 3,
+        best_of_model: rm_dir.display().to_string(),
+        best_of_temperature: 1.0,
+        ..Default::default()
+    };
+    let r = judge::run(&cfg).unwrap();
+    let b = r.best_of.expect("the report names the best-of sampling");
+    assert_eq!((b.n, b.temperature), (3, 1.0));
+    assert_eq!(b.model, cfg.best_of_model);
+}

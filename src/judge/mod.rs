@@ -25,6 +25,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{self, TokenFile};
 use crate::metrics::{self, Series};
 use crate::model::GPT;
+use crate::reward::best_of::{self, Pick};
 use crate::reward::features::{self, View};
 use crate::reward::lexicon::Lexicon;
 use crate::reward::{RewardModel, eval};
@@ -73,6 +74,12 @@ pub struct JudgeConfig {
     pub val_batches: usize,
     /// Reward models whose AUROC on the same test windows is reported too.
     pub reward_models: Vec<String>,
+    /// Best-of-n sampling: each window is generated `best_of` times and the one `best_of_model`
+    /// (a reward model) rates most natural is judged (1 = plain sampling).
+    pub best_of: usize,
+    pub best_of_model: String,
+    /// 0 keeps the most natural; τ > 0 draws one ∝ (P / (1 − P))^(1/τ) (see reward::best_of).
+    pub best_of_temperature: f64,
     #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
@@ -96,6 +103,9 @@ impl Default for JudgeConfig {
             clusters: 0,
             val_batches: 20,
             reward_models: Vec::new(),
+            best_of: 1,
+            best_of_model: String::new(),
+            best_of_temperature: 0.0,
             seed: 2718,
             device: "auto".into(),
             threads: 0,
@@ -126,8 +136,26 @@ impl JudgeConfig {
                 "temperatures must be a non-empty list of numbers > 0".into(),
             ));
         }
+        if self.best_of == 0 || (self.best_of > 1 && self.best_of_model.is_empty()) {
+            return Err(Error::Config(
+                "best_of must be ≥ 1, and above 1 it needs best_of_model (a reward model checkpoint)".into(),
+            ));
+        }
+        if !(self.best_of_temperature.is_finite() && self.best_of_temperature >= 0.0) {
+            return Err(Error::Config(
+                "best_of_temperature must be ≥ 0 (0 keeps the most natural of the n)".into(),
+            ));
+        }
         Ok(())
     }
+}
+
+/// Best-of-n sampling as the judge ran it (see [`JudgeConfig::best_of`]).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BestOf {
+    pub n: usize,
+    pub model: String,
+    pub temperature: f64,
 }
 
 /// One generator at one temperature, judged.
@@ -173,6 +201,9 @@ pub struct JudgeReport {
     /// (absent from reports written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Present when the generators' windows were best of n by a reward model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_of: Option<BestOf>,
 }
 
 impl JudgeReport {
@@ -191,6 +222,8 @@ struct Judge {
     n: usize,
     natural: [Vec<Vec<u32>>; 2],
     natural_features: [Features; 2],
+    /// Best-of-n sampling: the reward model that picks, n and how.
+    best_of: Option<(RewardModel, usize, Pick)>,
 }
 
 /// The judge's view of windows: C2ST feature rows and MAUVE embeddings.
@@ -328,13 +361,21 @@ fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String
                 embeddings: Vec::new(),
             },
         ],
+        best_of: None,
     };
+    if cfg.best_of > 1 {
+        let mut rm = RewardModel::load(Path::new(&cfg.best_of_model), dev)?;
+        rm.workers = device::workers(cfg.threads);
+        let how = Pick::from_temperature(cfg.best_of_temperature);
+        j.best_of = Some((rm, cfg.best_of, how));
+    }
     j.natural_features = [j.features(&natural[0]), j.features(&natural[1])];
     j.natural = natural;
     Ok((j, trunk_path))
 }
 
-/// The generator's samples after the first token of each natural window of both halves.
+/// The generator's samples after the first token of each natural window of both halves (each
+/// the best of n when the judge samples best-of-n).
 fn samples(
     j: &Judge,
     g: &GPT,
@@ -351,7 +392,13 @@ fn samples(
     for (half, slot) in out.iter_mut().enumerate() {
         let prompts: Vec<Vec<u32>> = j.natural[half].iter().map(|w| vec![w[0]]).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ half as u64));
-        *slot = sampling::generate(g, &prompts, j.n - 1, &opts, &mut rng, device::workers(0))?;
+        let workers = device::workers(0);
+        *slot = match &j.best_of {
+            None => sampling::generate(g, &prompts, j.n - 1, &opts, &mut rng, workers)?,
+            Some((rm, n, how)) => {
+                best_of::generate(g, rm, &prompts, j.n - 1, &opts, *n, *how, &mut rng, workers)?
+            }
+        };
     }
     Ok(out)
 }
@@ -448,6 +495,11 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
         windows: cfg.windows,
         window_len: j.n,
         seed: Some(cfg.seed),
+        best_of: (cfg.best_of > 1).then(|| BestOf {
+            n: cfg.best_of,
+            model: cfg.best_of_model.clone(),
+            temperature: cfg.best_of_temperature,
+        }),
     };
     let out = PathBuf::from(&cfg.out_dir);
     fsutil::create_dir_all(&out)?;
@@ -461,7 +513,14 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
 /// train.bin, the natural text), before the judge trunk trains.
 fn check_inputs(cfg: &JudgeConfig) -> Result<()> {
     let trunk = Some(cfg.trunk.as_str()).filter(|t| !t.is_empty());
-    for p in cfg.generators.iter().map(String::as_str).chain(trunk) {
+    let picker = Some(cfg.best_of_model.as_str()).filter(|t| cfg.best_of > 1 && !t.is_empty());
+    for p in cfg
+        .generators
+        .iter()
+        .map(String::as_str)
+        .chain(trunk)
+        .chain(picker)
+    {
         crate::checkpoint::ensure_exists(Path::new(p))?;
     }
     TokenFile::open(&PathBuf::from(&cfg.data_dir).join("train.bin"))?;

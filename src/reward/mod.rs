@@ -1,7 +1,9 @@
 //! The reward side of the pipeline: the recipe of a sample ([`recipe`]), the reward dataset
 //! format ([`dataset`]), the `prepare-reward-data` job ([`prepare`]), the reward model
-//! ([`model`]), its training ([`train`]) and evaluation ([`eval`]).
+//! ([`model`]), its training ([`train`]) and evaluation ([`eval`]), and best-of-n sampling
+//! against it ([`best_of`]).
 
+pub mod best_of;
 pub mod changepoint;
 pub mod dataset;
 pub mod eval;

@@ -1,0 +1,143 @@
+//! Best-of-n sampling against a reward model (TRL's `BestOfNSampler`): each prompt is completed
+//! `n` times and one completion is kept — the one the reward model rates most natural, or, with
+//! a pick temperature τ > 0, one drawn with probability ∝ (p / (1 − p))^(1/τ). At τ = 1 that
+//! weight is the density ratio a perfect detector's P(natural) implies, so the kept text is the
+//! generator's text importance-resampled toward natural text (sampling-importance-resampling):
+//! the sampling-time reading of the policy GRPO would reach at β = 1.
+//!
+//! It tells apart two reasons a reward can fail GRPO: if the kept text is no harder for an
+//! independent judge to detect than plain samples, the reward carries nothing the judge sees;
+//! if it is, the reward has the signal and the optimiser is what fails.
+
+use crate::Result;
+use crate::model::GPT;
+use crate::reward::RewardModel;
+use crate::sampling::{self, SampleOptions};
+use rand::Rng;
+
+/// How one of the `n` completions is kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pick {
+    /// The highest P(natural) (ties: the first).
+    Max,
+    /// Drawn with weight ∝ (p / (1 − p))^(1/τ), τ > 0.
+    Resample { temperature: f64 },
+}
+
+impl Pick {
+    /// τ = 0 picks the best; τ > 0 resamples.
+    pub fn from_temperature(t: f64) -> Self {
+        if t > 0.0 {
+            Pick::Resample { temperature: t }
+        } else {
+            Pick::Max
+        }
+    }
+}
+
+/// The log-weight of a completion rated `p`: logit(p) / τ (p clamped away from 0 and 1).
+fn log_weight(p: f32, temperature: f64) -> f64 {
+    let p = (p as f64).clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln() / temperature
+}
+
+/// The index kept of each group of `n` consecutive scores (`scores.len()` a multiple of `n`).
+pub fn pick(scores: &[f32], n: usize, how: Pick, rng: &mut impl Rng) -> Vec<usize> {
+    scores
+        .chunks(n.max(1))
+        .map(|g| match how {
+            Pick::Max => (0..g.len()).fold(0, |b, i| if g[i] > g[b] { i } else { b }),
+            Pick::Resample { temperature } => {
+                let lw: Vec<f64> = g.iter().map(|&p| log_weight(p, temperature)).collect();
+                let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = lw.iter().map(|l| (l - top).exp()).collect();
+                let mut u = rng.random::<f64>() * w.iter().sum::<f64>();
+                let mut kept = g.len() - 1;
+                for (i, wi) in w.iter().enumerate() {
+                    if u < *wi {
+                        kept = i;
+                        break;
+                    }
+                    u -= wi;
+                }
+                kept
+            }
+        })
+        .collect()
+}
+
+/// `max_new_tokens` after each prompt, best of `n` by `rm` (see the module). With n = 1 this is
+/// [`sampling::generate`] exactly. Returns the prompts with their kept continuations.
+#[allow(clippy::too_many_arguments)]
+pub fn generate(
+    g: &GPT,
+    rm: &RewardModel,
+    prompts: &[Vec<u32>],
+    max_new_tokens: usize,
+    opts: &SampleOptions,
+    n: usize,
+    how: Pick,
+    rng: &mut impl Rng,
+    workers: usize,
+) -> Result<Vec<Vec<u32>>> {
+    if n <= 1 {
+        return sampling::generate(g, prompts, max_new_tokens, opts, rng, workers);
+    }
+    let repeated: Vec<Vec<u32>> = prompts
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(p.clone(), n))
+        .collect();
+    let mut all = sampling::generate(g, &repeated, max_new_tokens, opts, rng, workers)?;
+    let scores = rm.score(&all)?;
+    let kept = pick(&scores, n, how, rng);
+    Ok(kept
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| std::mem::take(&mut all[i * n + k]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn max_keeps_the_highest_of_each_group() {
+        let s = [0.1, 0.7, 0.3, 0.9, 0.9, 0.2];
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert_eq!(pick(&s, 3, Pick::Max, &mut rng), vec![1, 0]);
+        assert_eq!(pick(&s, 2, Pick::Max, &mut rng), vec![1, 1, 0]);
+    }
+
+    /// Resampling frequencies against the weights computed by hand: p = 0.5, 0.75, 0.9 give
+    /// density ratios 1, 3, 9, so at τ = 1 the picks are 1/13, 3/13, 9/13, and at τ = 2 the
+    /// ratios' square roots 1, √3, 3.
+    #[test]
+    fn resampling_follows_the_density_ratio() {
+        let s: Vec<f32> = [0.5, 0.75, 0.9].repeat(20_000);
+        for (t, w) in [(1.0, [1.0, 3.0, 9.0]), (2.0, [1.0, 3f64.sqrt(), 3.0])] {
+            let mut rng = ChaCha8Rng::seed_from_u64(7);
+            let kept = pick(&s, 3, Pick::Resample { temperature: t }, &mut rng);
+            let total: f64 = w.iter().sum();
+            for (i, wi) in w.iter().enumerate() {
+                let f = kept.iter().filter(|&&k| k == i).count() as f64 / kept.len() as f64;
+                assert!(
+                    (f - wi / total).abs() < 0.01,
+                    "τ {t}: pick {i} {f} vs {}",
+                    wi / total
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pick_temperature_zero_is_max() {
+        assert_eq!(Pick::from_temperature(0.0), Pick::Max);
+        assert_eq!(
+            Pick::from_temperature(0.5),
+            Pick::Resample { temperature: 0.5 }
+        );
+    }
+}
