@@ -107,6 +107,31 @@ fn policy_reward_rises_on_a_known_reward() {
     assert!(common::leftovers(d.path()).is_empty());
 }
 
+/// RAFT (`adv_estimator = raft`): fine-tuning on each group's most rewarded completion raises
+/// the known reward too, and refuses per-token rewards in one line.
+#[test]
+fn raft_raises_a_known_reward() {
+    let (d, ck, data_dir) = setup();
+    let target = id_of_o(&ck);
+    let mut cfg = config(d.path(), &ck, &data_dir, "r", 40);
+    cfg.adv_estimator = nanoreward::grpo::loss::AdvEstimator::Raft;
+    let out = grpo::run_with(&cfg, &prefers(target), None, false).unwrap();
+    let recs = nanoreward::metrics::read_jsonl(&d.path().join("r/metrics.jsonl")).unwrap();
+    let r: Vec<f64> = recs
+        .iter()
+        .filter_map(|r| r.get("reward_mean").and_then(|v| v.as_f64()))
+        .collect();
+    let (start, end) = (
+        r[..5].iter().sum::<f64>() / 5.0,
+        r[35..].iter().sum::<f64>() / 5.0,
+    );
+    assert!(end > start + 0.15, "RAFT: {start:.3} -> {end:.3}");
+    assert!(out.evals[4].reward_policy > out.evals[4].reward_ref);
+    cfg.reward_granularity = nanoreward::grpo::config::RewardGranularity::Token;
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("reward_granularity = sequence"), "{e}");
+}
+
 #[test]
 fn resumed_run_equals_uninterrupted() {
     let (d, ck, data_dir) = setup();

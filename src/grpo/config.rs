@@ -1,6 +1,6 @@
 //! `grpo` settings: the TOML keys of `nanoreward grpo` and their checks.
 
-use super::loss::{ImportanceLevel, LossConfig, LossType, ScaleRewards};
+use super::loss::{AdvEstimator, ImportanceLevel, LossConfig, LossType, ScaleRewards};
 use crate::model::Precision;
 use crate::sampling::{SampleOptions, top_k_or_all};
 use crate::train::optim;
@@ -65,6 +65,8 @@ pub struct GrpoConfig {
     pub top_k: usize,
     /// `group`, `batch` or `none`.
     pub scale_rewards: ScaleRewards,
+    /// `grpo` (group-relative) or `raft` (fine-tune on each group's best completion).
+    pub adv_estimator: AdvEstimator,
     /// `grpo`, `dr_grpo` or `dapo`.
     pub loss_type: LossType,
     pub epsilon_low: f64,
@@ -164,6 +166,7 @@ impl Default for GrpoConfig {
             temperature: 1.0,
             top_k: 0,
             scale_rewards: ScaleRewards::Group,
+            adv_estimator: AdvEstimator::Grpo,
             loss_type: LossType::Grpo,
             epsilon_low: 0.2,
             epsilon_high: 0.2,
@@ -266,6 +269,11 @@ impl GrpoConfig {
         if let Some((k, v)) = non_neg.iter().find(|(_, v)| !v.is_finite() || *v < 0.0) {
             return Err(Error::Config(format!("{k} must be ≥ 0, got {v}")));
         }
+        self.check_combinations()
+    }
+
+    /// The checks of settings that only fail together.
+    fn check_combinations(&self) -> Result<()> {
         if self.ptx_coef > 0.0 && self.ptx_batch_size == 0 {
             return Err(Error::Config(
                 "ptx_batch_size must be at least 1 when ptx_coef > 0".into(),
@@ -274,6 +282,14 @@ impl GrpoConfig {
         if self.reward_coef == 0.0 && (self.teacher.is_empty() || self.teacher_coef == 0.0) {
             return Err(Error::Config(
                 "reward_coef = 0 leaves nothing to optimise: set teacher (with teacher_coef > 0) or raise reward_coef".into(),
+            ));
+        }
+        if self.adv_estimator == AdvEstimator::Raft
+            && self.reward_granularity == RewardGranularity::Token
+        {
+            return Err(Error::Config(
+                "adv_estimator = raft ranks whole completions: use reward_granularity = sequence"
+                    .into(),
             ));
         }
         if self.epsilon_low >= 1.0 {

@@ -35,6 +35,19 @@ crate::choice! {
 }
 
 crate::choice! {
+    /// How a group's rewards become advantages.
+    pub enum AdvEstimator("adv_estimator") {
+        /// GRPO: each reward against its group's mean, scaled as `scale_rewards` says.
+        #[default]
+        Grpo = "grpo",
+        /// RAFT (reward-ranked fine-tuning, Dong et al. 2023): the group's most rewarded
+        /// completion gets advantage 1 and the others 0 — fine-tuning on the best of each group,
+        /// best-of-n sampling distilled into the policy; nothing is pushed down.
+        Raft = "raft",
+    }
+}
+
+crate::choice! {
     /// Where the importance ratio is taken.
     pub enum ImportanceLevel("importance_sampling_level") {
         /// Per token: ρ_t = π_θ(x_t) / π_old(x_t) (GRPO, PPO).
@@ -116,6 +129,21 @@ pub fn advantages(
         out.extend(group.iter().map(|&r| ((r as f64 - mean) / denom) as f32));
     }
     (out, flat as f64 / n_groups.max(1) as f64)
+}
+
+/// RAFT's advantages: 1 for the first most rewarded completion of each group of `group_size`,
+/// 0 for the others. Returns them and the share of groups whose rewards are all equal (as
+/// [`advantages`]; dynamic sampling leaves those out, where RAFT's pick would be arbitrary).
+pub fn best_of_group(rewards: &[f32], group_size: usize) -> (Vec<f32>, f64) {
+    let g = group_size.max(1);
+    let mut out = vec![0.0; rewards.len()];
+    let mut flat = 0usize;
+    for (k, group) in rewards.chunks(g).enumerate() {
+        let best = (0..group.len()).fold(0, |b, i| if group[i] > group[b] { i } else { b });
+        out[k * g + best] = 1.0;
+        flat += usize::from(group.iter().all(|&x| x == group[0]));
+    }
+    (out, flat as f64 / rewards.len().div_ceil(g).max(1) as f64)
 }
 
 /// Per-token advantages from the per-token P(natural) `p` of group-consecutive windows (prompt

@@ -6,7 +6,7 @@
 //! comes from (seed, step) alone, so a resumed run draws what the uninterrupted one would have.
 
 use super::config::{GrpoConfig, RewardGranularity, TeacherLoss};
-use super::loss::{self, LossConfig, LossInputs, LossNorm, LossStats};
+use super::loss::{self, AdvEstimator, LossConfig, LossInputs, LossNorm, LossStats};
 use super::reward::{Ensemble, RewardFn, repeated_share};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, HostTensor, TrainState};
 use crate::data::{self, TokenFile};
@@ -731,7 +731,10 @@ impl Trainer<'_> {
         let t1 = Instant::now();
         let ids: Vec<i64> = seqs.iter().flatten().map(|&t| t as i64).collect();
         let (r, raw_mean) = self.rewards(&seqs, plen)?;
-        let (adv, zero_std) = loss::advantages(&r, g, cfg.scale_rewards, 1e-4);
+        let (adv, zero_std) = match cfg.adv_estimator {
+            AdvEstimator::Grpo => loss::advantages(&r, g, cfg.scale_rewards, 1e-4),
+            AdvEstimator::Raft => loss::best_of_group(&r, g),
+        };
         let mut distill = self.distill(&inf, &ids, b, plen)?;
         let d_adv = distill.as_ref().map(|d| d.adv.as_slice());
         let (token_adv, keep) = self.credit(&seqs, (&r, &adv), plen, d_adv)?;

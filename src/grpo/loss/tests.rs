@@ -56,6 +56,18 @@ fn advantages_by_hand() {
 }
 
 /// Four one-token completions: ratio above/below the band with positive/negative advantages.
+/// RAFT: one 1 per group, on its first highest reward; equal groups counted as zero-variance.
+#[test]
+fn best_of_group_by_hand() {
+    let r = [0.2, 0.9, 0.4, 0.5, 0.5, 0.5, 0.1, 0.7, 0.7];
+    let (adv, flat) = best_of_group(&r, 3);
+    assert_eq!(adv, vec![0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    assert!(close(flat, 1.0 / 3.0, 1e-12));
+    let (adv, flat) = best_of_group(&[0.3, 0.1, 0.8], 2);
+    // A group of one has nothing to compare (as in `advantages`).
+    assert_eq!((adv, flat), (vec![1.0, 0.0, 1.0], 0.5));
+}
+
 #[test]
 fn clipping_by_hand() {
     let ratios = [1.5f32, 1.5, 0.5, 0.5];
