@@ -1,9 +1,11 @@
 """The GRPO config a run recorded (its checkpoint's train_state.json) as TOML for `nanoreward
 grpo`, with overrides: a cycle's round rerun with one thing changed (scripts/round_arm.sh). The
 run's seed is kept (written as text: a u64 can exceed TOML's integers); an override is read in the
-type of the recorded value (true/false; a list as comma-separated text).
+type of the recorded value (true/false; a list as comma-separated text); +KEY=VALUE adds a setting
+the run did not record (one newer than the run, e.g. +adv_estimator=raft), read as a number, true /
+false, or else text.
 
-    python3 scripts/round_config.py CKPT_DIR/train_state.json [KEY=VALUE ...] > arm.toml
+    python3 scripts/round_config.py CKPT_DIR/train_state.json [KEY=VALUE | +KEY=VALUE ...] > arm.toml
 """
 import json
 import math
@@ -22,6 +24,18 @@ def parse(key, raw, like):
         return type(like)(raw) if isinstance(like, (int, float)) else raw
     except ValueError:
         sys.exit(f"{key} takes a {type(like).__name__}, got '{raw}'")
+
+
+def new_value(raw):
+    """A setting the run did not record: a number, true / false, or else text."""
+    if raw in ("true", "false"):
+        return raw == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
 
 
 def toml_value(key, v):
@@ -45,6 +59,11 @@ def main(state_path, overrides):
         sys.exit(f"{state_path}: not a run's train_state.json with its config ({e})")
     for kv in overrides:
         key, sep, raw = kv.partition("=")
+        if sep and key.startswith("+"):
+            key = key[1:]
+            if key not in config:
+                config[key] = new_value(raw)
+                continue
         if not sep or key not in config:
             sys.exit(f"'{kv}' is not KEY=VALUE with a key of the recorded config ({', '.join(config)})")
         config[key] = parse(key, raw, config[key])

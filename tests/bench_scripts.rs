@@ -346,7 +346,8 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
 
 /// round_config.py's TOML, read by nanoreward's own config loader, is the recorded config with
 /// the overrides applied and nothing else changed: a seed above TOML's integers, a list, a bool,
-/// floats written as 1.0 and in exponent form, quotes in a path.
+/// floats written as 1.0 and in exponent form, quotes in a path; and a setting newer than the
+/// run (absent from its record) added with +KEY=VALUE.
 #[test]
 fn round_config_reproduces_the_recorded_grpo_config_with_overrides() {
     use nanoreward::grpo::GrpoConfig;
@@ -366,7 +367,9 @@ fn round_config_reproduces_the_recorded_grpo_config_with_overrides() {
         ..GrpoConfig::default()
     };
     let state = tmp.path().join("train_state.json");
-    let text = json!({"step": 150, "config": recorded}).to_string();
+    let mut config = serde_json::to_value(&recorded).unwrap();
+    config.as_object_mut().unwrap().remove("adv_estimator");
+    let text = json!({"step": 150, "config": config}).to_string();
     std::fs::write(&state, text).unwrap();
     let toml = script(
         "round_config.py",
@@ -377,6 +380,8 @@ fn round_config_reproduces_the_recorded_grpo_config_with_overrides() {
             "dynamic_sampling=false",
             "ensemble=/a/ckpt,/b/ckpt",
             "out_dir=/arms/rec600.tmp",
+            "+adv_estimator=raft",
+            "+grad_clip=0.5",
         ],
     );
     let source = tmp.path().join("arm.toml");
@@ -389,6 +394,8 @@ fn round_config_reproduces_the_recorded_grpo_config_with_overrides() {
         dynamic_sampling: false,
         ensemble: vec!["/a/ckpt".into(), "/b/ckpt".into()],
         out_dir: "/arms/rec600.tmp".into(),
+        adv_estimator: nanoreward::grpo::loss::AdvEstimator::Raft,
+        grad_clip: 0.5,
         ..recorded
     };
     assert_eq!(

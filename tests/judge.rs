@@ -105,7 +105,8 @@ fn best_of_keeps_the_candidate_the_reward_model_rates_highest() {
     let rm_dir = d.path().join("rm");
     common::save_model(&rm_dir, &rm_model, Some(&opened.tokenizer().unwrap()), None);
     let rm = RewardModel::load(&rm_dir, &dev).unwrap();
-    let prompts: Vec<Vec<u32>> = (0..12).map(|i| vec![(i % 5) as u32 + 1]).collect();
+    // 300 prompts × 4 candidates: more than the 1,024 rows best_of generates at once.
+    let prompts: Vec<Vec<u32>> = (0..300).map(|i| vec![(i % 5) as u32 + 1]).collect();
     let opts = SampleOptions::default();
     let n = 4;
     let rng = || rand_chacha::ChaCha8Rng::seed_from_u64(21);

@@ -66,8 +66,12 @@ pub fn pick(scores: &[f32], n: usize, how: Pick, rng: &mut impl Rng) -> Vec<usiz
         .collect()
 }
 
+/// Candidates generated at once, at most (the sampler's cache grows with its rows).
+const ROWS_AT_ONCE: usize = 1024;
+
 /// `max_new_tokens` after each prompt, best of `n` by `rm` (see the module). With n = 1 this is
-/// [`sampling::generate`] exactly. Returns the prompts with their kept continuations.
+/// [`sampling::generate`] exactly. Prompts are taken a few at a time, so memory does not grow
+/// with n. Returns the prompts with their kept continuations.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
     g: &GPT,
@@ -83,18 +87,19 @@ pub fn generate(
     if n <= 1 {
         return sampling::generate(g, prompts, max_new_tokens, opts, rng, workers);
     }
-    let repeated: Vec<Vec<u32>> = prompts
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(p.clone(), n))
-        .collect();
-    let mut all = sampling::generate(g, &repeated, max_new_tokens, opts, rng, workers)?;
-    let scores = rm.score(&all)?;
-    let kept = pick(&scores, n, how, rng);
-    Ok(kept
-        .iter()
-        .enumerate()
-        .map(|(i, &k)| std::mem::take(&mut all[i * n + k]))
-        .collect())
+    let mut kept = Vec::with_capacity(prompts.len());
+    for chunk in prompts.chunks((ROWS_AT_ONCE / n).max(1)) {
+        let repeated: Vec<Vec<u32>> = chunk
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(p.clone(), n))
+            .collect();
+        let mut all = sampling::generate(g, &repeated, max_new_tokens, opts, rng, workers)?;
+        let scores = rm.score(&all)?;
+        for (i, k) in pick(&scores, n, how, rng).into_iter().enumerate() {
+            kept.push(std::mem::take(&mut all[i * n + k]));
+        }
+    }
+    Ok(kept)
 }
 
 #[cfg(test)]
