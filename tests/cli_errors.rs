@@ -175,8 +175,7 @@ fn unknown_characters_and_truncated_checkpoint() {
                 "1.5",
                 "--top-k",
                 k,
-                "--max_new_tokens",
-                "40",
+                "--max_new_tokens=40",
             ],
             d.path(),
         );
@@ -312,6 +311,63 @@ fn reward_commands_end_to_end() {
     let e = expect_clean_error(&run(&["score", "--checkpoint", "out", "t.txt"], d.path()));
     assert!(e.contains("generator checkpoint"), "{e}");
     probe_reads_every_group(d.path());
+    sample_best_of(d.path());
+}
+
+/// `sample --best-of N --reward-model RM` on the reward model above: N = 1 prints what plain
+/// sampling prints, N = 4 prints the samples asked for, and the settings it cannot run are one
+/// line each.
+fn sample_best_of(d: &Path) {
+    let sample = |extra: &[&str]| {
+        let mut args = vec!["sample", "--out_dir", "out", "--start", "the "];
+        args.push("--num_samples=3");
+        if !extra.iter().any(|a| a.starts_with("--max_new_tokens")) {
+            args.push("--max_new_tokens=8");
+        }
+        args.extend(extra);
+        run(&args, d)
+    };
+    let text = |o: &std::process::Output| {
+        common::expect_success(o);
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let plain = text(&sample(&[]));
+    assert_eq!(
+        text(&sample(&["--best-of", "1", "--reward-model", "rm"])),
+        plain
+    );
+    let best = text(&sample(&["--best-of", "4", "--reward-model", "rm"]));
+    assert_eq!(best.matches("---------------").count(), 3, "{best}");
+    for (extra, named) in [
+        (&["--best-of", "4"][..], "--reward-model"),
+        (
+            &["--best-of", "4", "--reward-model", "out"],
+            "generator checkpoint",
+        ),
+        (
+            &[
+                "--best-of",
+                "4",
+                "--reward-model",
+                "rm",
+                "--max_new_tokens=40",
+            ],
+            "block_size",
+        ),
+        (
+            &[
+                "--best-of",
+                "4",
+                "--reward-model",
+                "rm",
+                "--best-of-temperature=-1",
+            ],
+            "≥ 0",
+        ),
+    ] {
+        let e = expect_clean_error(&sample(extra));
+        assert!(e.contains(named), "{extra:?}: {e}");
+    }
 }
 
 /// scripts/reward_probe.py on the reward model above: one row of mean P(natural) per group, and

@@ -4,6 +4,8 @@ use super::{ConfigArgs, printed, report};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use nanoreward::checkpoint::Checkpoint;
+use nanoreward::reward::RewardModel;
+use nanoreward::reward::best_of::{self, Pick};
 use nanoreward::util::{device, fsutil};
 use nanoreward::{bench, data, sampling, train};
 use rand::SeedableRng;
@@ -83,6 +85,19 @@ pub struct SampleArgs {
     top_k: usize,
     #[arg(long, default_value_t = 1337)]
     seed: u64,
+    /// Best-of-n: draw each sample N times and print the one --reward-model rates most natural.
+    #[arg(long = "best-of", alias = "best_of", default_value_t = 1)]
+    best_of: usize,
+    /// The reward model checkpoint that picks (with --best-of above 1).
+    #[arg(long = "reward-model", alias = "reward_model")]
+    reward_model: Option<PathBuf>,
+    /// 0 keeps the most natural of the N; τ > 0 draws one with weight (P / (1 − P))^(1/τ).
+    #[arg(
+        long = "best-of-temperature",
+        alias = "best_of_temperature",
+        default_value_t = 0.0
+    )]
+    best_of_temperature: f64,
     /// auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -103,9 +118,19 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     if ids.is_empty() {
         bail!("--start is empty: give at least one token of prompt");
     }
-    if a.num_samples == 0 {
-        bail!("--num-samples must be at least 1");
+    if a.num_samples == 0 || a.best_of == 0 {
+        bail!("--num-samples and --best-of must be at least 1");
     }
+    if !(a.best_of_temperature.is_finite() && a.best_of_temperature >= 0.0) {
+        bail!("--best-of-temperature must be ≥ 0 (0 keeps the most natural of the N)");
+    }
+    let picker = match (&a.reward_model, a.best_of) {
+        (_, 1) => None,
+        (None, _) => {
+            bail!("--best-of above 1 needs --reward-model (a reward checkpoint that picks)")
+        }
+        (Some(p), n) => Some((RewardModel::load(p, &dev)?, n)),
+    };
     let opts = sampling::SampleOptions {
         temperature: a.temperature,
         top_k: sampling::top_k_or_all(a.top_k),
@@ -114,14 +139,15 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let prompts = vec![ids; a.num_samples];
     let t0 = std::time::Instant::now();
-    let out = sampling::generate(
-        &model,
-        &prompts,
-        a.max_new_tokens,
-        &opts,
-        &mut rng,
-        device::workers(0),
-    )?;
+    let workers = device::workers(0);
+    let out = match &picker {
+        None => sampling::generate(&model, &prompts, a.max_new_tokens, &opts, &mut rng, workers)?,
+        Some((rm, n)) => {
+            let how = Pick::from_temperature(a.best_of_temperature);
+            let len = a.max_new_tokens;
+            best_of::generate(&model, rm, &prompts, len, &opts, *n, how, &mut rng, workers)?
+        }
+    };
     for s in &out {
         println!("{}", tok.decode(s));
         println!("---------------");

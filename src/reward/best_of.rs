@@ -9,10 +9,10 @@
 //! independent judge to detect than plain samples, the reward carries nothing the judge sees;
 //! if it is, the reward has the signal and the optimiser is what fails.
 
-use crate::Result;
 use crate::model::GPT;
 use crate::reward::RewardModel;
 use crate::sampling::{self, SampleOptions};
+use crate::{Error, Result};
 use rand::Rng;
 
 /// How one of the `n` completions is kept.
@@ -86,6 +86,13 @@ pub fn generate(
 ) -> Result<Vec<Vec<u32>>> {
     if n <= 1 {
         return sampling::generate(g, prompts, max_new_tokens, opts, rng, workers);
+    }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0) + max_new_tokens;
+    if longest > rm.model.config.block_size {
+        return Err(Error::Config(format!(
+            "best-of-n scores whole windows: prompt + new tokens ({longest}) must be at most the reward model's block_size ({}); generate fewer tokens",
+            rm.model.config.block_size
+        )));
     }
     let mut kept = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks((ROWS_AT_ONCE / n).max(1)) {
