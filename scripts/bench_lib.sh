@@ -128,10 +128,10 @@ cycle_judge() {
 
 # run_judge GENERATORS TEMPERATURES TRUNK SEED OUT_DIR: `nanoreward judge` of the comma-separated
 # generator checkpoints at TEMPERATURES against the corpus's val.bin, with the judge trunk TRUNK
-# and judge seed SEED, into OUT_DIR; its table on stdout.
+# and judge seed SEED, into OUT_DIR (any further arguments passed on to judge); its table on stdout.
 run_judge() {
   "$NR" judge --generators="$1" --temperatures="$2" --trunk="$3" --seed="$4" \
-    --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$5" --threads="$THREADS"
+    --data_dir="$OUT/data" --natural="$OUT/data/val.bin" --out_dir="$5" --threads="$THREADS" "${@:6}"
 }
 
 # judge_control RUN_DIR LOG: the cycle's judge (after cycle_judge) on RUN_DIR/ckpt at T = 1, into

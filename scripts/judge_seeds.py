@@ -4,7 +4,8 @@ generator, C2ST AUROC and MAUVE (mean ± sd over the judge seeds), word validity
 temperature (lowest mean C2ST; highest mean MAUVE), paired by judge seed (mean ± s.e., and on how
 many judge seeds the C2ST difference is negative); for every other generator at T = 1 (the rounds'
 policies and the later controls, e.g. a round rerun by scripts/round_arm.sh), the same against the
-first control.
+first control. Best-of-n parts (judge_seeds.sh's BEST_OF: the base at T = 1 best of N by round 1's
+reward model) are rows named "best-of-N τ=T", paired against the base's best like a policy.
 
     python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
 """
@@ -22,9 +23,13 @@ def mean_se(xs):
     return statistics.mean(xs), (statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0)
 
 
-def name(row, bases, controls):
+def name(row, bases, controls, part=""):
     """'base T=…' for the base generator (any of `bases`, the generators of the judge seed's base
-    part); 'round N' / a control's name at T = 1, with ' T=…' otherwise."""
+    part); 'round N' / a control's name at T = 1, with ' T=…' otherwise; 'best-of-N τ=T' for a
+    best-of-n part (`part` best_of_N_tauT)."""
+    if part.startswith("best_of_"):
+        n, tau = part[len("best_of_"):].split("_tau")
+        return f"best-of-{n} τ={tau}" + ("" if row["temperature"] == 1.0 else " T=%.1f" % row["temperature"])
     if row["generator"] in bases:
         return "base T=%.1f" % row["temperature"]
     parts = row["generator"].rstrip("/").split("/")
@@ -44,12 +49,16 @@ def load(root, controls):
     gens = {}
     judged = {}
     for j in os.listdir(root):
-        files = {p: os.path.join(root, j, p, "judge.json") for p in ("base", "runs", "frontier")}
+        if not os.path.isdir(os.path.join(root, j)):
+            continue
+        named = [p for p in os.listdir(os.path.join(root, j)) if p.startswith("best_of_")]
+        files = {p: os.path.join(root, j, p, "judge.json") for p in ["base", "runs", "frontier"] + named}
         rows = {p: json.load(open(f))["rows"] for p, f in files.items() if os.path.exists(f)}
         if "base" in rows and "runs" in rows and \
                 set(controls) <= {name(r, set(), controls) for r in rows["runs"]}:
             judged[j] = rows
-    parts = ["base", "runs"] + (["frontier"] if any("frontier" in r for r in judged.values()) else [])
+    optional = sorted({p for r in judged.values() for p in r if p not in ("base", "runs")})
+    parts = ["base", "runs"] + optional
     seeds = sorted(j for j, rows in judged.items() if all(p in rows for p in parts))
     for j in seeds:
         seen = set()
@@ -57,7 +66,7 @@ def load(root, controls):
         bases = {r["generator"] for r in rows["base"]}
         for part in parts:
             for r in rows[part]:
-                key = name(r, bases, controls)
+                key = name(r, bases, controls, part)
                 if key not in seen:
                     seen.add(key)
                     gens.setdefault(key, []).append(r)

@@ -11,7 +11,10 @@
 # Writes BENCH_OUT/seedSEED/judge_seeds/J/{base,runs}/judge.json. Environment: NR, THREADS (2),
 # JUDGE_SEEDS ("101 102 103 104 105"), BASE_TEMPERATURES (0.8,0.9,1.0,1.1), FRONTIER_TEMPERATURES
 # (unset: none; e.g. 1.1,1.2 judges the base and the final round's policy at those temperatures
-# too, into J/frontier/judge.json: the policy's own temperature frontier beside the base's).
+# too, into J/frontier/judge.json: the policy's own temperature frontier beside the base's), BEST_OF
+# (unset: none; e.g. "16:0 16:1" judges the base at T = 1 best of 16 by round 1's reward model — the
+# detector of the base's own text — keeping the most natural (τ = 0) or importance-resampled at
+# τ = 1, into J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; NAME=$3; shift 3
@@ -29,14 +32,17 @@ done
 mkdir -p "$d/judge_seeds"
 for j in ${JUDGE_SEEDS:-101 102 103 104 105}; do
   o="$d/judge_seeds/$j"
-  for part in base runs ${FRONTIER_TEMPERATURES:+frontier}; do
+  for part in base runs ${FRONTIER_TEMPERATURES:+frontier} $(for b in ${BEST_OF:-}; do echo "best_of_${b%%:*}_tau${b##*:}"; done); do
     [ -f "$o/$part/judge.json" ] && continue
+    extra=()
     case $part in
       base) g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1} ;;
       runs) g=$gens; t=1.0 ;;
       frontier) g="$d/gen/ckpt,$final"; t=$FRONTIER_TEMPERATURES ;;
+      best_of_*) g="$d/gen/ckpt"; t=1.0; n=${part#best_of_}
+        extra=(--best_of="${n%%_tau*}" --best_of_temperature="${n##*_tau}" --best_of_model="$cyc/cycle_1/reward/ckpt") ;;
     esac
-    run_judge "$g" "$t" "$trunk" "$j" "$o/$part" > "$o.$part.log" 2>&1
+    run_judge "$g" "$t" "$trunk" "$j" "$o/$part" "${extra[@]}" > "$o.$part.log" 2>&1
   done
   log "seed $SEED: judged under judge seed $j"
 done

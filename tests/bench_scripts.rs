@@ -109,6 +109,7 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     let r2_12 = [(0.95, 0.50), (0.97, 0.45)];
     let ctl = [(0.905, 0.64), (0.915, 0.66)];
     let arm_vals = [(0.875, 0.58), (0.93, 0.61)];
+    let best_of = [(0.84, 0.55), (0.86, 0.68)];
     for (i, j) in ["101", "102"].iter().enumerate() {
         let d = seed_dir.join("judge_seeds").join(j);
         write_part(
@@ -136,6 +137,12 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
                 row(&base, 1.2, base12[i].0, base12[i].1),
                 row(&round(2), 1.2, r2_12[i].0, r2_12[i].1),
             ],
+        );
+        // The base at T = 1.0 best of 16 (judge_seeds.sh's BEST_OF): a row of its own, not the
+        // base's.
+        write_part(
+            &d.join("best_of_16_tau0"),
+            &[row(&base, 1.0, best_of[i].0, best_of[i].1)],
         );
     }
     // Judge seed 103 judged both controls but has no frontier part: left out (its values would
@@ -186,14 +193,22 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
             "round 2",
             "round 2 T=1.2",
             "mle450",
-            "rec600"
+            "rec600",
+            "best-of-16 τ=0"
         ]
     );
     let c2st = |x: &[(f64, f64)]| x.iter().map(|p| p.0).collect::<Vec<_>>();
     let mauve = |x: &[(f64, f64)]| x.iter().map(|p| p.1).collect::<Vec<_>>();
     // The base's own row at T = 1.0: the mean of base/'s values, not the frontier's repeat.
     assert!(rows[1][2].starts_with(&format!("{:.4} ±", mean(&c2st(&base10)))));
-    for (k, gen_rows) in [(3, &r1), (4, &r2), (5, &r2_12), (6, &ctl), (7, &arm_vals)] {
+    for (k, gen_rows) in [
+        (3, &r1),
+        (4, &r2),
+        (5, &r2_12),
+        (6, &ctl),
+        (7, &arm_vals),
+        (8, &best_of),
+    ] {
         let r = &rows[k];
         check(&r[6], paired(&c2st(gen_rows), &c2st(&base10)), 4, true);
         check(&r[7], paired(&mauve(gen_rows), &mauve(&base09)), 3, false);
