@@ -7,7 +7,10 @@ policies and the later controls, e.g. a round rerun by scripts/round_arm.sh), th
 first control. Best-of-n parts (judge_seeds.sh's BEST_OF: the base at T = 1 best of N by round 1's
 reward model) are rows named "best-of-N τ=T", paired against the base's best like a policy.
 
-    python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
+    [JUDGE_SEEDS="131 132 133"] python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
+
+With JUDGE_SEEDS set (as judge_seeds.sh is run), only those judge seeds count: the table of that run,
+whatever parts earlier judge seeds were judged with.
 """
 import json
 import os
@@ -48,8 +51,9 @@ def load(root, controls):
     them has one); a generator and temperature judged in two parts counts once."""
     gens = {}
     judged = {}
+    only = os.environ.get("JUDGE_SEEDS", "").split()
     for j in os.listdir(root):
-        if not os.path.isdir(os.path.join(root, j)):
+        if not os.path.isdir(os.path.join(root, j)) or (only and j not in only):
             continue
         named = [p for p in os.listdir(os.path.join(root, j)) if p.startswith("best_of_")]
         files = {p: os.path.join(root, j, p, "judge.json") for p in ["base", "runs", "frontier"] + named}

@@ -248,6 +248,31 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
         &[js.as_path(), names[0], names[1], names[2]],
     );
     assert!(text.starts_with("2 judge seeds (111, 112);"), "{text}");
+    // Naming the first two controls only, the seeds with every part (101, 102: a frontier and a
+    // best-of part) count; with JUDGE_SEEDS, only those judge seeds, whatever the others hold.
+    let two = |judge_seeds: Option<&str>| {
+        let mut c = common::python_command("judge_seeds.py");
+        c.args([js.as_path(), names[0], names[1]]);
+        if let Some(v) = judge_seeds {
+            c.env("JUDGE_SEEDS", v);
+        } else {
+            c.env_remove("JUDGE_SEEDS");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(
+        two(None).starts_with("2 judge seeds (101, 102);"),
+        "{}",
+        two(None)
+    );
+    let only = two(Some("111 112"));
+    assert!(only.starts_with("2 judge seeds (111, 112);"), "{only}");
 }
 
 /// A judged cycle's files: the base at T = 0.8 / 1.0 / 1.2 as (C2ST, MAUVE, words, val), the
