@@ -314,6 +314,64 @@ fn reward_commands_end_to_end() {
     sample_best_of(d.path());
 }
 
+/// scripts/best_of_windows.py on the models above: N windows of the block's length, a data_dir
+/// `train` reads (val.bin and meta.pkl beside), the same bytes again under the same seed, other
+/// windows best of 3, nothing half-written left.
+fn best_of_windows(d: &Path) {
+    let make = |best_of: &str, out: &str| {
+        let args = [
+            env!("CARGO_BIN_EXE_nanoreward"),
+            "out",
+            "rm",
+            "data",
+            "12",
+            best_of,
+            out,
+            "5",
+        ];
+        common::python_command("best_of_windows.py")
+            .args(args)
+            .arg("16")
+            .current_dir(d)
+            .output()
+    };
+    if !common::python_with(&["numpy"], "scripts/best_of_windows.py") {
+        return;
+    }
+    common::expect_success(&make("1", "bw1").unwrap());
+    let read = |dir: &str| std::fs::read(d.join(dir).join("train.bin")).unwrap();
+    let plain = read("bw1");
+    assert_eq!(plain.len(), 12 * 16 * 2);
+    common::expect_success(&make("1", "bw1b").unwrap());
+    assert_eq!(read("bw1b"), plain);
+    common::expect_success(&make("3", "bw3").unwrap());
+    assert_ne!(read("bw3"), plain);
+    for f in ["val.bin", "meta.pkl"] {
+        assert_eq!(
+            std::fs::read(d.join("bw3").join(f)).unwrap(),
+            std::fs::read(d.join("data").join(f)).unwrap()
+        );
+    }
+    let o = run(
+        &[
+            "train",
+            "--data_dir=bw3",
+            "--block_size=16",
+            "--n_layer=1",
+            "--n_head=2",
+            "--n_embd=16",
+            "--max_iters=2",
+            "--eval_interval=2",
+            "--eval_iters=1",
+            "--batch_size=2",
+            "--out_dir=bw_out",
+        ],
+        d,
+    );
+    common::expect_success(&o);
+    assert!(!d.join("bw3.tmp").exists());
+}
+
 /// `sample --best-of N --reward-model RM` on the reward model above: N = 1 prints what plain
 /// sampling prints, N = 4 prints the samples asked for, and the settings it cannot run are one
 /// line each.
@@ -338,6 +396,7 @@ fn sample_best_of(d: &Path) {
     );
     let best = text(&sample(&["--best-of", "4", "--reward-model", "rm"]));
     assert_eq!(best.matches("---------------").count(), 3, "{best}");
+    best_of_windows(d);
     for (extra, named) in [
         (&["--best-of", "4"][..], "--reward-model"),
         (
