@@ -325,7 +325,7 @@ fn missing_inputs_fail_before_any_work() {
             ckp,
             "data/val.bin",
             &["--best_of_temperature=-1"],
-            "best_of",
+            "best-of temperature",
         ),
     ];
     for (generator, natural, extra, named) in cases {

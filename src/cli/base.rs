@@ -121,9 +121,7 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     if a.num_samples == 0 || a.best_of == 0 {
         bail!("--num-samples and --best-of must be at least 1");
     }
-    if !(a.best_of_temperature.is_finite() && a.best_of_temperature >= 0.0) {
-        bail!("--best-of-temperature must be ≥ 0 (0 keeps the most natural of the N)");
-    }
+    let how = Pick::from_temperature(a.best_of_temperature)?;
     let picker = match (&a.reward_model, a.best_of) {
         (_, 1) => None,
         (None, _) => {
@@ -143,7 +141,6 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     let out = match &picker {
         None => sampling::generate(&model, &prompts, a.max_new_tokens, &opts, &mut rng, workers)?,
         Some((rm, n)) => {
-            let how = Pick::from_temperature(a.best_of_temperature);
             let len = a.max_new_tokens;
             best_of::generate(&model, rm, &prompts, len, &opts, *n, how, &mut rng, workers)?
         }

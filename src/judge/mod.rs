@@ -141,11 +141,7 @@ impl JudgeConfig {
                 "best_of must be ≥ 1, and above 1 it needs best_of_model (a reward model checkpoint)".into(),
             ));
         }
-        if !(self.best_of_temperature.is_finite() && self.best_of_temperature >= 0.0) {
-            return Err(Error::Config(
-                "best_of_temperature must be ≥ 0 (0 keeps the most natural of the n)".into(),
-            ));
-        }
+        Pick::from_temperature(self.best_of_temperature)?;
         Ok(())
     }
 }
@@ -366,7 +362,7 @@ fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String
     if cfg.best_of > 1 {
         let mut rm = RewardModel::load(Path::new(&cfg.best_of_model), dev)?;
         rm.workers = device::workers(cfg.threads);
-        let how = Pick::from_temperature(cfg.best_of_temperature);
+        let how = Pick::from_temperature(cfg.best_of_temperature)?;
         j.best_of = Some((rm, cfg.best_of, how));
     }
     j.natural_features = [j.features(&natural[0]), j.features(&natural[1])];

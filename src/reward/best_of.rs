@@ -25,14 +25,24 @@ pub enum Pick {
 }
 
 impl Pick {
-    /// τ = 0 picks the best; τ > 0 resamples.
-    pub fn from_temperature(t: f64) -> Self {
-        if t > 0.0 {
+    /// τ = 0 picks the best; τ > 0 resamples; anything else is refused.
+    pub fn from_temperature(t: f64) -> Result<Self> {
+        if !(t.is_finite() && t >= 0.0) {
+            return Err(Error::Config(format!(
+                "the best-of temperature must be ≥ 0 (0 keeps the most natural of the n), got {t}"
+            )));
+        }
+        Ok(if t > 0.0 {
             Pick::Resample { temperature: t }
         } else {
             Pick::Max
-        }
+        })
     }
+}
+
+/// The index of the first highest value of a non-empty group.
+pub fn first_max(group: &[f32]) -> usize {
+    (0..group.len()).fold(0, |b, i| if group[i] > group[b] { i } else { b })
 }
 
 /// The log-weight of a completion rated `p`: logit(p) / τ (p clamped away from 0 and 1).
@@ -46,7 +56,7 @@ pub fn pick(scores: &[f32], n: usize, how: Pick, rng: &mut impl Rng) -> Vec<usiz
     scores
         .chunks(n.max(1))
         .map(|g| match how {
-            Pick::Max => (0..g.len()).fold(0, |b, i| if g[i] > g[b] { i } else { b }),
+            Pick::Max => first_max(g),
             Pick::Resample { temperature } => {
                 let lw: Vec<f64> = g.iter().map(|&p| log_weight(p, temperature)).collect();
                 let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -146,10 +156,13 @@ mod tests {
 
     #[test]
     fn pick_temperature_zero_is_max() {
-        assert_eq!(Pick::from_temperature(0.0), Pick::Max);
+        assert_eq!(Pick::from_temperature(0.0).unwrap(), Pick::Max);
         assert_eq!(
-            Pick::from_temperature(0.5),
+            Pick::from_temperature(0.5).unwrap(),
             Pick::Resample { temperature: 0.5 }
         );
+        for bad in [-1.0, f64::NAN, f64::INFINITY] {
+            assert!(Pick::from_temperature(bad).is_err(), "{bad}");
+        }
     }
 }
