@@ -10,11 +10,12 @@
 #
 # Writes BENCH_OUT/seedSEED/judge_seeds/J/{base,runs}/judge.json. Environment: NR, THREADS (2),
 # JUDGE_SEEDS ("101 102 103 104 105"; when set, the table is of those judge seeds only),
-# BASE_TEMPERATURES (0.8,0.9,1.0,1.1), FRONTIER_TEMPERATURES (unset: none; e.g. 1.1,1.2 judges the base and the final round's policy at those temperatures
-# too, into J/frontier/judge.json: the policy's own temperature frontier beside the base's), BEST_OF
-# (unset: none; e.g. "16:0 16:1" judges the base at T = 1 best of 16 by round 1's reward model — the
-# detector of the base's own text — keeping the most natural (τ = 0) or importance-resampled at
-# τ = 1, into J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees).
+# BASE_TEMPERATURES (0.8,0.9,1.0,1.1), FRONTIER_TEMPERATURES (unset: none; e.g. 1.1,1.2 judges the
+# base and the final round's policy at those temperatures too, into J/frontier/judge.json: the
+# policy's own temperature frontier beside the base's), BEST_OF (unset: none; e.g. "16:0 16:1"
+# judges the base at T = 1 best of 16 by round 1's reward model — the detector of the base's own
+# text — keeping the most natural (τ = 0) or importance-resampled at τ = 1, into
+# J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; NAME=$3; shift 3

@@ -139,7 +139,8 @@ pub fn best_of_group(rewards: &[f32], group_size: usize) -> (Vec<f32>, f64) {
     let mut out = vec![0.0; rewards.len()];
     let mut flat = 0usize;
     for (k, group) in rewards.chunks(g).enumerate() {
-        out[k * g + crate::reward::best_of::first_max(group)] = 1.0;
+        let best = (0..group.len()).fold(0, |b, i| if group[i] > group[b] { i } else { b });
+        out[k * g + best] = 1.0;
         flat += usize::from(group.iter().all(|&x| x == group[0]));
     }
     (out, flat as f64 / rewards.len().div_ceil(g).max(1) as f64)

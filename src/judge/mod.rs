@@ -509,7 +509,7 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
 /// train.bin, the natural text), before the judge trunk trains.
 fn check_inputs(cfg: &JudgeConfig) -> Result<()> {
     let trunk = Some(cfg.trunk.as_str()).filter(|t| !t.is_empty());
-    let picker = Some(cfg.best_of_model.as_str()).filter(|t| cfg.best_of > 1 && !t.is_empty());
+    let picker = Some(cfg.best_of_model.as_str()).filter(|_| cfg.best_of > 1);
     for p in cfg
         .generators
         .iter()

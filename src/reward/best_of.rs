@@ -40,38 +40,30 @@ impl Pick {
     }
 }
 
-/// The index of the first highest value of a non-empty group.
-pub fn first_max(group: &[f32]) -> usize {
-    (0..group.len()).fold(0, |b, i| if group[i] > group[b] { i } else { b })
-}
-
-/// The log-weight of a completion rated `p`: logit(p) / τ (p clamped away from 0 and 1).
-fn log_weight(p: f32, temperature: f64) -> f64 {
+/// A completion rated `p` read as a logit, logit(p) (p clamped away from 0 and 1): sampled at
+/// temperature τ, its weight is (p / (1 − p))^(1/τ).
+fn logit(p: f32) -> f32 {
     let p = (p as f64).clamp(1e-6, 1.0 - 1e-6);
-    (p / (1.0 - p)).ln() / temperature
+    (p / (1.0 - p)).ln() as f32
 }
 
-/// The index kept of each group of `n` consecutive scores (`scores.len()` a multiple of `n`).
+/// The index kept of each group of `n` consecutive scores (`scores.len()` a multiple of `n`):
+/// the group's logits drawn from by the one sampler ([`sampling::sample_row`]), at τ = 0 its
+/// first highest.
 pub fn pick(scores: &[f32], n: usize, how: Pick, rng: &mut impl Rng) -> Vec<usize> {
+    let opts = SampleOptions {
+        temperature: match how {
+            Pick::Max => 0.0,
+            Pick::Resample { temperature } => temperature,
+        },
+        top_k: None,
+        vocab: None,
+    };
     scores
         .chunks(n.max(1))
-        .map(|g| match how {
-            Pick::Max => first_max(g),
-            Pick::Resample { temperature } => {
-                let lw: Vec<f64> = g.iter().map(|&p| log_weight(p, temperature)).collect();
-                let top = lw.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let w: Vec<f64> = lw.iter().map(|l| (l - top).exp()).collect();
-                let mut u = rng.random::<f64>() * w.iter().sum::<f64>();
-                let mut kept = g.len() - 1;
-                for (i, wi) in w.iter().enumerate() {
-                    if u < *wi {
-                        kept = i;
-                        break;
-                    }
-                    u -= wi;
-                }
-                kept
-            }
+        .map(|g| {
+            let logits: Vec<f32> = g.iter().map(|&p| logit(p)).collect();
+            sampling::sample_row(&logits, &opts, rng) as usize
         })
         .collect()
 }
