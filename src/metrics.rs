@@ -159,7 +159,11 @@ fn draw_lines<'a, 'b: 'a>(
         .y_desc(y_label)
         .draw()
         .map_err(|e| e.to_string())?;
-    for (i, s) in series.iter().enumerate() {
+    // A series with no finite point (a measurement not taken) gets no line and no legend entry.
+    let drawn = series
+        .iter()
+        .filter(|s| s.points.iter().any(|p| p.0.is_finite() && p.1.is_finite()));
+    for (i, s) in drawn.enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
             .draw_series(LineSeries::new(
@@ -297,6 +301,21 @@ mod tests {
         .unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("reward") && text.contains("val loss") && !text.contains(">none<"));
+    }
+
+    #[test]
+    fn a_series_without_a_finite_point_has_no_legend_entry() {
+        let measured = Series {
+            name: "C2ST measured".into(),
+            points: vec![(1.0, 0.9), (2.0, 0.8)],
+        };
+        let unmeasured = Series {
+            name: "C2ST not taken".into(),
+            points: vec![(1.0, f64::NAN), (2.0, f64::NAN)],
+        };
+        let svg = panels_svg("t", "round", &[("AUROC", vec![measured, unmeasured])]).unwrap();
+        assert!(svg.contains("C2ST measured"), "{svg}");
+        assert!(!svg.contains("C2ST not taken"));
     }
 
     #[test]

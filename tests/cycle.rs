@@ -131,7 +131,7 @@ fn judged_cycle_with_an_ensemble() {
     let text = ensemble_toml(d.path(), &ck)
     .replace(
         "[judge]\nenabled = false",
-        "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4",
+        "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4\nbest_of = 3",
     );
     let cfg = write_config(d.path(), &text);
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
@@ -149,13 +149,34 @@ fn judged_cycle_with_an_ensemble() {
             &std::fs::read(out.join(format!("cycle_{r}/summary.json"))).unwrap(),
         )
         .unwrap();
-        for k in ["c2st_auroc", "mauve", "word_validity", "rm_auroc_policy"] {
+        for k in [
+            "c2st_auroc",
+            "mauve",
+            "word_validity",
+            "rm_auroc_policy",
+            "best_of_c2st_auroc",
+            "best_of_mauve",
+        ] {
             assert!(
                 s[k].as_f64().is_some_and(f64::is_finite),
                 "round {r}: {k} = {}",
                 s[k]
             );
         }
+        // Best-of-3 of the round's starting generator (the base, then round 1's policy), picked
+        // by the round's own reward model.
+        let b: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("cycle_{r}/judge_best_of/judge.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(b["best_of"]["n"], 3);
+        let picker = b["best_of"]["model"].as_str().unwrap();
+        assert!(
+            picker.ends_with(&format!("cycle_{r}/reward/ckpt")),
+            "{picker}"
+        );
+        assert_eq!(b["rows"][0]["generator"], s["generator"]);
+        assert_eq!(b["rows"][0]["c2st"]["auroc"], s["best_of_c2st_auroc"]);
     }
     let cfg2: serde_json::Value = serde_json::from_slice(
         &std::fs::read(out.join("cycle_2/grpo/ckpt/train_state.json")).unwrap(),
@@ -170,7 +191,10 @@ fn judged_cycle_with_an_ensemble() {
             .ends_with("cycle_1/reward/ckpt")
     );
     let table = std::fs::read_to_string(out.join("cycle_summary.md")).unwrap();
-    assert!(table.contains("0 (base)"), "{table}");
+    assert!(
+        table.contains("0 (base)") && table.contains("best-of MAUVE"),
+        "{table}"
+    );
 }
 
 /// The cycle's "strongest reward model" arm: every round's reward model reads a second model of
@@ -305,6 +329,8 @@ fn missing_inputs_fail_before_any_work() {
         "--judge.trunk=no_such_judge",
         "--grpo.teacher=no_such_teacher",
         "--base=no_such_base",
+        "--judge.best_of=0",
+        "--judge.best_of_temperature=-1",
     ] {
         let o = run(&["cycle", cfg.to_str().unwrap(), bad], d.path());
         let e = expect_clean_error(&o);

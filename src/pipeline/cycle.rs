@@ -50,6 +50,23 @@ pub struct JudgeSection {
     #[serde(deserialize_with = "crate::config::seed")]
     pub trunk_seed: u64,
     pub clusters: usize,
+    /// Also judge best-of-`best_of` sampling of the round's starting generator (the text its
+    /// reward model was trained to tell from natural text), picked by that reward model at
+    /// `best_of_temperature` (see `judge --best_of`); 1 = not judged.
+    pub best_of: usize,
+    pub best_of_temperature: f64,
+}
+
+impl JudgeSection {
+    /// Rejects best-of settings that cannot run, before any work.
+    fn check(&self) -> Result<()> {
+        if self.best_of == 0 {
+            return Err(Error::Config(
+                "[judge] best_of = 0: it must be ≥ 1 (1 = no best-of judgement)".into(),
+            ));
+        }
+        crate::reward::best_of::Pick::from_temperature(self.best_of_temperature).map(|_| ())
+    }
 }
 
 impl Default for JudgeSection {
@@ -64,6 +81,8 @@ impl Default for JudgeSection {
             trunk_iters: j.trunk_iters,
             trunk_seed: j.trunk_seed,
             clusters: j.clusters,
+            best_of: j.best_of,
+            best_of_temperature: j.best_of_temperature,
         }
     }
 }
@@ -182,6 +201,14 @@ pub struct RoundSummary {
     pub word_validity: f64,
     #[serde(default = "nan", with = "crate::util::nan_as_null")]
     pub rm_auroc_policy: f64,
+    /// The judge's verdict on best-of-n sampling of the round's starting generator by the
+    /// round's reward model (NaN unless `[judge] best_of` > 1).
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub best_of_c2st_auroc: f64,
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub best_of_mauve: f64,
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub best_of_word_validity: f64,
 }
 
 fn nan() -> f64 {
@@ -240,6 +267,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     // Fail before any work on a path that is no checkpoint or no token file.
     checkpoint::ensure_exists(&generator)?;
     cfg.reward.check_inputs()?;
+    cfg.judge.check()?;
     for p in [&cfg.judge.trunk, &cfg.grpo.teacher] {
         if !p.is_empty() {
             checkpoint::ensure_exists(Path::new(p))?;
@@ -264,6 +292,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         } else {
             let mut s = run_round(cfg, r, &generator, &sources).map_err(|e| interrupted(e, r))?;
             judge_round(cfg, r, &mut s, &sources).map_err(|e| interrupted(e, r))?;
+            judge_best_of(cfg, r, &mut s, &sources).map_err(|e| interrupted(e, r))?;
             let bytes = serde_json::to_vec_pretty(&s)
                 .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
             fsutil::write_bytes_atomic(&summary_path, &bytes)?;
@@ -394,6 +423,49 @@ fn judge_round(
             row.mauve,
             row.word_validity,
             s.rm_auroc_policy
+        );
+    }
+    Ok(())
+}
+
+/// Best-of-n sampling of round `r`'s starting generator, picked by the round's reward model,
+/// judged at GRPO's temperature (in the round's `judge_best_of`), into the round's summary.
+fn judge_best_of(
+    cfg: &CycleConfig,
+    r: usize,
+    s: &mut RoundSummary,
+    sources: &(PathBuf, PathBuf),
+) -> Result<()> {
+    let j = &cfg.judge;
+    if !j.enabled || j.best_of <= 1 {
+        return Ok(());
+    }
+    let dir = round_dir(Path::new(&cfg.out_dir), r);
+    println!(
+        "== round {r}: the judge on best-of-{} sampling of {} by the round's reward model",
+        j.best_of, s.generator
+    );
+    let report = judge::run(&JudgeConfig {
+        generators: vec![s.generator.clone()],
+        temperatures: vec![cfg.grpo.temperature],
+        best_of: j.best_of,
+        best_of_model: dir.join("reward/ckpt").display().to_string(),
+        best_of_temperature: j.best_of_temperature,
+        out_dir: dir.join("judge_best_of").display().to_string(),
+        ..judge_config(cfg, sources)
+    })?;
+    if let Some(row) = report.rows.first() {
+        s.best_of_c2st_auroc = row.c2st.auroc;
+        s.best_of_mauve = row.mauve;
+        s.best_of_word_validity = row.word_validity;
+        println!(
+            "round {r} judge, best-of-{}: C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {:.3}, word validity {:.3}",
+            j.best_of,
+            row.c2st.auroc,
+            row.c2st.ci95[0],
+            row.c2st.ci95[1],
+            row.mauve,
+            row.word_validity
         );
     }
     Ok(())
@@ -539,6 +611,9 @@ fn summary(r: usize, generator: &Path, plan: &RoundPlan, o: &RoundOutcome) -> Re
         mauve: f64::NAN,
         word_validity: f64::NAN,
         rm_auroc_policy: f64::NAN,
+        best_of_c2st_auroc: f64::NAN,
+        best_of_mauve: f64::NAN,
+        best_of_word_validity: f64::NAN,
     })
 }
 
@@ -558,26 +633,23 @@ pub fn base_frontier(r: &JudgeReport) -> ((f64, f64), (f64, f64)) {
     (lowest, best)
 }
 
-/// Writes `cycle_summary.json`, a Markdown table and a plot across rounds.
-fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(rounds)
-        .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
-    fsutil::write_bytes_atomic(&out.join("cycle_summary.json"), &bytes)?;
+/// The Markdown table across rounds (round 0: the base model's best point over temperatures).
+fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String {
     let mut md = String::from(
-        "| round | RM MAE (0.5 baseline) | RM AUROC (loglik baseline) | RM AUROC on the policy | policy reward start → end | natural | policy val loss start → end | C2ST AUROC | MAUVE | word validity |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| round | RM MAE (0.5 baseline) | RM AUROC (loglik baseline) | RM AUROC on the policy | policy reward start → end | natural | policy val loss start → end | C2ST AUROC | MAUVE | word validity | best-of C2ST AUROC | best-of MAUVE |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     if let Some(b) = base {
         let ((c, tc), (m, tm)) = base_frontier(b);
         let at_one = b.rows.iter().find(|r| (r.temperature - 1.0).abs() < 1e-9);
         md.push_str(&format!(
-            "| 0 (base) | | | | | | {} | {c:.3} (best, T={tc}) | {m:.3} (best, T={tm}) | {} |\n",
+            "| 0 (base) | | | | | | {} | {c:.3} (best, T={tc}) | {m:.3} (best, T={tm}) | {} | | |\n",
             at_one.map_or(String::new(), |r| format!("{:.4}", r.val_loss)),
             at_one.map_or(String::new(), |r| format!("{:.3} (T=1)", r.word_validity)),
         ));
     }
     for s in rounds {
         md.push_str(&format!(
-            "| {} | {:.4} ({:.4}) | {:.3} ({:.3}) | {:.3} | {:.4} → {:.4} | {:.4} | {:.4} → {:.4} | {:.3} | {:.3} | {:.3} |\n",
+            "| {} | {:.4} ({:.4}) | {:.3} ({:.3}) | {:.3} | {:.4} → {:.4} | {:.4} | {:.4} → {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
             s.round,
             s.rm_mae,
             s.rm_mae_baseline,
@@ -591,9 +663,20 @@ fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>)
             s.policy_val_loss_end,
             s.c2st_auroc,
             s.mauve,
-            s.word_validity
+            s.word_validity,
+            s.best_of_c2st_auroc,
+            s.best_of_mauve
         ));
     }
+    md
+}
+
+/// Writes `cycle_summary.json`, a Markdown table and a plot across rounds.
+fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(rounds)
+        .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
+    fsutil::write_bytes_atomic(&out.join("cycle_summary.json"), &bytes)?;
+    let md = summary_table(rounds, base);
     fsutil::write_bytes_atomic(&out.join("cycle_summary.md"), md.as_bytes())?;
     println!("{md}");
     let series = |name: &str, f: &dyn Fn(&RoundSummary) -> f64| Series {
@@ -611,6 +694,7 @@ fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>)
                     series("RM AUROC (its own eval)", &|s| s.rm_auroc),
                     series("RM AUROC on the policy", &|s| s.rm_auroc_policy),
                     series("judge C2ST AUROC", &|s| s.c2st_auroc),
+                    series("judge C2ST AUROC, best-of", &|s| s.best_of_c2st_auroc),
                 ],
             ),
             (
@@ -618,6 +702,7 @@ fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>)
                 vec![
                     series("policy reward (end)", &|s| s.policy_reward_end),
                     series("MAUVE", &|s| s.mauve),
+                    series("MAUVE, best-of", &|s| s.best_of_mauve),
                     series("word validity", &|s| s.word_validity),
                 ],
             ),
