@@ -2,12 +2,16 @@
 model's temperature frontier (lowest C2ST AUROC and highest MAUVE over its temperatures, its val
 loss and word validity at T=1) against the final policy's; then the mean and spread per group,
 and the acceptance checks of BENCHMARKS.md (policy C2ST at least 0.05 below the base's lowest,
-MAUVE above the base's best, val loss within +0.05 nats, word validity up).
+MAUVE above the base's best, val loss within +0.05 nats, word validity up). Cycles judged with
+`[judge] best_of = N` add each round's best-of-N C2ST AUROC and MAUVE, and round 1's (the base
+sampled best of N by round 1's reward model) against the base's frontier; a column a run lacks
+reads nan.
 
     python3 scripts/judge_summary.py GROUP=CYCLE_OUT_DIR ...
 """
 import collections
 import json
+import math
 import os
 import statistics
 import sys
@@ -41,7 +45,22 @@ def load(d):
     f["ΔMAUVE vs best"] = f[f"r{last['round']} MAUVE"] - f["base MAUVE best"]
     f["Δval"] = f["policy val"] - f["base val"]
     f["Δwords"] = f["policy words"] - f["base words"]
+    for r in rounds:
+        if r.get("best_of_c2st_auroc") is not None:
+            f[f"r{r['round']} best-of C2ST"] = r["best_of_c2st_auroc"]
+            f[f"r{r['round']} best-of MAUVE"] = r.get("best_of_mauve") or float("nan")
+    if rounds[0].get("best_of_c2st_auroc") is not None:
+        f["r1 best-of ΔC2ST vs best"] = f["r1 best-of C2ST"] - f["base C2ST best"]
+        f["r1 best-of ΔMAUVE vs best"] = f["r1 best-of MAUVE"] - f["base MAUVE best"]
     return f
+
+
+def spread(v):
+    """Mean ± sample sd of the runs that have the figure (how many, when some lack it)."""
+    have = [x for x in v if not math.isnan(x)]
+    cell = ("nan" if not have else f"{have[0]:.3f}" if len(have) == 1
+            else f"{statistics.mean(have):.3f} ± {statistics.stdev(have):.3f}")
+    return cell if len(have) in (0, len(v)) else f"{cell} ({len(have)} of {len(v)} runs)"
 
 
 def main(args):
@@ -49,7 +68,11 @@ def main(args):
     for a in args:
         name, d = a.split("=", 1)
         groups.setdefault(name, []).append((d, load(d)))
-    keys = list(next(iter(groups.values()))[0][1].keys())
+    keys = list(dict.fromkeys(k for runs in groups.values() for _, f in runs for k in f))
+    for runs in groups.values():
+        for _, f in runs:
+            for k in keys:
+                f.setdefault(k, float("nan"))
     print("| run | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for name, runs in groups.items():
@@ -61,8 +84,7 @@ def main(args):
     for name, runs in groups.items():
         cells = []
         for k in keys:
-            v = [f[k] for _, f in runs]
-            cells.append(f"{statistics.mean(v):.3f} ± {statistics.stdev(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}")
+            cells.append(spread([f[k] for _, f in runs]))
         met = [f["ΔC2ST vs best"] <= -0.05 and f["ΔMAUVE vs best"] > 0 and f["Δval"] <= 0.05 and f["Δwords"] > 0
                for _, f in runs]
         print(f"| {name} ({len(runs)}) | " + " | ".join(cells) + f" | {sum(met)} of {len(met)} |")

@@ -345,6 +345,16 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
         [(0.95, 0.6, 0.5), (0.90, 0.6, 0.6), (0.88, 0.70, 0.60)],
         1.88,
     );
+    // Run b was judged with best_of: rounds 1 and 2 carry best-of figures, round 3 none.
+    let summary_b = b.join("cycle_summary.json");
+    let mut rounds_b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary_b).unwrap()).unwrap();
+    for (r, (c, m)) in [(0.85, 0.60), (0.80, 0.55)].into_iter().enumerate() {
+        rounds_b[r]["best_of_c2st_auroc"] = json!(c);
+        rounds_b[r]["best_of_mauve"] = json!(m);
+    }
+    rounds_b[2]["best_of_c2st_auroc"] = serde_json::Value::Null;
+    std::fs::write(&summary_b, rounds_b.to_string()).unwrap();
     let arg = |d: &Path| PathBuf::from(format!("g={}", d.display()));
     let text = script("judge_summary.py", &[&arg(&a), &arg(&b)]);
     let header = text.lines().next().unwrap().to_string();
@@ -382,6 +392,23 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
     );
     assert!(group[1].starts_with("g (2)"), "{text}");
     assert_eq!(group[group.len() - 2], "1 of 2", "{text}");
+    // Best-of columns: run a (not judged so) reads nan; run b's round 1 against its base's
+    // frontier (lowest C2ST 0.92, best MAUVE 0.65); no column for round 3.
+    for (k, v) in [
+        ("r1 best-of ΔC2ST vs best", 0.85 - 0.92),
+        ("r1 best-of ΔMAUVE vs best", 0.60 - 0.65),
+        ("r2 best-of C2ST", 0.80),
+    ] {
+        assert_eq!(rows[0][col(k)], "nan", "{k}\n{text}");
+        let got: f64 = rows[1][col(k)].parse().unwrap();
+        assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
+    }
+    assert!(!header.contains("r3 best-of"), "{header}");
+    assert_eq!(
+        group[col("r1 best-of ΔC2ST vs best")],
+        "-0.070 (1 of 2 runs)",
+        "{text}"
+    );
 }
 
 /// round_config.py's TOML, read by nanoreward's own config loader, is the recorded config with
