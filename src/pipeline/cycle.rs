@@ -416,16 +416,20 @@ fn judge_round(
         s.word_validity = row.word_validity;
         s.rm_auroc_policy = row.reward_model_auroc.first().copied().unwrap_or(f64::NAN);
         println!(
-            "round {r} judge: C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {:.3}, word validity {:.3}; the round's reward model on the policy's samples: AUROC {:.3}",
-            row.c2st.auroc,
-            row.c2st.ci95[0],
-            row.c2st.ci95[1],
-            row.mauve,
-            row.word_validity,
+            "round {r} judge: {}; the round's reward model on the policy's samples: AUROC {:.3}",
+            verdict(row),
             s.rm_auroc_policy
         );
     }
     Ok(())
+}
+
+/// A judged row in one line: C2ST AUROC with its interval, MAUVE, word validity.
+fn verdict(row: &judge::JudgeRow) -> String {
+    format!(
+        "C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {:.3}, word validity {:.3}",
+        row.c2st.auroc, row.c2st.ci95[0], row.c2st.ci95[1], row.mauve, row.word_validity
+    )
 }
 
 /// Best-of-n sampling of round `r`'s starting generator, picked by the round's reward model,
@@ -458,15 +462,7 @@ fn judge_best_of(
         s.best_of_c2st_auroc = row.c2st.auroc;
         s.best_of_mauve = row.mauve;
         s.best_of_word_validity = row.word_validity;
-        println!(
-            "round {r} judge, best-of-{}: C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {:.3}, word validity {:.3}",
-            j.best_of,
-            row.c2st.auroc,
-            row.c2st.ci95[0],
-            row.c2st.ci95[1],
-            row.mauve,
-            row.word_validity
-        );
+        println!("round {r} judge, best-of-{}: {}", j.best_of, verdict(row));
     }
     Ok(())
 }
