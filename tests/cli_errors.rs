@@ -397,6 +397,32 @@ fn sample_best_of(d: &Path) {
     let best = text(&sample(&["--best-of", "4", "--reward-model", "rm"]));
     assert_eq!(best.matches("---------------").count(), 3, "{best}");
     best_of_windows(d);
+    // The pick calibrated on natural text the reward model never trained on: the fit on stderr.
+    let cal = [
+        "--best-of",
+        "4",
+        "--reward-model",
+        "rm",
+        "--best-of-calibration",
+    ];
+    let o = sample(&[&cal[..], &["data/val.bin"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(text(&o).matches("---------------").count(), 3);
+    assert!(
+        err.contains("best-of pick calibrated on") && err.contains("τ = "),
+        "{err}"
+    );
+    std::fs::write(d.join("short.bin"), [0u8; 40]).unwrap();
+    for (extra, named) in [
+        (&[&cal[..], &["short.bin"]].concat()[..], "at least 8"),
+        (
+            &["--best-of", "1", "--best-of-calibration", "data/val.bin"][..],
+            "--best-of above 1",
+        ),
+    ] {
+        let e = expect_clean_error(&sample(extra));
+        assert!(e.contains(named), "{extra:?}: {e}");
+    }
     for (extra, named) in [
         (&["--best-of", "4"][..], "--reward-model"),
         (

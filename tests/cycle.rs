@@ -338,15 +338,35 @@ fn missing_inputs_fail_before_any_work() {
         assert!(e.contains(named), "{bad}: {e}");
         assert!(!cyc.exists(), "{bad}: the cycle wrote {}", cyc.display());
     }
+    // Calibrating the best-of pick on the reward data's validation text needs that text apart
+    // from the judge's (reward_text = "reward").
+    let o = run(
+        &[
+            "cycle",
+            cfg.to_str().unwrap(),
+            "--judge.best_of=4",
+            "--judge.best_of_calibrate=true",
+        ],
+        d.path(),
+    );
+    let e = expect_clean_error(&o);
+    assert!(e.contains("reward_text = \"reward\""), "{e}");
+    assert!(!cyc.exists());
     let out = d.path().join("judged");
     let data = d.path().join("data");
     let ckp = ck.to_str().unwrap();
     let picker = ["--best_of=4", "--best_of_model=no_such_picker"];
-    let cases: [(&str, &str, &[&str], &str); 5] = [
+    let cases: [(&str, &str, &[&str], &str); 6] = [
         ("no_such_generator", "data/val.bin", &[], "no_such"),
         (ckp, "no_such_natural.bin", &[], "no_such"),
         (ckp, "data/val.bin", &picker, "no_such_picker"),
         (ckp, "data/val.bin", &["--best_of=4"], "best_of_model"),
+        (
+            ckp,
+            "data/val.bin",
+            &["--best_of_calibration=data/val.bin"],
+            "needs best_of > 1",
+        ),
         (
             ckp,
             "data/val.bin",

@@ -153,4 +153,53 @@ fn best_of_keeps_the_candidate_the_reward_model_rates_highest() {
     let b = r.best_of.expect("the report names the best-of sampling");
     assert_eq!((b.n, b.temperature), (3, 1.0));
     assert_eq!(b.model, cfg.best_of_model);
+    assert!(b.calibrated_on.is_empty() && r.rows[0].best_of_calibration.is_none());
+    // The pick calibrated on "natural" windows: the 40 of val.bin's windows this untrained reward
+    // model rates highest (so that it rates them above the samples and a temperature exists).
+    // calibrate's fit is the fit of the same windows and the same plain samples, each scored alone.
+    let val = nanoreward::data::TokenFile::open(&d.path().join("data/val.bin"))
+        .unwrap()
+        .to_vec();
+    let mut natural: Vec<Vec<u32>> = val.chunks_exact(16).map(<[u32]>::to_vec).collect();
+    let rated = rm.score(&natural).unwrap();
+    let mut order: Vec<usize> = (0..natural.len()).collect();
+    order.sort_by(|&a, &b| rated[b].total_cmp(&rated[a]));
+    natural = order[..40].iter().map(|&i| natural[i].clone()).collect();
+    let cal_bin = d.path().join("calibration.bin");
+    nanoreward::data::write_tokens(&cal_bin, &natural.concat()).unwrap();
+    let c = best_of::calibrate(&model, &rm, &natural, &opts, &mut rng(), 2).unwrap();
+    let prompts: Vec<Vec<u32>> = natural.iter().map(|w| w[..1].to_vec()).collect();
+    let samples = sampling::generate(&model, &prompts, 15, &opts, &mut rng(), 1).unwrap();
+    let logit = |w: &Vec<u32>| {
+        let p = (rm.score(std::slice::from_ref(w)).unwrap()[0] as f64).clamp(1e-6, 1.0 - 1e-6);
+        (p / (1.0 - p)).ln()
+    };
+    let pos: Vec<f64> = natural.iter().map(logit).collect();
+    let neg: Vec<f64> = samples.iter().map(logit).collect();
+    let want = best_of::Calibration::fit(&pos, &neg).unwrap();
+    assert!((c.slope - want.slope).abs() < 1e-4, "{c:?} vs {want:?}");
+    assert!((c.intercept - want.intercept).abs() < 1e-4);
+    assert_eq!((c.natural, c.generated), (40, 40));
+    // Through the judge: every row records its own fit, the report the text it came from.
+    let calibrated = JudgeConfig {
+        out_dir: d.path().join("judge_cal").display().to_string(),
+        best_of_calibration: cal_bin.display().to_string(),
+        temperatures: vec![1.0, 0.8],
+        ..cfg
+    };
+    let r = judge::run(&calibrated).unwrap();
+    assert_eq!(
+        r.best_of.unwrap().calibrated_on,
+        calibrated.best_of_calibration
+    );
+    let fits: Vec<_> = r
+        .rows
+        .iter()
+        .map(|row| row.best_of_calibration.unwrap())
+        .collect();
+    assert!(
+        fits.iter()
+            .all(|f| f.slope > 0.0 && f.natural == 16 && f.generated == 16)
+    );
+    assert_ne!(fits[0].slope, fits[1].slope, "one fit per temperature");
 }

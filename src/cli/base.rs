@@ -98,9 +98,51 @@ pub struct SampleArgs {
         default_value_t = 0.0
     )]
     best_of_temperature: f64,
+    /// Natural text (a token .bin) the reward model never trained on: the pick temperature is
+    /// fitted on up to 512 of its windows against as many plain samples (its logit read as a
+    /// calibrated log density ratio), instead of --best-of-temperature.
+    #[arg(long = "best-of-calibration", alias = "best_of_calibration")]
+    best_of_calibration: Option<PathBuf>,
     /// auto, cpu or cuda.
     #[arg(long, default_value = "auto")]
     device: String,
+}
+
+/// The best-of pick calibrated on windows of `len` tokens of `file` (see
+/// `best_of::calibrate`), its fit reported on stderr.
+fn calibrated_pick(
+    model: &nanoreward::model::GPT,
+    rm: &RewardModel,
+    file: &Path,
+    len: usize,
+    opts: &sampling::SampleOptions,
+    seed: u64,
+) -> Result<Pick> {
+    let tokens = nanoreward::data::TokenFile::open(file)?.to_vec();
+    let windows: Vec<Vec<u32>> = tokens
+        .chunks_exact(len)
+        .take(512)
+        .map(<[u32]>::to_vec)
+        .collect();
+    if windows.len() < 8 {
+        bail!(
+            "{} holds {} windows of {len} tokens: calibration needs at least 8 (a longer file, or fewer new tokens)",
+            file.display(),
+            windows.len()
+        );
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x0063_616c);
+    let c = best_of::calibrate(model, rm, &windows, opts, &mut rng, device::workers(0))?;
+    eprintln!(
+        "best-of pick calibrated on {} windows of {}: slope {:.3} on logit P, τ = {:.3}",
+        c.natural,
+        file.display(),
+        c.slope,
+        c.temperature()
+    );
+    Ok(Pick::Resample {
+        temperature: c.temperature(),
+    })
 }
 
 pub fn sample(a: SampleArgs) -> Result<()> {
@@ -121,7 +163,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
     if a.num_samples == 0 || a.best_of == 0 {
         bail!("--num-samples and --best-of must be at least 1");
     }
-    let how = Pick::from_temperature(a.best_of_temperature)?;
+    let mut how = Pick::from_temperature(a.best_of_temperature)?;
+    if a.best_of_calibration.is_some() && a.best_of == 1 {
+        bail!("--best-of-calibration calibrates best-of picking: give --best-of above 1");
+    }
     let picker = match (&a.reward_model, a.best_of) {
         (_, 1) => None,
         (None, _) => {
@@ -134,6 +179,10 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         top_k: sampling::top_k_or_all(a.top_k),
         vocab: Some(tok.vocab_size()),
     };
+    if let (Some((rm, _)), Some(file)) = (&picker, &a.best_of_calibration) {
+        let len = ids.len() + a.max_new_tokens;
+        how = calibrated_pick(&model, rm, file, len, &opts, a.seed)?;
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
     let prompts = vec![ids; a.num_samples];
     let t0 = std::time::Instant::now();

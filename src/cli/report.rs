@@ -413,6 +413,15 @@ pub fn judged(r: &JudgeReport) {
             row.val_loss,
             rm.join(",")
         );
+        if let Some(c) = &row.best_of_calibration {
+            println!(
+                "    best-of pick calibrated: slope {:.3} on logit P (τ = {:.3}), {} natural and {} generated windows",
+                c.slope,
+                c.temperature(),
+                c.natural,
+                c.generated
+            );
+        }
     }
     println!(
         "  natural text: words {:.3}, dist3 {:.3}, rep {:.3}  (C2ST AUROC 0.5 and MAUVE 1 = indistinguishable)",

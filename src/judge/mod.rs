@@ -25,7 +25,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{self, TokenFile};
 use crate::metrics::{self, Series};
 use crate::model::GPT;
-use crate::reward::best_of::{self, Pick};
+use crate::reward::best_of::{self, Calibration, Pick};
 use crate::reward::features::{self, View};
 use crate::reward::lexicon::Lexicon;
 use crate::reward::{RewardModel, eval};
@@ -80,6 +80,10 @@ pub struct JudgeConfig {
     pub best_of_model: String,
     /// 0 keeps the most natural; τ > 0 draws one ∝ (P / (1 − P))^(1/τ) (see reward::best_of).
     pub best_of_temperature: f64,
+    /// Natural text (a token .bin) the best-of reward model never trained on: when given, the
+    /// pick temperature is fitted for each generator and temperature (reward::best_of::calibrate
+    /// on `windows` of its windows and as many plain samples) instead of `best_of_temperature`.
+    pub best_of_calibration: String,
     #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
@@ -106,6 +110,7 @@ impl Default for JudgeConfig {
             best_of: 1,
             best_of_model: String::new(),
             best_of_temperature: 0.0,
+            best_of_calibration: String::new(),
             seed: 2718,
             device: "auto".into(),
             threads: 0,
@@ -142,6 +147,11 @@ impl JudgeConfig {
             ));
         }
         Pick::from_temperature(self.best_of_temperature)?;
+        if self.best_of <= 1 && !self.best_of_calibration.is_empty() {
+            return Err(Error::Config(
+                "best_of_calibration calibrates best-of picking: it needs best_of > 1".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -152,6 +162,10 @@ pub struct BestOf {
     pub n: usize,
     pub model: String,
     pub temperature: f64,
+    /// The natural text the pick temperature was calibrated on (each row's
+    /// `best_of_calibration` holds its fit, and `temperature` is unused); empty: not calibrated.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub calibrated_on: String,
 }
 
 /// One generator at one temperature, judged.
@@ -177,6 +191,10 @@ pub struct JudgeRow {
     pub val_loss: f64,
     /// The AUROC of each given reward model on the same test windows.
     pub reward_model_auroc: Vec<f64>,
+    /// The best-of pick's calibration for this generator and temperature (its temperature is
+    /// 1 / slope), when the judge calibrated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_of_calibration: Option<Calibration>,
 }
 
 /// What `judge` measured.
@@ -216,10 +234,19 @@ struct Judge {
     lexicon: Lexicon,
     tokenizer: Tokenizer,
     n: usize,
-    natural: [Vec<Vec<u32>>; 2],
+    natural: Halves,
     natural_features: [Features; 2],
     /// Best-of-n sampling: the reward model that picks, n and how.
-    best_of: Option<(RewardModel, usize, Pick)>,
+    best_of: Option<Picker>,
+}
+
+/// The judge's best-of-n picking: the reward model, n, how (unless calibrated), and the natural
+/// windows the pick temperature is calibrated on.
+struct Picker {
+    rm: RewardModel,
+    n: usize,
+    how: Pick,
+    calibration: Option<Vec<Vec<u32>>>,
 }
 
 /// The judge's view of windows: C2ST feature rows and MAUVE embeddings.
@@ -362,41 +389,77 @@ fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String
     if cfg.best_of > 1 {
         let mut rm = RewardModel::load(Path::new(&cfg.best_of_model), dev)?;
         rm.workers = device::workers(cfg.threads);
-        let how = Pick::from_temperature(cfg.best_of_temperature)?;
-        j.best_of = Some((rm, cfg.best_of, how));
+        let calibration = if cfg.best_of_calibration.is_empty() {
+            None
+        } else {
+            let t = TokenFile::open(Path::new(&cfg.best_of_calibration))?.to_vec();
+            Some(windows_of(&t, n, cfg.windows, &mut rng)?)
+        };
+        j.best_of = Some(Picker {
+            rm,
+            n: cfg.best_of,
+            how: Pick::from_temperature(cfg.best_of_temperature)?,
+            calibration,
+        });
     }
     j.natural_features = [j.features(&natural[0]), j.features(&natural[1])];
     j.natural = natural;
     Ok((j, trunk_path))
 }
 
+/// Windows of the two halves of the natural text (or the samples that follow their first tokens).
+type Halves = [Vec<Vec<u32>>; 2];
+
 /// The generator's samples after the first token of each natural window of both halves (each
-/// the best of n when the judge samples best-of-n).
+/// the best of n when the judge samples best-of-n), and the pick's calibration when it has one.
 fn samples(
     j: &Judge,
     g: &GPT,
     temperature: f64,
     top_k: usize,
     seed: u64,
-) -> Result<[Vec<Vec<u32>>; 2]> {
+) -> Result<(Halves, Option<Calibration>)> {
     let opts = SampleOptions {
         temperature,
         top_k: sampling::top_k_or_all(top_k),
         vocab: Some(j.tokenizer.vocab_size()),
     };
+    let workers = device::workers(0);
+    let mut calibrated = None;
+    let mut how = j.best_of.as_ref().map(|p| p.how);
+    if let Some(Picker {
+        rm,
+        calibration: Some(natural),
+        ..
+    }) = &j.best_of
+    {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0063_616c));
+        let c = best_of::calibrate(g, rm, natural, &opts, &mut rng, workers)?;
+        how = Some(Pick::Resample {
+            temperature: c.temperature(),
+        });
+        calibrated = Some(c);
+    }
     let mut out = [Vec::new(), Vec::new()];
     for (half, slot) in out.iter_mut().enumerate() {
         let prompts: Vec<Vec<u32>> = j.natural[half].iter().map(|w| vec![w[0]]).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ half as u64));
-        let workers = device::workers(0);
-        *slot = match &j.best_of {
-            None => sampling::generate(g, &prompts, j.n - 1, &opts, &mut rng, workers)?,
-            Some((rm, n, how)) => {
-                best_of::generate(g, rm, &prompts, j.n - 1, &opts, *n, *how, &mut rng, workers)?
-            }
+        *slot = match (&j.best_of, how) {
+            (Some(p), Some(how)) => best_of::generate(
+                g,
+                &p.rm,
+                &prompts,
+                j.n - 1,
+                &opts,
+                p.n,
+                how,
+                &mut rng,
+                workers,
+            )?,
+            _ => sampling::generate(g, &prompts, j.n - 1, &opts, &mut rng, workers)?,
         };
     }
-    Ok(out)
+    Ok((out, calibrated))
 }
 
 /// One generator at one temperature.
@@ -411,7 +474,7 @@ fn judge_row(
     seed: u64,
     rms: &[RewardModel],
 ) -> Result<JudgeRow> {
-    let [train_gen, test_gen] = samples(j, g, temperature, cfg.top_k, seed)?;
+    let ([train_gen, test_gen], best_of_calibration) = samples(j, g, temperature, cfg.top_k, seed)?;
     let (fa, fb) = (j.features(&train_gen), j.features(&test_gen));
     let nat = &j.natural_features;
     let c2st = c2st::test([&nat[0].rows, &nat[1].rows], [&fa.rows, &fb.rows], seed);
@@ -439,6 +502,7 @@ fn judge_row(
         trigram_jsd: text::trigram_jsd(&texts, &natural),
         val_loss,
         reward_model_auroc,
+        best_of_calibration,
     })
 }
 
@@ -495,6 +559,7 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
             n: cfg.best_of,
             model: cfg.best_of_model.clone(),
             temperature: cfg.best_of_temperature,
+            calibrated_on: cfg.best_of_calibration.clone(),
         }),
     };
     let out = PathBuf::from(&cfg.out_dir);
@@ -520,8 +585,10 @@ fn check_inputs(cfg: &JudgeConfig) -> Result<()> {
         crate::checkpoint::ensure_exists(Path::new(p))?;
     }
     TokenFile::open(&PathBuf::from(&cfg.data_dir).join("train.bin"))?;
-    if !cfg.natural.is_empty() {
-        TokenFile::open(Path::new(&cfg.natural))?;
+    for text in [&cfg.natural, &cfg.best_of_calibration] {
+        if !text.is_empty() {
+            TokenFile::open(Path::new(text))?;
+        }
     }
     Ok(())
 }

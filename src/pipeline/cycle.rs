@@ -55,14 +55,23 @@ pub struct JudgeSection {
     /// `best_of_temperature` (see `judge --best_of`); 1 = not judged.
     pub best_of: usize,
     pub best_of_temperature: f64,
+    /// Fit the pick temperature instead (see `judge --best_of_calibration`) on the reward data's
+    /// validation text, which the round's reward model never trained on (needs
+    /// `reward_text = "reward"`, so that the judge's natural text is other text).
+    pub best_of_calibrate: bool,
 }
 
 impl JudgeSection {
     /// Rejects best-of settings that cannot run, before any work.
-    fn check(&self) -> Result<()> {
+    fn check(&self, reward_text: RewardText) -> Result<()> {
         if self.best_of == 0 {
             return Err(Error::Config(
                 "[judge] best_of = 0: it must be ≥ 1 (1 = no best-of judgement)".into(),
+            ));
+        }
+        if self.best_of_calibrate && reward_text != RewardText::Reward {
+            return Err(Error::Config(
+                "[judge] best_of_calibrate fits on the reward data's validation text, which is the judge's natural text unless reward_text = \"reward\": set it (prepare --reward-split) or leave best_of_calibrate off".into(),
             ));
         }
         crate::reward::best_of::Pick::from_temperature(self.best_of_temperature).map(|_| ())
@@ -83,6 +92,7 @@ impl Default for JudgeSection {
             clusters: j.clusters,
             best_of: j.best_of,
             best_of_temperature: j.best_of_temperature,
+            best_of_calibrate: false,
         }
     }
 }
@@ -267,7 +277,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     // Fail before any work on a path that is no checkpoint or no token file.
     checkpoint::ensure_exists(&generator)?;
     cfg.reward.check_inputs()?;
-    cfg.judge.check()?;
+    cfg.judge.check(cfg.reward_text)?;
     for p in [&cfg.judge.trunk, &cfg.grpo.teacher] {
         if !p.is_empty() {
             checkpoint::ensure_exists(Path::new(p))?;
@@ -455,6 +465,11 @@ fn judge_best_of(
         best_of: j.best_of,
         best_of_model: dir.join("reward/ckpt").display().to_string(),
         best_of_temperature: j.best_of_temperature,
+        best_of_calibration: if j.best_of_calibrate {
+            sources.1.display().to_string()
+        } else {
+            String::new()
+        },
         out_dir: dir.join("judge_best_of").display().to_string(),
         ..judge_config(cfg, sources)
     })?;
