@@ -15,7 +15,10 @@
 # policy's own temperature frontier beside the base's), BEST_OF (unset: none; e.g. "16:0 16:1"
 # judges the base at T = 1 best of 16 by round 1's reward model — the detector of the base's own
 # text — keeping the most natural (τ = 0) or importance-resampled at τ = 1, into
-# J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees).
+# J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees; "16:cal"
+# fits τ instead on the cycle's held-out reward text, CYCLE/heldout_val.bin, which the reward
+# model never trained on — only for cycles whose reward text is reward.bin, so that it is not the
+# judge's val.bin).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; NAME=$3; shift 3
@@ -40,8 +43,14 @@ for j in ${JUDGE_SEEDS:-101 102 103 104 105}; do
       base) g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1} ;;
       runs) g=$gens; t=1.0 ;;
       frontier) g="$d/gen/ckpt,$final"; t=$FRONTIER_TEMPERATURES ;;
-      best_of_*) g="$d/gen/ckpt"; t=1.0; n=${part#best_of_}
-        extra=(--best_of="${n%%_tau*}" --best_of_temperature="${n##*_tau}" --best_of_model="$cyc/cycle_1/reward/ckpt") ;;
+      best_of_*) g="$d/gen/ckpt"; t=1.0; n=${part#best_of_}; tau=${n##*_tau}
+        extra=(--best_of="${n%%_tau*}" --best_of_model="$cyc/cycle_1/reward/ckpt")
+        if [ "$tau" = cal ]; then
+          [ -f "$OUT/data/reward.bin" ] || { echo "BEST_OF N:cal needs a cycle on reward.bin (prepare --reward-split): the held-out text must not be the judge's" >&2; exit 1; }
+          extra+=(--best_of_calibration="$cyc/heldout_val.bin")
+        else
+          extra+=(--best_of_temperature="$tau")
+        fi ;;
     esac
     run_judge "$g" "$t" "$trunk" "$j" "$o/$part" "${extra[@]}" > "$o.$part.log" 2>&1
   done
