@@ -219,6 +219,10 @@ pub struct RoundSummary {
     pub best_of_mauve: f64,
     #[serde(default = "nan", with = "crate::util::nan_as_null")]
     pub best_of_word_validity: f64,
+    /// The pick temperature τ of the best-of judgement (the calibrated one with
+    /// `best_of_calibrate`).
+    #[serde(default = "nan", with = "crate::util::nan_as_null")]
+    pub best_of_pick_temperature: f64,
 }
 
 fn nan() -> f64 {
@@ -477,7 +481,20 @@ fn judge_best_of(
         s.best_of_c2st_auroc = row.c2st.auroc;
         s.best_of_mauve = row.mauve;
         s.best_of_word_validity = row.word_validity;
-        println!("round {r} judge, best-of-{}: {}", j.best_of, verdict(row));
+        s.best_of_pick_temperature = row
+            .best_of_calibration
+            .map_or(j.best_of_temperature, |c| c.temperature());
+        println!(
+            "round {r} judge, best-of-{} (pick temperature {:.3}{}): {}",
+            j.best_of,
+            s.best_of_pick_temperature,
+            if j.best_of_calibrate {
+                ", calibrated"
+            } else {
+                ""
+            },
+            verdict(row)
+        );
     }
     Ok(())
 }
@@ -625,6 +642,7 @@ fn summary(r: usize, generator: &Path, plan: &RoundPlan, o: &RoundOutcome) -> Re
         best_of_c2st_auroc: f64::NAN,
         best_of_mauve: f64::NAN,
         best_of_word_validity: f64::NAN,
+        best_of_pick_temperature: f64::NAN,
     })
 }
 
