@@ -177,7 +177,10 @@ fn judged_cycle_with_an_ensemble() {
         );
         assert_eq!(b["rows"][0]["generator"], s["generator"]);
         assert_eq!(b["rows"][0]["c2st"]["auroc"], s["best_of_c2st_auroc"]);
-        assert_eq!(s["best_of_pick_temperature"], 0.0, "not calibrated: the configured τ");
+        assert_eq!(
+            s["best_of_pick_temperature"], 0.0,
+            "not calibrated: the configured τ"
+        );
     }
     let cfg2: serde_json::Value = serde_json::from_slice(
         &std::fs::read(out.join("cycle_2/grpo/ckpt/train_state.json")).unwrap(),
