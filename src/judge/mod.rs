@@ -425,38 +425,35 @@ fn samples(
         vocab: Some(j.tokenizer.vocab_size()),
     };
     let workers = device::workers(0);
+    // The picker and how it picks: its configured way, or the temperature calibrated for this
+    // generator and temperature.
     let mut calibrated = None;
-    let mut how = j.best_of.as_ref().map(|p| p.how);
-    if let Some(Picker {
-        rm,
-        calibration: Some(natural),
-        ..
-    }) = &j.best_of
-    {
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0063_616c));
-        let c = best_of::calibrate(g, rm, natural, &opts, &mut rng, workers)?;
-        how = Some(Pick::Resample {
-            temperature: c.temperature(),
-        });
-        calibrated = Some(c);
-    }
+    let picker = match &j.best_of {
+        None => None,
+        Some(p) => {
+            let how = match &p.calibration {
+                None => p.how,
+                Some(natural) => {
+                    let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ 0x0063_616c));
+                    let c = best_of::calibrate(g, &p.rm, natural, &opts, &mut rng, workers)?;
+                    let temperature = c.temperature();
+                    calibrated = Some(c);
+                    Pick::Resample { temperature }
+                }
+            };
+            Some((p, how))
+        }
+    };
     let mut out = [Vec::new(), Vec::new()];
     for (half, slot) in out.iter_mut().enumerate() {
         let prompts: Vec<Vec<u32>> = j.natural[half].iter().map(|w| vec![w[0]]).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(mix(seed ^ half as u64));
-        *slot = match (&j.best_of, how) {
-            (Some(p), Some(how)) => best_of::generate(
-                g,
-                &p.rm,
-                &prompts,
-                j.n - 1,
-                &opts,
-                p.n,
-                how,
-                &mut rng,
-                workers,
-            )?,
-            _ => sampling::generate(g, &prompts, j.n - 1, &opts, &mut rng, workers)?,
+        let (len, rng) = (j.n - 1, &mut rng);
+        *slot = match picker {
+            Some((p, how)) => {
+                best_of::generate(g, &p.rm, &prompts, len, &opts, p.n, how, rng, workers)?
+            }
+            None => sampling::generate(g, &prompts, len, &opts, rng, workers)?,
         };
     }
     Ok((out, calibrated))

@@ -17,6 +17,7 @@
 
 use crate::model::GPT;
 use crate::reward::RewardModel;
+use crate::reward::changepoint;
 use crate::sampling::{self, SampleOptions};
 use crate::{Error, Result};
 use rand::Rng;
@@ -115,11 +116,9 @@ const RIDGE: f64 = 1e-3;
 /// The weighted log-likelihood of σ(a·x + b) for label 1 on `pos` and 0 on `neg`, each class
 /// weighted by the inverse of its size, less the ridge (what [`fit_logistic`] maximises).
 pub fn calibration_objective(pos: &[f64], neg: &[f64], a: f64, b: f64) -> f64 {
-    // ln σ(z) = −ln(1 + e^(−z)), computed stably.
-    let log_sigmoid = |z: f64| -((-z.abs()).exp().ln_1p() + (-z).max(0.0));
     let side = |xs: &[f64], sign: f64| {
         xs.iter()
-            .map(|&x| log_sigmoid(sign * (a * x + b)))
+            .map(|&x| changepoint::log_sigmoid(sign * (a * x + b)))
             .sum::<f64>()
             / xs.len() as f64
     };
