@@ -174,7 +174,8 @@ fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
             _ => return Err(bad("true or false")),
         }),
         // A list is written comma-separated, its items typed as the default's first item (an
-        // empty default: numbers when every item is one, else strings).
+        // empty default: integers when every item is one — they read as floats too — numbers
+        // when every item is one, else strings).
         Value::Array(items) => {
             let parts: Vec<&str> = raw
                 .split(',')
@@ -182,8 +183,10 @@ fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
                 .filter(|p| !p.is_empty())
                 .collect();
             let numeric = parts.iter().all(|p| p.parse::<f64>().is_ok());
+            let integral = parts.iter().all(|p| p.parse::<i64>().is_ok());
             let item = match items.first() {
                 Some(v) => v.clone(),
+                None if integral && !parts.is_empty() => Value::Integer(0),
                 None if numeric && !parts.is_empty() => Value::Float(0.0),
                 None => Value::String(String::new()),
             };
@@ -419,6 +422,22 @@ mod tests {
             ])
         );
         assert!(parse_value("t", "0.6,x", &floats).is_err());
+        // An empty default: integers when every item is one, and they load as floats too.
+        assert_eq!(
+            parse_value("s", "3000, 1500", &empty).unwrap(),
+            Value::Array(vec![Value::Integer(3000), Value::Integer(1500)])
+        );
+        #[derive(Serialize, Deserialize, Default)]
+        #[serde(default)]
+        struct Lists {
+            steps: Vec<usize>,
+            temps: Vec<f64>,
+        }
+        let ov = parse_overrides(&["--steps=3,4".into(), "--temps=1,0.5".into()]).unwrap();
+        let c = load::<Lists>(None, &ov, &[]).unwrap();
+        assert_eq!((c.steps, c.temps), (vec![3, 4], vec![1.0, 0.5]));
+        let ov = parse_overrides(&["--temps=1,2".into()]).unwrap();
+        assert_eq!(load::<Lists>(None, &ov, &[]).unwrap().temps, vec![1.0, 2.0]);
     }
     use serde::Deserialize;
 

@@ -65,7 +65,8 @@ fn ensemble_toml(dir: &Path, base: &Path) -> String {
 #[test]
 fn two_rounds_end_to_end_then_resume_at_round_level() {
     let (d, _m, ck) = common::tiny_base_with_data();
-    let text = cycle_toml(d.path(), &ck, 1);
+    // Round 1 takes 3 GRPO steps (`round_steps`, not `[grpo] max_steps = 4`).
+    let text = cycle_toml(d.path(), &ck, 1).replace("rounds = 1", "rounds = 1\nround_steps = [3]");
     let cfg = write_config(d.path(), &text);
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
@@ -81,11 +82,27 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
         assert!(out.join(f).exists(), "{f} missing");
     }
     let round1 = std::fs::read(out.join("cycle_1/summary.json")).unwrap();
-    // Two rounds: round 1 is reused as it is, round 2 starts from round 1's policy and replays
-    // half as many samples from round 1.
+    // Two rounds: round 1 is reused as it is, round 2 starts from round 1's policy, replays
+    // half as many samples from round 1 and takes its own step count from the command line.
     std::fs::write(&cfg, text.replace("rounds = 1", "rounds = 2")).unwrap();
-    let o = run(&["cycle", "--config", cfg.to_str().unwrap()], d.path());
+    let o = run(
+        &[
+            "cycle",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--round_steps=3,5",
+        ],
+        d.path(),
+    );
     expect_success(&o);
+    for (r, steps) in [(1, 3), (2, 5)] {
+        let state: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(format!("cycle_{r}/grpo/ckpt/train_state.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(state["step"], steps, "round {r}");
+        assert_eq!(state["config"]["max_steps"], steps, "round {r}");
+    }
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("round 1: already done"), "{stdout}");
     assert_eq!(
@@ -340,6 +357,18 @@ fn missing_inputs_fail_before_any_work() {
         let e = expect_clean_error(&o);
         let named = bad.split('=').nth(1).unwrap_or_default();
         assert!(e.contains(named), "{bad}: {e}");
+        assert!(!cyc.exists(), "{bad}: the cycle wrote {}", cyc.display());
+    }
+    // One GRPO step count per round, each at least 1.
+    for (bad, says) in [
+        (
+            "--round_steps=3,4",
+            "round_steps has 2 entries for 1 rounds",
+        ),
+        ("--round_steps=0", "at least 1"),
+    ] {
+        let e = expect_clean_error(&run(&["cycle", cfg.to_str().unwrap(), bad], d.path()));
+        assert!(e.contains(says), "{bad}: {e}");
         assert!(!cyc.exists(), "{bad}: the cycle wrote {}", cyc.display());
     }
     // Calibrating the best-of pick on the reward data's validation text needs that text apart

@@ -144,6 +144,9 @@ pub struct CycleConfig {
     /// Earlier rounds' train samples added to a round's reward training set, as a share of
     /// that round's own train samples (0 = none).
     pub replay_share: f64,
+    /// GRPO steps of each round, one entry per round (empty: `[grpo] max_steps` every round),
+    /// e.g. a long first round from the base and shorter ones after.
+    pub round_steps: Vec<usize>,
     /// Natural and generated windows each for the reward model's AUROC.
     pub eval_windows: usize,
     #[serde(deserialize_with = "crate::config::seed")]
@@ -169,6 +172,7 @@ impl Default for CycleConfig {
             reward_text: RewardText::Heldout,
             ensemble: false,
             replay_share: 0.0,
+            round_steps: Vec::new(),
             eval_windows: 128,
             seed: 1337,
             device: "auto".into(),
@@ -266,6 +270,23 @@ fn interrupted(e: Error, r: usize) -> Error {
     }
 }
 
+/// `round_steps`: none, or one positive step count per round.
+fn check_round_steps(cfg: &CycleConfig) -> Result<()> {
+    let n = cfg.round_steps.len();
+    if n > 0 && n != cfg.rounds {
+        return Err(Error::Config(format!(
+            "round_steps has {n} entries for {} rounds: give one GRPO step count per round, or none to use [grpo] max_steps in every round",
+            cfg.rounds
+        )));
+    }
+    if cfg.round_steps.contains(&0) {
+        return Err(Error::Config(
+            "round_steps must be at least 1 in every round".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) the cycle; prints progress. Returns every round's summary.
 pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     if cfg.rounds == 0 {
@@ -277,6 +298,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
             cfg.replay_share
         )));
     }
+    check_round_steps(cfg)?;
     let mut generator = PathBuf::from(&cfg.base);
     // Fail before any work on a path that is no checkpoint or no token file.
     checkpoint::ensure_exists(&generator)?;
@@ -579,6 +601,11 @@ fn plan(cfg: &CycleConfig, r: usize, generator: &Path, sources: &(PathBuf, PathB
             } else {
                 Vec::new()
             },
+            max_steps: cfg
+                .round_steps
+                .get(r - 1)
+                .copied()
+                .unwrap_or(cfg.grpo.max_steps),
             seed: round_seed,
             device: cfg.device.clone(),
             threads: cfg.threads,
