@@ -16,6 +16,8 @@
 # seed on the train split (configs/strong_trunk.toml, once, in SEED_DIR/trunk) and @DATA for the
 # prepared corpus: the cycle with the strongest reward model measured (issue 13, BENCHMARKS.md) is
 #   strong=configs/cycle_judged.toml:--reward.trunk=@TRUNK --reward.reference=@TRUNK
+# and RAFT inside the cycle, a long first round and two shorter ones (BENCHMARKS.md, 23rd session):
+#   "raft=configs/cycle_judged.toml:--grpo.adv_estimator=raft --grpo.reward_granularity=sequence --round_steps=3000,1500,1500"
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2
