@@ -174,8 +174,8 @@ fn parse_value(key: &str, raw: &str, default: &Value) -> Result<Value> {
             _ => return Err(bad("true or false")),
         }),
         // A list is written comma-separated, its items typed as the default's first item (an
-        // empty default: integers when every item is one — they read as floats too — numbers
-        // when every item is one, else strings).
+        // empty default: integers when every item is one, which float fields read too; else
+        // numbers when every item is one; else strings).
         Value::Array(items) => {
             let parts: Vec<&str> = raw
                 .split(',')
