@@ -359,8 +359,11 @@ fn missing_inputs_fail_before_any_work() {
         assert!(e.contains(named), "{bad}: {e}");
         assert!(!cyc.exists(), "{bad}: the cycle wrote {}", cyc.display());
     }
-    // One GRPO step count per round, each at least 1.
+    // The cycle's own settings: at least one round, replay_share in 0..=10, one GRPO step count
+    // per round, each at least 1.
     for (bad, says) in [
+        ("--rounds=0", "rounds must be at least 1"),
+        ("--replay_share=11", "replay_share must be between 0 and 10"),
         (
             "--round_steps=3,4",
             "round_steps has 2 entries for 1 rounds",

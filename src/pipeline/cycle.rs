@@ -270,8 +270,18 @@ fn interrupted(e: Error, r: usize) -> Error {
     }
 }
 
-/// `round_steps`: none, or one positive step count per round.
-fn check_round_steps(cfg: &CycleConfig) -> Result<()> {
+/// The cycle's own settings: at least one round, `replay_share` in 0..=10, and `round_steps`
+/// none or one positive step count per round.
+fn check_settings(cfg: &CycleConfig) -> Result<()> {
+    if cfg.rounds == 0 {
+        return Err(Error::Config("rounds must be at least 1".into()));
+    }
+    if !(0.0..=10.0).contains(&cfg.replay_share) {
+        return Err(Error::Config(format!(
+            "replay_share must be between 0 and 10, got {}",
+            cfg.replay_share
+        )));
+    }
     let n = cfg.round_steps.len();
     if n > 0 && n != cfg.rounds {
         return Err(Error::Config(format!(
@@ -289,16 +299,7 @@ fn check_round_steps(cfg: &CycleConfig) -> Result<()> {
 
 /// Runs (or resumes) the cycle; prints progress. Returns every round's summary.
 pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
-    if cfg.rounds == 0 {
-        return Err(Error::Config("rounds must be at least 1".into()));
-    }
-    if !(0.0..=10.0).contains(&cfg.replay_share) {
-        return Err(Error::Config(format!(
-            "replay_share must be between 0 and 10, got {}",
-            cfg.replay_share
-        )));
-    }
-    check_round_steps(cfg)?;
+    check_settings(cfg)?;
     let mut generator = PathBuf::from(&cfg.base);
     // Fail before any work on a path that is no checkpoint or no token file.
     checkpoint::ensure_exists(&generator)?;
