@@ -128,17 +128,31 @@ impl GPT {
     /// and final layer norm, value for value — so that its final state of every token is this
     /// model's and one pass serves both.
     pub fn same_trunk(&self, other: &GPT) -> bool {
+        self.same_params(other, |n| n.starts_with("transformer."))
+    }
+
+    /// Whether `other` is this model weight for weight (shape and every parameter), so that
+    /// any pass of it gives this model's output.
+    pub fn same_weights(&self, other: &GPT) -> bool {
+        let (a, b) = (&self.config, &other.config);
+        (a.vocab_size, a.block_size) == (b.vocab_size, b.block_size)
+            && self.same_params(other, |_| true)
+    }
+
+    /// Whether the two models have the same shape and equal values of the parameters `keep`
+    /// names.
+    fn same_params(&self, other: &GPT, keep: impl Fn(&str) -> bool) -> bool {
         let (a, b) = (&self.config, &other.config);
         if (a.n_layer, a.n_head, a.n_embd, a.bias) != (b.n_layer, b.n_head, b.n_embd, b.bias) {
             return false;
         }
-        let trunk = |m: &GPT| -> Vec<(String, Param)> {
+        let kept = |m: &GPT| -> Vec<(String, Param)> {
             m.named_params()
                 .into_iter()
-                .filter(|(n, _)| n.starts_with("transformer."))
+                .filter(|(n, _)| keep(n))
                 .collect()
         };
-        let (x, y) = (trunk(self), trunk(other));
+        let (x, y) = (kept(self), kept(other));
         // One parameter on the host at a time, stopping at the first difference.
         x.len() == y.len()
             && x.iter().zip(&y).all(|((na, a), (nb, b))| {

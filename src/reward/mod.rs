@@ -1,6 +1,6 @@
 //! The reward side of the pipeline: the recipe of a sample ([`recipe`]), the reward dataset
 //! format ([`dataset`]), the `prepare-reward-data` job ([`prepare`]), the reward model
-//! ([`model`]), its training ([`train`]) and evaluation ([`eval`]), and best-of-n sampling
+//! ([`model`]) with the reference passes its ensemble members share ([`memo`]), its training ([`train`]) and evaluation ([`eval`]), and best-of-n sampling
 //! against it ([`best_of`]).
 
 pub mod best_of;
@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod eval;
 pub mod features;
 pub mod lexicon;
+pub mod memo;
 pub mod model;
 pub mod prepare;
 pub mod recipe;

@@ -8,6 +8,7 @@
 use super::changepoint;
 use super::features::{self, NUM_FEATURES, NUM_REFERENCE_FEATURES, TokenStats, View};
 use super::lexicon::{Lexicon, NUM_LEXICON_FEATURES};
+use super::memo::ReferenceMemo;
 use crate::checkpoint::{self, Checkpoint, LoadReport, load_weights};
 use crate::model::{GPT, Mode, Pooling, RewardHeadKind};
 use crate::tokenizer::Tokenizer;
@@ -15,6 +16,7 @@ use crate::util::{device, rng::mix, to_host};
 use crate::{Error, Result};
 use burn::tensor::{Device, Tensor, TensorData};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The reward head a generator gets: its kind, width, pooling (pooled head), white-box features
 /// and context (token head), and the sampling settings its features are read with.
@@ -102,6 +104,9 @@ pub struct FeatureSource {
     pub reference: Vec<GPT>,
     pub lexicon: Option<Lexicon>,
     pub tokenizer: Tokenizer,
+    /// The reference passes shared with other sources of the same reference model (see
+    /// [`crate::reward::memo::share_references`]); None: every pass runs.
+    pub memo: Option<Arc<ReferenceMemo>>,
 }
 
 /// Which feature model's pass also returns its final trunk state of every token (when the
@@ -218,7 +223,11 @@ impl FeatureSource {
         };
         let (generator, mut hidden) = pass(std::slice::from_ref(g), *view, SharedStates::Generator);
         let reference = (!self.reference.is_empty()).then(|| {
-            let (rs, h) = pass(&self.reference, View::RAW, SharedStates::Reference);
+            let run = || pass(&self.reference, View::RAW, SharedStates::Reference);
+            let (rs, h) = match &self.memo {
+                Some(m) => m.get_or_run(windows, states == SharedStates::Reference, run),
+                None => run(),
+            };
             if states == SharedStates::Reference {
                 hidden = h;
             }
@@ -363,6 +372,7 @@ impl RewardModel {
             reference,
             lexicon,
             tokenizer: tokenizer.clone(),
+            memo: None,
         });
         let model = ck.model(device)?;
         Ok(Self {

@@ -949,6 +949,7 @@ fn feature_source(
         reference,
         lexicon,
         tokenizer: tokenizer.clone(),
+        memo: None,
     }))
 }
 
