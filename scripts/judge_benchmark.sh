@@ -9,12 +9,14 @@
 #   e.g. scripts/judge_benchmark.sh out/jb "1 2 3" token=configs/cycle_judged.toml
 #
 # Environment: NR (the nanoreward binary; default: cargo build --release), INPUT (the corpus),
-# THREADS (2), BASE_STEPS (0: the cycle starts from the quick-start generator; N: from that
-# generator trained on for N more steps of plain language modelling, as scripts/mle_control.sh
-# does — a better-trained base whose temperature frontier the cycle must beat; keep one OUT_DIR per
-# BASE_STEPS). In the extra keys, @TRUNK stands for a stronger model of natural text trained per
-# seed on the train split (configs/strong_trunk.toml, once, in SEED_DIR/trunk) and @DATA for the
-# prepared corpus: the cycle with the strongest reward model measured (issue 13, BENCHMARKS.md) is
+# THREADS (2: each seed's threads), JOBS (1: seeds one after another; N: N seeds side by side, as
+# JOBS=3 THREADS=1 on 2 cores; a failed seed is named and the others go on), BASE_STEPS (0: the
+# cycle starts from the quick-start generator; N: from that generator trained on for N more steps
+# of plain language modelling, as scripts/mle_control.sh does — a better-trained base whose
+# temperature frontier the cycle must beat; keep one OUT_DIR per BASE_STEPS). In the extra keys,
+# @TRUNK stands for a stronger model of natural text trained per seed on the train split
+# (configs/strong_trunk.toml, once, in SEED_DIR/trunk) and @DATA for the prepared corpus: the
+# cycle with the strongest reward model measured (issue 13, BENCHMARKS.md) is
 #   strong=configs/cycle_judged.toml:--reward.trunk=@TRUNK --reward.reference=@TRUNK
 # and RAFT inside the cycle, a long first round and two shorter ones (BENCHMARKS.md, 23rd session):
 #   "raft=configs/cycle_judged.toml:--grpo.adv_estimator=raft --grpo.reward_granularity=sequence --round_steps=3000,1500,1500"
@@ -23,15 +25,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$1; SEEDS=$2; shift 2
 INPUT=${INPUT:-$ROOT/../shared/data/tinyshakespeare/input.txt}
 THREADS=${THREADS:-2}
+JOBS=${JOBS:-1}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 # shellcheck source=scripts/bench_lib.sh
 . "$ROOT/scripts/bench_lib.sh"
 [ -f "$OUT/data/reward.bin" ] || "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split 0.3 > /dev/null
-runs=()
-for s in $SEEDS; do
-  d="$OUT/seed$s"; mkdir -p "$d"
+# run_seed SEED: the seed's generator, then each spec's cycle, one after another.
+run_seed() {
+  local s=$1 d="$OUT/seed$1" spec name rest cfg extra t0
+  mkdir -p "$d"
   train_generator "$d" "$s"
-  for spec in "$@"; do
+  for spec in "${SPECS[@]}"; do
     name=${spec%%=*}; rest=${spec#*=}; cfg=${rest%%:*}; extra=""
     [ "$rest" != "$cfg" ] && extra=${rest#*:}
     expand_extra "$d" "$s"
@@ -42,7 +46,33 @@ for s in $SEEDS; do
       --seed="$s" --threads="$THREADS" --reward.lexicon_text="$OUT/data/train.bin" $extra \
       > "$d/$name.log" 2>&1
     log "seed $s: cycle $name done in $(( $(date +%s) - t0 )) s"
-    runs+=("$name=$d/$name")
   done
+}
+SPECS=("$@")
+if [ "$JOBS" -gt 1 ] && [[ "${SPECS[*]}" == *@TRUNKS* ]]; then
+  echo "@TRUNKS trains every seed's stronger model from each seed's run: use JOBS=1" >&2
+  exit 1
+fi
+# Seeds side by side, JOBS at a time (each on THREADS threads); a failed seed is named at the end.
+pids=(); seeds=(); failed=()
+for s in $SEEDS; do
+  if [ "$JOBS" -le 1 ]; then
+    run_seed "$s"
+    continue
+  fi
+  if [ "${#pids[@]}" -ge "$JOBS" ]; then
+    wait "${pids[0]}" || failed+=("${seeds[0]}")
+    pids=("${pids[@]:1}"); seeds=("${seeds[@]:1}")
+  fi
+  run_seed "$s" & pids+=($!); seeds+=("$s")
+done
+for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${seeds[$i]}"); done
+if [ "${#failed[@]}" -gt 0 ]; then
+  log "seeds ${failed[*]} failed (their logs in $OUT/seedS/); rerun the same command to resume them"
+  exit 1
+fi
+runs=()
+for s in $SEEDS; do
+  for spec in "${SPECS[@]}"; do runs+=("${spec%%=*}=$OUT/seed$s/${spec%%=*}"); done
 done
 python3 "$ROOT/scripts/judge_summary.py" "${runs[@]}" | tee "$OUT/summary.md"

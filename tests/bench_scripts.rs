@@ -2,7 +2,8 @@
 //! judge.json / cycle_summary.json files, every figure recomputed here: `scripts/judge_seeds.py`
 //! (which judge seeds count, which row is the base's best, how rows are named and ordered, every
 //! paired difference) and `scripts/judge_summary.py` (the base's frontier against the final
-//! policy, and which runs meet the acceptance targets); and `scripts/round_config.py`, which
+//! policy, and which runs meet the acceptance targets); `scripts/judge_benchmark.sh` with a stand-in
+//! binary (seeds side by side, a failed seed named and resumed); and `scripts/round_config.py`, which
 //! turns a round's recorded GRPO config into the TOML that reruns it with one thing changed.
 
 mod common;
@@ -480,5 +481,120 @@ fn round_config_reproduces_the_recorded_grpo_config_with_overrides() {
             "{bad}: {err}"
         );
         assert!(err.contains(bad.split('=').next().unwrap()), "{bad}: {err}");
+    }
+}
+
+/// A stand-in for the nanoreward binary in scripts/judge_benchmark.sh: `prepare` makes the data
+/// files, `train` a finished checkpoint, `cycle` a judged cycle's files (the base's C2ST 0.9 at
+/// T = 1, the final policy's 0.8 + seed / 100); every call is appended to `calls`. A cycle waits
+/// (up to 20 s) until two seeds' cycles have started, so seeds run one after another never finish;
+/// the seed in $STUB_FAIL fails.
+const STUB_NR: &str = r#"#!/usr/bin/env bash
+cmd=$1; shift
+get() { for a in "$@"; do case $a in --$1=*) echo "${a#*=}";; esac; done; }
+echo "$cmd $*" >> "$STUB_DIR/calls"
+case $cmd in
+  prepare)
+    while [ $# -gt 0 ]; do [ "$1" = --out-dir ] && d=$2; shift; done
+    mkdir -p "$d" && touch "$d/reward.bin" "$d/train.bin" "$d/val.bin" ;;
+  train)
+    out=$(get out_dir "$@"); mkdir -p "$out/ckpt" && echo '{}' > "$out/ckpt/config.json"
+    echo "done: stub" ;;
+  cycle)
+    out=$(get out_dir "$@"); seed=$(get seed "$@")
+    touch "$STUB_DIR/started_$seed"
+    for _ in $(seq 200); do
+      [ "$(ls "$STUB_DIR" | grep -c started_)" -ge 2 ] && break; sleep 0.1
+    done
+    [ "$(ls "$STUB_DIR" | grep -c started_)" -ge 2 ] || { echo "seed $seed ran alone" >&2; exit 2; }
+    [ "$seed" = "${STUB_FAIL:-}" ] && exit 3
+    mkdir -p "$out/judge_base" "$out/cycle_3/judge"
+    row() { echo "{\"generator\": \"gen\", \"temperature\": $1, \"c2st\": {\"auroc\": $2, \"ci95\": [0, 1]}, \"mauve\": 0.6, \"word_validity\": 0.5, \"val_loss\": 2.0}"; }
+    echo "{\"rows\": [$(row 0.8 0.95), $(row 1.0 0.9), $(row 1.2 0.97)]}" > "$out/judge_base/judge.json"
+    c=$(python3 -c "print(0.8 + $seed / 100)")
+    echo "[{\"round\": 3, \"c2st_auroc\": $c, \"mauve\": 0.7, \"word_validity\": 0.6, \"rm_auroc_policy\": 0.9}]" > "$out/cycle_summary.json"
+    echo "{\"rows\": [{\"generator\": \"p\", \"temperature\": 1.0, \"val_loss\": 2.01}]}" > "$out/cycle_3/judge/judge.json" ;;
+esac
+"#;
+
+/// judge_benchmark.sh with JOBS = 2 runs two seeds' cycles side by side (the stub's cycles
+/// finish only so), names a seed that failed while the others finish, and, run again, resumes:
+/// only the failed seed's cycle runs, nothing is trained twice, and the summary has every seed's
+/// final policy against its base (ΔC2ST = 0.8 + seed / 100 − 0.9).
+#[test]
+fn judge_benchmark_runs_seeds_side_by_side_and_resumes_a_failed_one() {
+    if !common::python_with(&[], "scripts/judge_benchmark.sh") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let stub = tmp.path().join("nr");
+    std::fs::write(&stub, STUB_NR).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sh = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/judge_benchmark.sh");
+    let out = tmp.path().join("out");
+    let bench = |fail: &str| {
+        std::process::Command::new("bash")
+            .arg(&sh)
+            .arg(&out)
+            .arg("1 2 3")
+            .arg("arm=configs/cycle_judged.toml:--grpo.max_steps=2")
+            .env("NR", &stub)
+            .env("STUB_DIR", tmp.path())
+            .env("STUB_FAIL", fail)
+            .env("JOBS", "2")
+            .env("THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let calls = |what: &str| {
+        let text = std::fs::read_to_string(tmp.path().join("calls")).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with(what)).count()
+    };
+    let first = bench("2");
+    let log = String::from_utf8_lossy(&first.stdout);
+    assert!(!first.status.success(), "{log}");
+    assert!(log.contains("seeds 2 failed"), "{log}");
+    for s in [1, 3] {
+        assert!(
+            out.join(format!("seed{s}/arm/cycle_summary.json")).exists(),
+            "{log}"
+        );
+    }
+    assert!(!out.join("seed2/arm/cycle_summary.json").exists());
+    assert_eq!((calls("train"), calls("cycle")), (3, 3));
+    let second = bench("");
+    let log = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert_eq!(
+        (calls("prepare"), calls("train")),
+        (1, 3),
+        "nothing trained twice"
+    );
+    let table = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    let keys: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let col = keys.iter().position(|c| *c == "ΔC2ST vs best").unwrap();
+    let rows = table_rows(&table, &["| run", "| configuration"]);
+    for s in 1..=3 {
+        let name = out.join(format!("seed{s}/arm"));
+        let row = rows
+            .iter()
+            .find(|r| r.iter().any(|c| c.contains(&*name.to_string_lossy())))
+            .unwrap_or_else(|| panic!("no row for seed {s}\n{table}"));
+        let got: f64 = row[col].parse().unwrap();
+        assert!(
+            (got - (s as f64 / 100.0 - 0.1)).abs() < 5e-4,
+            "seed {s}: {got}\n{table}"
+        );
     }
 }
