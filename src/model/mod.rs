@@ -40,6 +40,20 @@ pub use fused::{
 pub(crate) use lm_head::log_sum_exp;
 pub use precision::Precision;
 
+/// A one-layer GPT 8 wide with two heads and biases, for the unit tests of code that runs models.
+#[cfg(test)]
+pub(crate) fn tiny_test_config(vocab_size: usize, block_size: usize) -> GPTConfig {
+    GPTConfig {
+        block_size,
+        vocab_size,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 8,
+        bias: true,
+        ..Default::default()
+    }
+}
+
 /// Whether the model predicts next tokens or scores sequences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -409,18 +409,9 @@ mod tests {
     /// theirs (concavity), and the states are the first model's.
     #[test]
     fn mixture_against_its_members() {
-        use crate::model::GPTConfig;
         use burn::tensor::Device;
         let dev = Device::flex();
-        let cfg = GPTConfig {
-            block_size: 8,
-            vocab_size: 11,
-            n_layer: 1,
-            n_head: 2,
-            n_embd: 8,
-            bias: true,
-            ..Default::default()
-        };
+        let cfg = crate::model::tiny_test_config(11, 8);
         let (a, b) = (
             GPT::new(&cfg, &dev, 1).unwrap(),
             GPT::new(&cfg, &dev, 2).unwrap(),

@@ -132,20 +132,12 @@ mod tests {
     /// another reference model is left alone.
     #[test]
     fn shared_reference_passes_equal_their_own() {
-        use crate::model::{GPT, GPTConfig};
+        use crate::model::GPT;
         use crate::reward::features::View;
         use crate::reward::model::SharedStates;
         use crate::tokenizer::{CharVocab, Tokenizer};
         let dev = burn::tensor::Device::flex();
-        let cfg = GPTConfig {
-            block_size: 8,
-            vocab_size: 11,
-            n_layer: 1,
-            n_head: 2,
-            n_embd: 8,
-            bias: true,
-            ..Default::default()
-        };
+        let cfg = crate::model::tiny_test_config(11, 8);
         let gpt = |seed| GPT::new(&cfg, &dev, seed).unwrap();
         let source = |white: u64, reference: u64| FeatureSource {
             white_box: Some((gpt(white), View::RAW)),
