@@ -101,7 +101,9 @@ pub fn run_from(
         members.push(load(p)?);
     }
     // Members on one reference model (the cycle's rounds on one stronger model) run it once.
-    crate::reward::memo::share_references(members.iter_mut().filter_map(|m| m.features.as_mut()));
+    crate::reward::model::FeatureSource::share_references(
+        members.iter_mut().filter_map(|m| m.features.as_mut()),
+    );
     let ensemble = Ensemble {
         members,
         agg: cfg.ensemble_agg,

@@ -1,7 +1,7 @@
 //! The reward side of the pipeline: the recipe of a sample ([`recipe`]), the reward dataset
 //! format ([`dataset`]), the `prepare-reward-data` job ([`prepare`]), the reward model
-//! ([`model`]) with the reference passes its ensemble members share ([`memo`]), its training ([`train`]) and evaluation ([`eval`]), and best-of-n sampling
-//! against it ([`best_of`]).
+//! ([`model`]) with the reference passes its ensemble members share ([`memo`]), its training
+//! ([`train`]) and evaluation ([`eval`]), and best-of-n sampling against it ([`best_of`]).
 
 pub mod best_of;
 pub mod changepoint;

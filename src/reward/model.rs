@@ -105,7 +105,7 @@ pub struct FeatureSource {
     pub lexicon: Option<Lexicon>,
     pub tokenizer: Tokenizer,
     /// The reference passes shared with other sources of the same reference model (see
-    /// [`crate::reward::memo::share_references`]); None: every pass runs.
+    /// [`FeatureSource::share_references`]); None: every pass runs.
     pub memo: Option<Arc<ReferenceMemo>>,
 }
 
@@ -178,6 +178,33 @@ fn noise_seed(window: &[u32]) -> u64 {
 }
 
 impl FeatureSource {
+    /// Gives every group of `sources` whose reference models are the same, weight for weight, one
+    /// memo of their reference passes (e.g. the feature sources of GRPO's ensemble members); returns
+    /// how many sources read another's passes.
+    pub fn share_references<'a>(sources: impl IntoIterator<Item = &'a mut Self>) -> usize {
+        let mut sources: Vec<&mut Self> = sources.into_iter().collect();
+        let mut shared = 0;
+        for i in 1..sources.len() {
+            let (earlier, rest) = sources.split_at_mut(i);
+            let f = &mut rest[0];
+            if f.reference.is_empty() {
+                continue;
+            }
+            let same = earlier.iter_mut().find(|e| {
+                e.reference.len() == f.reference.len()
+                    && e.reference
+                        .iter()
+                        .zip(&f.reference)
+                        .all(|(a, b)| a.same_weights(b))
+            });
+            if let Some(e) = same {
+                f.memo = Some(e.memo.get_or_insert_with(Default::default).clone());
+                shared += 1;
+            }
+        }
+        shared
+    }
+
     /// Features per token.
     pub fn width(&self) -> usize {
         self.model_width() + usize::from(self.lexicon.is_some()) * NUM_LEXICON_FEATURES
@@ -524,4 +551,59 @@ impl RewardModel {
 pub fn probs_natural(p: Tensor<2>) -> Vec<f32> {
     let b = p.dims()[0];
     to_host(p.narrow(1, 0, 1).reshape([b]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sources on one reference model (two generators, as two rounds' reward models) share its
+    /// passes and get exactly the statistics and trunk states of their own passes; a source on
+    /// another reference model is left alone.
+    #[test]
+    fn shared_reference_passes_equal_their_own() {
+        use crate::tokenizer::{CharVocab, Tokenizer};
+        let dev = burn::tensor::Device::flex();
+        let cfg = crate::model::tiny_test_config(11, 8);
+        let gpt = |seed| GPT::new(&cfg, &dev, seed).unwrap();
+        let source = |white: u64, reference: u64| FeatureSource {
+            white_box: Some((gpt(white), View::RAW)),
+            reference: vec![gpt(reference)],
+            lexicon: None,
+            tokenizer: Tokenizer::Char(CharVocab::from_text("abcdefghijk")),
+            memo: None,
+        };
+        let windows: Vec<Vec<u32>> = (0..5u32)
+            .map(|w| (0..8).map(|i| (w * 7 + i * 3) % 11).collect())
+            .collect();
+        let mut sources = [source(1, 3), source(2, 3), source(4, 5)];
+        let own: Vec<_> = sources
+            .iter()
+            .map(|s| s.model_stats(&windows, SharedStates::Reference))
+            .collect();
+        assert_eq!(FeatureSource::share_references(sources.iter_mut()), 1);
+        assert!(sources[2].memo.is_none());
+        let memo = sources[0]
+            .memo
+            .clone()
+            .expect("the first source holds the memo");
+        assert!(
+            sources[1]
+                .memo
+                .as_ref()
+                .is_some_and(|m| Arc::ptr_eq(m, &memo))
+        );
+        for (s, (want_stats, want_hidden)) in sources.iter().zip(&own) {
+            let (stats, hidden) = s.model_stats(&windows, SharedStates::Reference);
+            let (got, want) = (stats.unwrap(), want_stats.as_ref().unwrap());
+            assert_eq!(got.generator, want.generator);
+            assert_eq!(got.reference, want.reference);
+            assert_eq!(&hidden, want_hidden);
+        }
+        assert_eq!(memo.runs(), 1, "one reference pass for both sources");
+        assert_ne!(
+            own[0].0.as_ref().unwrap().generator,
+            own[1].0.as_ref().unwrap().generator
+        );
+    }
 }
