@@ -13,7 +13,11 @@
 # JOBS=3 THREADS=1 on 2 cores; a failed seed is named and the others go on), BASE_STEPS (0: the
 # cycle starts from the quick-start generator; N: from that generator trained on for N more steps
 # of plain language modelling, as scripts/mle_control.sh does — a better-trained base whose
-# temperature frontier the cycle must beat; keep one OUT_DIR per BASE_STEPS). In the extra keys,
+# temperature frontier the cycle must beat; keep one OUT_DIR per BASE_STEPS), RESULTS (a folder,
+# e.g. results/judge_benchmark in the repo: each finished seed's judged figures — the judge.json
+# files and the cycle's summaries, kilobytes — are copied to RESULTS/NAME/seedS with the command
+# and commit that made them, and the summary covers every seed found there, so that seeds run on
+# different machines or days, one command each, make one table). In the extra keys,
 # @TRUNK stands for a stronger model of natural text trained per seed on the train split
 # (configs/strong_trunk.toml, once, in SEED_DIR/trunk) and @DATA for the prepared corpus: the
 # cycle with the strongest reward model measured (issue 13, BENCHMARKS.md) is
@@ -27,6 +31,7 @@ INPUT=${INPUT:-$ROOT/../shared/data/tinyshakespeare/input.txt}
 THREADS=${THREADS:-2}
 JOBS=${JOBS:-1}
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
+if [ -n "${RESULTS:-}" ]; then mkdir -p "$RESULTS"; RESULTS=$(cd "$RESULTS" && pwd); fi
 # shellcheck source=scripts/bench_lib.sh
 . "$ROOT/scripts/bench_lib.sh"
 [ -f "$OUT/data/reward.bin" ] || "$NR" prepare --input "$INPUT" --out-dir "$OUT/data" --reward-split 0.3 > /dev/null
@@ -46,7 +51,23 @@ run_seed() {
       --seed="$s" --threads="$THREADS" --reward.lexicon_text="$OUT/data/train.bin" $extra \
       > "$d/$name.log" 2>&1
     log "seed $s: cycle $name done in $(( $(date +%s) - t0 )) s"
+    [ -z "${RESULTS:-}" ] || keep_results "$d/$name" "$RESULTS/$name/seed$s" "$s" "$spec"
   done
+}
+# keep_results RUN_DIR DEST SEED SPEC: RUN_DIR's judged figures copied to DEST (through DEST.tmp),
+# with provenance.txt: the commit, the command's settings and the seed's lines of the log.
+keep_results() {
+  local f
+  rm -rf "$2.tmp"; mkdir -p "$2.tmp"
+  (cd "$1" && find . \( -name judge.json -o -name cycle_summary.json -o -path './cycle_*/summary.json' \) \
+    -print) | while read -r f; do mkdir -p "$2.tmp/$(dirname "$f")"; cp "$1/$f" "$2.tmp/$f"; done
+  {
+    echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
+    echo "command: THREADS=$THREADS BASE_STEPS=${BASE_STEPS:-0} scripts/judge_benchmark.sh OUT \"$3\" \"$4\""
+    echo "binary: $("$NR" --version 2>/dev/null || echo "$NR")"
+    grep -E "seed $3:" "$OUT/benchmark.log" || true
+  } > "$2.tmp/provenance.txt"
+  rm -rf "$2"; mv "$2.tmp" "$2"
 }
 SPECS=("$@")
 if [ "$JOBS" -gt 1 ] && [[ "${SPECS[*]}" == *@TRUNKS* ]]; then
@@ -75,4 +96,11 @@ runs=()
 for s in $SEEDS; do
   for spec in "${SPECS[@]}"; do runs+=("${spec%%=*}=$OUT/seed$s/${spec%%=*}"); done
 done
+if [ -n "${RESULTS:-}" ]; then
+  # Every seed kept in RESULTS for these specs, this command's and earlier ones'.
+  runs=()
+  for spec in "${SPECS[@]}"; do
+    for d in "$RESULTS/${spec%%=*}"/seed*/; do [ -d "$d" ] && runs+=("${spec%%=*}=${d%/}"); done
+  done
+fi
 python3 "$ROOT/scripts/judge_summary.py" "${runs[@]}" | tee "$OUT/summary.md"

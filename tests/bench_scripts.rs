@@ -11,6 +11,7 @@ mod common;
 use common::script;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 struct Row {
     generator: String,
@@ -517,6 +518,69 @@ case $cmd in
 esac
 "#;
 
+/// The stub binary and a runner of judge_benchmark.sh with it: `bench(out, seeds, fail, envs)`
+/// runs the script for SEEDS into OUT with the stub failing seed FAIL's cycle.
+struct StubBench {
+    tmp: tempfile::TempDir,
+}
+
+impl StubBench {
+    fn new() -> StubBench {
+        let tmp = tempfile::tempdir().unwrap();
+        let stub = tmp.path().join("nr");
+        std::fs::write(&stub, STUB_NR).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+        StubBench { tmp }
+    }
+
+    fn run(&self, out: &Path, seeds: &str, fail: &str, envs: &[(&str, &Path)]) -> Output {
+        let sh = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/judge_benchmark.sh");
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(&sh)
+            .arg(out)
+            .arg(seeds)
+            .arg("arm=configs/cycle_judged.toml:--grpo.max_steps=2")
+            .env("NR", self.tmp.path().join("nr"))
+            .env("STUB_DIR", self.tmp.path())
+            .env("STUB_FAIL", fail)
+            .env("JOBS", "2")
+            .env("THREADS", "1");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn calls(&self, what: &str) -> usize {
+        let text = std::fs::read_to_string(self.tmp.path().join("calls")).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with(what)).count()
+    }
+}
+
+/// The summary's ΔC2ST of every run whose row names a path containing each of `names`.
+fn summary_delta_c2st(table: &str, names: &[String]) -> Vec<f64> {
+    let keys: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap()
+        .split('|')
+        .map(str::trim)
+        .collect();
+    let col = keys.iter().position(|c| *c == "ΔC2ST vs best").unwrap();
+    let rows = table_rows(table, &["| run", "| configuration"]);
+    names
+        .iter()
+        .map(|name| {
+            let row = rows
+                .iter()
+                .find(|r| r.iter().any(|c| c.contains(name.as_str())))
+                .unwrap_or_else(|| panic!("no row for {name}\n{table}"));
+            row[col].parse().unwrap()
+        })
+        .collect()
+}
+
 /// judge_benchmark.sh with JOBS = 2 runs two seeds' cycles side by side (the stub's cycles
 /// finish only so), names a seed that failed while the others finish, and, run again, resumes:
 /// only the failed seed's cycle runs, nothing is trained twice, and the summary has every seed's
@@ -526,32 +590,9 @@ fn judge_benchmark_runs_seeds_side_by_side_and_resumes_a_failed_one() {
     if !common::python_with(&[], "scripts/judge_benchmark.sh") {
         return;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let stub = tmp.path().join("nr");
-    std::fs::write(&stub, STUB_NR).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let sh = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/judge_benchmark.sh");
-    let out = tmp.path().join("out");
-    let bench = |fail: &str| {
-        std::process::Command::new("bash")
-            .arg(&sh)
-            .arg(&out)
-            .arg("1 2 3")
-            .arg("arm=configs/cycle_judged.toml:--grpo.max_steps=2")
-            .env("NR", &stub)
-            .env("STUB_DIR", tmp.path())
-            .env("STUB_FAIL", fail)
-            .env("JOBS", "2")
-            .env("THREADS", "1")
-            .output()
-            .unwrap()
-    };
-    let calls = |what: &str| {
-        let text = std::fs::read_to_string(tmp.path().join("calls")).unwrap_or_default();
-        text.lines().filter(|l| l.starts_with(what)).count()
-    };
-    let first = bench("2");
+    let bench = StubBench::new();
+    let out = bench.tmp.path().join("out");
+    let first = bench.run(&out, "1 2 3", "2", &[]);
     let log = String::from_utf8_lossy(&first.stdout);
     assert!(!first.status.success(), "{log}");
     assert!(log.contains("seeds 2 failed"), "{log}");
@@ -562,8 +603,8 @@ fn judge_benchmark_runs_seeds_side_by_side_and_resumes_a_failed_one() {
         );
     }
     assert!(!out.join("seed2/arm/cycle_summary.json").exists());
-    assert_eq!((calls("train"), calls("cycle")), (3, 3));
-    let second = bench("");
+    assert_eq!((bench.calls("train"), bench.calls("cycle")), (3, 3));
+    let second = bench.run(&out, "1 2 3", "", &[]);
     let log = String::from_utf8_lossy(&second.stdout);
     assert!(
         second.status.success(),
@@ -571,30 +612,69 @@ fn judge_benchmark_runs_seeds_side_by_side_and_resumes_a_failed_one() {
         String::from_utf8_lossy(&second.stderr)
     );
     assert_eq!(
-        (calls("prepare"), calls("train")),
+        (bench.calls("prepare"), bench.calls("train")),
         (1, 3),
         "nothing trained twice"
     );
     let table = std::fs::read_to_string(out.join("summary.md")).unwrap();
-    let keys: Vec<&str> = table
-        .lines()
-        .next()
-        .unwrap()
-        .split('|')
-        .map(str::trim)
+    let names: Vec<String> = (1..=3)
+        .map(|s| {
+            out.join(format!("seed{s}/arm"))
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
-    let col = keys.iter().position(|c| *c == "ΔC2ST vs best").unwrap();
-    let rows = table_rows(&table, &["| run", "| configuration"]);
-    for s in 1..=3 {
-        let name = out.join(format!("seed{s}/arm"));
-        let row = rows
-            .iter()
-            .find(|r| r.iter().any(|c| c.contains(&*name.to_string_lossy())))
-            .unwrap_or_else(|| panic!("no row for seed {s}\n{table}"));
-        let got: f64 = row[col].parse().unwrap();
-        assert!(
-            (got - (s as f64 / 100.0 - 0.1)).abs() < 5e-4,
-            "seed {s}: {got}\n{table}"
-        );
+    for (s, got) in (1..=3).zip(summary_delta_c2st(&table, &names)) {
+        let want = s as f64 / 100.0 - 0.1;
+        assert!((got - want).abs() < 5e-4, "seed {s}: {got}\n{table}");
     }
+}
+
+/// With RESULTS, each finished seed's figures (judge.json files, the cycle's summary) and its
+/// provenance are kept in RESULTS/NAME/seedS, a failed seed's not; a later command for other
+/// seeds into another OUT_DIR (another machine) summarises every seed kept there, from the kept
+/// files alone.
+#[test]
+fn judge_benchmark_keeps_each_seeds_figures_and_summarises_seeds_of_several_runs() {
+    if !common::python_with(&[], "scripts/judge_benchmark.sh") {
+        return;
+    }
+    let bench = StubBench::new();
+    let results = bench.tmp.path().join("results");
+    let first_out = bench.tmp.path().join("machine1");
+    let env = [("RESULTS", results.as_path())];
+    let first = bench.run(&first_out, "1 2", "2", &env);
+    assert!(!first.status.success());
+    let kept = |s: u32| results.join(format!("arm/seed{s}"));
+    for f in [
+        "cycle_summary.json",
+        "judge_base/judge.json",
+        "cycle_3/judge/judge.json",
+    ] {
+        assert!(kept(1).join(f).exists(), "{f} not kept");
+    }
+    let provenance = std::fs::read_to_string(kept(1).join("provenance.txt")).unwrap();
+    assert!(provenance.contains("seed 1: cycle arm"), "{provenance}");
+    assert!(provenance.contains("THREADS=1"), "{provenance}");
+    assert!(!kept(2).exists(), "a failed seed's figures were kept");
+    std::fs::remove_dir_all(&first_out).unwrap();
+    let second_out = bench.tmp.path().join("machine2");
+    let second = bench.run(&second_out, "3", "", &env);
+    let log = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let table = std::fs::read_to_string(second_out.join("summary.md")).unwrap();
+    let names: Vec<String> = [1, 3]
+        .iter()
+        .map(|s| kept(*s).to_string_lossy().into_owned())
+        .collect();
+    let got = summary_delta_c2st(&table, &names);
+    assert!(
+        (got[0] - -0.09).abs() < 5e-4 && (got[1] - -0.07).abs() < 5e-4,
+        "{got:?}\n{table}"
+    );
+    assert!(table.contains("| arm (2) |"), "{table}");
 }
