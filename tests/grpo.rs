@@ -132,6 +132,59 @@ fn raft_raises_a_known_reward() {
     assert!(e.contains("reward_granularity = sequence"), "{e}");
 }
 
+/// RAFT with `raft_rows = best` updates on each group's picked completion alone. Without the KL
+/// penalty (β = 0) that is the group update itself (the unpicked rows carry advantage 0 and the
+/// loss keeps the group's normaliser): the two policies agree after 4 steps. With β > 0 they part
+/// (the group update's KL reads the unpicked rows too), and every step of the best-rows run
+/// leaves out all but one row of each group that trains.
+#[test]
+fn raft_best_rows_is_the_group_update_without_the_unpicked_rows_kl() {
+    use nanoreward::grpo::config::RaftRows;
+    let (d, ck, data_dir) = setup();
+    let reward = prefers(id_of_o(&ck));
+    let run = |out: &str, rows: RaftRows, beta: f64| {
+        let mut cfg = config(d.path(), &ck, &data_dir, out, 4);
+        cfg.adv_estimator = nanoreward::grpo::loss::AdvEstimator::Raft;
+        cfg.raft_rows = rows;
+        cfg.beta = beta;
+        cfg.dynamic_sampling = true;
+        cfg.eval_interval = 4;
+        grpo::run_with(&cfg, &reward, None, false).unwrap();
+        d.path().join(out)
+    };
+    let diff = |a: &Path, b: &Path| common::max_weight_diff(&a.join("ckpt"), &b.join("ckpt"));
+    let (g0, b0) = (
+        run("g0", RaftRows::Group, 0.0),
+        run("b0", RaftRows::Best, 0.0),
+    );
+    let same = diff(&g0, &b0);
+    assert!(
+        same < 1e-5,
+        "without KL the best rows' update differs by {same}"
+    );
+    let (g1, b1) = (
+        run("g1", RaftRows::Group, 0.1),
+        run("b1", RaftRows::Best, 0.1),
+    );
+    let parted = diff(&g1, &b1);
+    assert!(parted > 1e-4, "with KL the two updates agree ({parted})");
+    let recs = nanoreward::metrics::read_jsonl(&b1.join("metrics.jsonl")).unwrap();
+    let steps: Vec<_> = recs
+        .iter()
+        .filter(|r| r.get("dropped_rows").is_some())
+        .collect();
+    assert_eq!(steps.len(), 4);
+    for r in steps {
+        let flat = (r["zero_std_frac"].as_f64().unwrap() * 4.0).round() as u64;
+        let dropped = r["dropped_rows"].as_u64().unwrap();
+        assert_eq!(dropped, 24 - (4 - flat), "{r}");
+    }
+    let mut cfg = config(d.path(), &ck, &data_dir, "x", 1);
+    cfg.raft_rows = RaftRows::Best;
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("adv_estimator = raft"), "{e}");
+}
+
 #[test]
 fn resumed_run_equals_uninterrupted() {
     let (d, ck, data_dir) = setup();

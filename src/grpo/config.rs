@@ -17,6 +17,21 @@ crate::choice! {
 }
 
 crate::choice! {
+    /// Which completions RAFT's update reads (`adv_estimator = raft`).
+    pub enum RaftRows("raft_rows") {
+        /// Every completion of the group: the picked one trains toward, and the KL penalty to
+        /// the reference reads all of them.
+        #[default]
+        Group = "group",
+        /// Each group's picked completion alone (reward-ranked fine-tuning as Dong et al.
+        /// fine-tune on the best samples): the same policy-gradient term, normalised over the
+        /// whole group as with `group`, the KL penalty on the picked completions only; the update
+        /// and the reference pass read one completion in `group_size`.
+        Best = "best",
+    }
+}
+
+crate::choice! {
     /// How an ensemble's rewards are combined.
     pub enum EnsembleAgg("ensemble_agg") {
         /// The smallest member reward.
@@ -67,6 +82,8 @@ pub struct GrpoConfig {
     pub scale_rewards: ScaleRewards,
     /// `grpo` (group-relative) or `raft` (fine-tune on each group's best completion).
     pub adv_estimator: AdvEstimator,
+    /// With `raft`: `group` (the update reads every completion) or `best` (the picked ones).
+    pub raft_rows: RaftRows,
     /// `grpo`, `dr_grpo` or `dapo`.
     pub loss_type: LossType,
     pub epsilon_low: f64,
@@ -167,6 +184,7 @@ impl Default for GrpoConfig {
             top_k: 0,
             scale_rewards: ScaleRewards::Group,
             adv_estimator: AdvEstimator::Grpo,
+            raft_rows: RaftRows::Group,
             loss_type: LossType::Grpo,
             epsilon_low: 0.2,
             epsilon_high: 0.2,
@@ -290,6 +308,11 @@ impl GrpoConfig {
             return Err(Error::Config(
                 "adv_estimator = raft ranks whole completions: use reward_granularity = sequence"
                     .into(),
+            ));
+        }
+        if self.raft_rows == RaftRows::Best && self.adv_estimator != AdvEstimator::Raft {
+            return Err(Error::Config(
+                "raft_rows = best picks RAFT's completions: set adv_estimator = raft or leave raft_rows = group".into(),
             ));
         }
         if self.epsilon_low >= 1.0 {

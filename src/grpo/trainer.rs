@@ -5,7 +5,7 @@
 //! Every step's randomness (prompt length, prompt positions, sampling noise of each completion)
 //! comes from (seed, step) alone, so a resumed run draws what the uninterrupted one would have.
 
-use super::config::{GrpoConfig, RewardGranularity, TeacherLoss};
+use super::config::{GrpoConfig, RaftRows, RewardGranularity, TeacherLoss};
 use super::loss::{self, AdvEstimator, LossConfig, LossInputs, LossNorm, LossStats};
 use super::reward::{Ensemble, RewardFn, repeated_share};
 use crate::checkpoint::{self, Checkpoint, CheckpointParts, HostTensor, TrainState};
@@ -210,12 +210,45 @@ struct Rollouts {
     adv: Vec<f32>,
     /// Per-token advantages `[B·L]` (per-token rewards), replacing `adv` when present.
     token_adv: Option<Vec<f32>>,
-    /// Whether each row trains (dynamic sampling leaves zero-variance groups out).
+    /// Whether each row trains (dynamic sampling leaves zero-variance groups out; RAFT with
+    /// `raft_rows = best` every group's unpicked completions).
     keep: Vec<bool>,
+    /// The rows the loss is normalised over (those of the groups that train).
+    norm_rows: usize,
     old: Option<Vec<f32>>,
     refl: Option<Vec<f32>>,
     /// The teacher's probabilities `[B·L, vocab]` (`teacher_loss = forward_kl`).
     teacher_probs: Option<Vec<f32>>,
+}
+
+impl Rollouts {
+    /// The rows that train, alone (`keep` all true): what the update and its log-probabilities
+    /// read. `l`: the completion length, `vocab`: the teacher's probabilities' width.
+    fn training_rows(self, l: usize, vocab: usize) -> Rollouts {
+        if self.keep.iter().all(|&k| k) {
+            return self;
+        }
+        let rows: Vec<usize> = (0..self.keep.len()).filter(|&i| self.keep[i]).collect();
+        let n = self.plen + l;
+        Rollouts {
+            ids: gather(&self.ids, &rows, n),
+            plen: self.plen,
+            adv: gather(&self.adv, &rows, 1),
+            token_adv: self.token_adv.map(|t| gather(&t, &rows, l)),
+            keep: vec![true; rows.len()],
+            norm_rows: self.norm_rows,
+            old: self.old.map(|v| gather(&v, &rows, l)),
+            refl: self.refl.map(|v| gather(&v, &rows, l)),
+            teacher_probs: self.teacher_probs.map(|v| gather(&v, &rows, l * vocab)),
+        }
+    }
+}
+
+/// Rows `rows` of the row-major `v` (`width` values a row).
+fn gather<T: Copy>(v: &[T], rows: &[usize], width: usize) -> Vec<T> {
+    rows.iter()
+        .flat_map(|&i| v[i * width..(i + 1) * width].iter().copied())
+        .collect()
 }
 
 /// What one training step measured (its JSONL record).
@@ -246,6 +279,19 @@ struct Update {
     loss: f64,
     ptx_loss: f64,
     grad_norm: f64,
+}
+
+impl Update {
+    /// A step that trains no row: nothing moved, nothing measured.
+    fn none() -> Update {
+        Update {
+            stats: LossStats::default(),
+            entropy: f64::NAN,
+            loss: 0.0,
+            ptx_loss: f64::NAN,
+            grad_norm: 0.0,
+        }
+    }
 }
 
 /// Mixed into the seed of each step's language-modelling batch (a stream apart from prompts').
@@ -565,10 +611,9 @@ impl Trainer<'_> {
     fn update(&mut self, batch: &Rollouts, step: usize, lr: f64) -> Result<Update> {
         let (cfg, l) = (self.cfg, self.cfg.completion_len);
         let b = batch.adv.len();
-        let kept = batch.keep.iter().filter(|&&k| k).count();
         let norm = LossNorm {
-            rows: kept,
-            tokens: (kept * l) as f64,
+            rows: batch.norm_rows,
+            tokens: (batch.norm_rows * l) as f64,
             max_len: l,
         };
         let mask: Vec<f32> = batch
@@ -613,15 +658,17 @@ impl Trainer<'_> {
     }
 
     /// Per-token advantages when the reward is per token or there is a teacher (`distill`: the
-    /// teacher's per-token advantages), and which rows train (dynamic sampling leaves out the
-    /// groups whose rewards are all equal; with a teacher every row carries its signal).
+    /// teacher's per-token advantages), which rows train (dynamic sampling leaves out the
+    /// groups whose rewards are all equal; with a teacher every row carries its signal; RAFT's
+    /// `raft_rows = best` the unpicked completions) and how many rows the loss is normalised
+    /// over (those of the groups that train).
     fn credit(
         &self,
         seqs: &[Vec<u32>],
         (r, adv): (&[f32], &[f32]),
         plen: usize,
         distill: Option<&[f32]>,
-    ) -> Result<(Option<Vec<f32>>, Vec<bool>)> {
+    ) -> Result<(Option<Vec<f32>>, Vec<bool>, usize)> {
         let cfg = self.cfg;
         let g = cfg.group_size;
         let reward_token = match cfg.reward_granularity {
@@ -646,14 +693,19 @@ impl Trainer<'_> {
             )),
         };
         let filter = cfg.dynamic_sampling && distill.is_none();
-        let keep = r
+        let mut keep: Vec<bool> = r
             .chunks(g)
             .flat_map(|group| {
                 let varied = group.iter().any(|&x| x != group[0]);
                 std::iter::repeat_n(varied || !filter, group.len())
             })
             .collect();
-        Ok((token_adv, keep))
+        let norm_rows = keep.iter().filter(|&&k| k).count();
+        if cfg.adv_estimator == AdvEstimator::Raft && cfg.raft_rows == RaftRows::Best {
+            // The picked completions (advantage 1) train; the loss keeps the groups' normaliser.
+            keep.iter_mut().zip(adv).for_each(|(k, &a)| *k &= a > 0.0);
+        }
+        Ok((token_adv, keep, norm_rows))
     }
 
     /// With a teacher: what it says about the rollouts `ids` that `inf` sampled.
@@ -741,40 +793,37 @@ impl Trainer<'_> {
         };
         let mut distill = self.distill(&inf, &ids, b, plen)?;
         let d_adv = distill.as_ref().map(|d| d.adv.as_slice());
-        let (token_adv, keep) = self.credit(&seqs, (&r, &adv), plen, d_adv)?;
+        let (token_adv, keep, norm_rows) = self.credit(&seqs, (&r, &adv), plen, d_adv)?;
         let t2 = Instant::now();
-        let (temp, w) = (cfg.temperature, self.workers);
-        let old = (cfg.num_iterations > 1)
-            .then(|| host_logp(&inf, &ids, b, plen, temp, w))
-            .transpose()?;
-        let refl = (cfg.beta > 0.0)
-            .then(|| host_logp(&self.reference, &ids, b, plen, temp, w))
-            .transpose()?;
-        let t3 = Instant::now();
-        let batch = Rollouts {
+        let rollouts = Rollouts {
             ids,
             plen,
             adv,
             token_adv,
             keep,
-            old,
-            refl,
+            norm_rows,
+            old: None,
+            refl: None,
             teacher_probs: distill.as_mut().and_then(|d| d.probs.take()),
         };
         if cfg.log_completions > 0 && step.is_multiple_of(cfg.log_completions) {
-            self.log_completions(step, &seqs, &batch, &r)?;
+            self.log_completions(step, &seqs, &rollouts, &r)?;
         }
-        let dropped = batch.keep.iter().filter(|&&k| !k).count();
-        let u = if dropped < b {
+        let dropped = rollouts.keep.iter().filter(|&&k| !k).count();
+        // The update and its log-probabilities read the rows that train, and only those.
+        let mut batch = rollouts.training_rows(l, inf.config.vocab_size);
+        let (n, temp, w) = (batch.adv.len(), cfg.temperature, self.workers);
+        if n > 0 && cfg.num_iterations > 1 {
+            batch.old = Some(host_logp(&inf, &batch.ids, n, plen, temp, w)?);
+        }
+        if n > 0 && cfg.beta > 0.0 {
+            batch.refl = Some(host_logp(&self.reference, &batch.ids, n, plen, temp, w)?);
+        }
+        let t3 = Instant::now();
+        let u = if n > 0 {
             self.update(&batch, step, lr)?
         } else {
-            Update {
-                stats: LossStats::default(),
-                entropy: f64::NAN,
-                loss: 0.0,
-                ptx_loss: f64::NAN,
-                grad_norm: 0.0,
-            }
+            Update::none()
         };
         let t4 = Instant::now();
         let phase_ms = [t1 - t0, t2 - t1, t3 - t2, t4 - t3].map(|d| d.as_secs_f64() * 1e3);
