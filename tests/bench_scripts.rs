@@ -525,13 +525,17 @@ struct StubBench {
 }
 
 impl StubBench {
-    fn new() -> StubBench {
+    /// None (the test skips, saying why) where python3 is missing.
+    fn new() -> Option<StubBench> {
+        if !common::python_with(&[], "scripts/judge_benchmark.sh") {
+            return None;
+        }
         let tmp = tempfile::tempdir().unwrap();
         let stub = tmp.path().join("nr");
         std::fs::write(&stub, STUB_NR).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
-        StubBench { tmp }
+        Some(StubBench { tmp })
     }
 
     fn run(&self, out: &Path, seeds: &str, fail: &str, envs: &[(&str, &Path)]) -> Output {
@@ -587,10 +591,9 @@ fn summary_delta_c2st(table: &str, names: &[String]) -> Vec<f64> {
 /// final policy against its base (ΔC2ST = 0.8 + seed / 100 − 0.9).
 #[test]
 fn judge_benchmark_runs_seeds_side_by_side_and_resumes_a_failed_one() {
-    if !common::python_with(&[], "scripts/judge_benchmark.sh") {
+    let Some(bench) = StubBench::new() else {
         return;
-    }
-    let bench = StubBench::new();
+    };
     let out = bench.tmp.path().join("out");
     let first = bench.run(&out, "1 2 3", "2", &[]);
     let log = String::from_utf8_lossy(&first.stdout);
@@ -636,10 +639,9 @@ fn judge_benchmark_runs_seeds_side_by_side_and_resumes_a_failed_one() {
 /// files alone.
 #[test]
 fn judge_benchmark_keeps_each_seeds_figures_and_summarises_seeds_of_several_runs() {
-    if !common::python_with(&[], "scripts/judge_benchmark.sh") {
+    let Some(bench) = StubBench::new() else {
         return;
-    }
-    let bench = StubBench::new();
+    };
     let results = bench.tmp.path().join("results");
     let first_out = bench.tmp.path().join("machine1");
     let env = [("RESULTS", results.as_path())];
