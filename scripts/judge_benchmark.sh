@@ -93,14 +93,14 @@ if [ "${#failed[@]}" -gt 0 ]; then
   exit 1
 fi
 runs=()
-for s in $SEEDS; do
-  for spec in "${SPECS[@]}"; do runs+=("${spec%%=*}=$OUT/seed$s/${spec%%=*}"); done
-done
 if [ -n "${RESULTS:-}" ]; then
   # Every seed kept in RESULTS for these specs, this command's and earlier ones'.
-  runs=()
   for spec in "${SPECS[@]}"; do
     for d in "$RESULTS/${spec%%=*}"/seed*/; do [ -d "$d" ] && runs+=("${spec%%=*}=${d%/}"); done
+  done
+else
+  for s in $SEEDS; do
+    for spec in "${SPECS[@]}"; do runs+=("${spec%%=*}=$OUT/seed$s/${spec%%=*}"); done
   done
 fi
 python3 "$ROOT/scripts/judge_summary.py" "${runs[@]}" | tee "$OUT/summary.md"

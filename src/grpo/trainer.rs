@@ -223,8 +223,10 @@ struct Rollouts {
 
 impl Rollouts {
     /// The rows that train, alone (`keep` all true): what the update and its log-probabilities
-    /// read. `l`: the completion length, `vocab`: the teacher's probabilities' width.
+    /// read, taken before those log-probabilities (`old`, `refl`) are computed on these rows.
+    /// `l`: the completion length, `vocab`: the teacher's probabilities' width.
     fn training_rows(self, l: usize, vocab: usize) -> Rollouts {
+        debug_assert!(self.old.is_none() && self.refl.is_none());
         if self.keep.iter().all(|&k| k) {
             return self;
         }
@@ -237,8 +239,8 @@ impl Rollouts {
             token_adv: self.token_adv.map(|t| gather(&t, &rows, l)),
             keep: vec![true; rows.len()],
             norm_rows: self.norm_rows,
-            old: self.old.map(|v| gather(&v, &rows, l)),
-            refl: self.refl.map(|v| gather(&v, &rows, l)),
+            old: None,
+            refl: None,
             teacher_probs: self.teacher_probs.map(|v| gather(&v, &rows, l * vocab)),
         }
     }
