@@ -114,18 +114,18 @@ fn eval_section(ev: &EvalReport) -> String {
 
 fn judge_section(j: &JudgeReport) -> String {
     let mut h = String::from(
-        "<h2>The judge (judge.json)</h2><table><tr><th>generator</th><th>T</th><th>C2ST AUROC [95%]</th><th>MAUVE</th><th>word validity</th><th>distinct-3</th><th>repetition</th><th>val loss</th></tr>",
+        "<h2>The judge (judge.json)</h2><table><tr><th>generator</th><th>T</th><th>C2ST AUROC [95%]</th><th>MAUVE [95%]</th><th>word validity</th><th>distinct-3</th><th>repetition</th><th>val loss</th></tr>",
     );
     for r in &j.rows {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{:.3} [{:.3}-{:.3}]</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.4}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{:.3} [{:.3}-{:.3}]</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{:.4}</td></tr>",
             esc(&r.generator),
             r.temperature,
             r.c2st.auroc,
             r.c2st.ci95[0],
             r.c2st.ci95[1],
-            r.mauve,
+            r.mauve_text(),
             r.word_validity,
             r.distinct_3,
             r.repetition,

@@ -180,6 +180,13 @@ fn judged_cycle_with_an_ensemble() {
                 s[k]
             );
         }
+        let ci = &s["mauve_ci95"];
+        assert!(
+            ci[0].as_f64().unwrap() <= s["mauve"].as_f64().unwrap()
+                && s["mauve"].as_f64().unwrap() <= ci[1].as_f64().unwrap(),
+            "round {r}: MAUVE {} outside its interval {ci}",
+            s["mauve"]
+        );
         // Best-of-3 of the round's starting generator (the base, then round 1's policy), picked
         // by the round's own reward model.
         let b: serde_json::Value = serde_json::from_slice(

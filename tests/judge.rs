@@ -70,6 +70,15 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
         same.mauve
     );
     assert!(greedy.distinct_3.is_nan() || greedy.repetition > same.repetition);
+    // MAUVE's bootstrap interval holds its value, and the two generators' intervals are apart.
+    for row in [same, greedy] {
+        let [lo, hi] = row.mauve_ci95.unwrap();
+        assert!(
+            lo <= row.mauve && row.mauve <= hi && hi - lo > 0.0,
+            "{row:?}"
+        );
+    }
+    assert!(greedy.mauve_ci95.unwrap()[1] < same.mauve_ci95.unwrap()[0]);
     // judge.json records the seed the judgement can be repeated with.
     let on_disk = judge::JudgeReport::read(&d.path().join("judge/judge.json")).unwrap();
     assert_eq!(on_disk.seed, Some(cfg.seed));
@@ -83,6 +92,7 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
     .unwrap();
     assert_eq!(again.rows[0].c2st, same.c2st);
     assert_eq!(again.rows[1].mauve, greedy.mauve);
+    assert_eq!(again.rows[1].mauve_ci95, greedy.mauve_ci95);
     let _ = checkpoint::load_model(&ck, &Device::flex()).unwrap();
 }
 

@@ -379,11 +379,11 @@ pub fn judged(r: &JudgeReport) {
         r.windows, r.windows, r.window_len, r.trunk
     );
     println!(
-        "  {:<28} {:>5} {:>16} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8}",
+        "  {:<28} {:>5} {:>16} {:>16} {:>6} {:>6} {:>6} {:>6} {:>7} {:>8}",
         "generator",
         "T",
         "C2ST AUROC [95%]",
-        "MAUVE",
+        "MAUVE [95%]",
         "words",
         "dist3",
         "rep",
@@ -400,12 +400,12 @@ pub fn judged(r: &JudgeReport) {
             .map(|a| format!("{a:.3}"))
             .collect();
         println!(
-            "  {name:<28} {:>5.2} {:>6.3} [{:.2}-{:.2}] {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.4} {:>8}",
+            "  {name:<28} {:>5.2} {:>6.3} [{:.2}-{:.2}] {:>16} {:>6.3} {:>6.3} {:>6.3} {:>6.3} {:>7.4} {:>8}",
             row.temperature,
             row.c2st.auroc,
             row.c2st.ci95[0],
             row.c2st.ci95[1],
-            row.mauve,
+            row.mauve_text(),
             row.word_validity,
             row.distinct_3,
             row.repetition,

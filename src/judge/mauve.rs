@@ -9,6 +9,8 @@ use linfa::DatasetBase;
 use linfa::traits::{Fit, Predict};
 use linfa_clustering::KMeans;
 use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// The scaling constant of the divergence curve.
 const C: f64 = 5.0;
@@ -45,6 +47,65 @@ pub fn from_histograms(p: &[f64], q: &[f64]) -> f64 {
 /// MAUVE of natural (`p`) and generated (`q`) embeddings (rows of equal width), quantised into
 /// `clusters` k-means clusters (0: one per ten samples).
 pub fn mauve(p: &[Vec<f32>], q: &[Vec<f32>], clusters: usize) -> Result<f64> {
+    let (lp, lq, k) = quantise(p, q, clusters)?;
+    Ok(from_histograms(&histogram(&lp, k), &histogram(&lq, k)))
+}
+
+/// MAUVE as [`mauve`] and its 95% interval, value ± 1.96 bootstrap standard errors (clipped to
+/// [0, 1]): `resamples` draws of the natural and the generated samples with replacement
+/// (seeded), each scored on the same clusters. The interval holds the sampling noise of the two
+/// histograms, not that of the clustering. (The bootstrap's percentiles would sit below the
+/// value: a resample only adds histogram noise, and noise lowers MAUVE.)
+pub fn mauve_interval(
+    p: &[Vec<f32>],
+    q: &[Vec<f32>],
+    clusters: usize,
+    resamples: usize,
+    seed: u64,
+) -> Result<(f64, [f64; 2])> {
+    let (lp, lq, k) = quantise(p, q, clusters)?;
+    let value = from_histograms(&histogram(&lp, k), &histogram(&lq, k));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut redraw = |l: &[usize]| -> Vec<usize> {
+        (0..l.len())
+            .map(|_| l[rng.random_range(0..l.len())])
+            .collect()
+    };
+    let draws: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let (bp, bq) = (redraw(&lp), redraw(&lq));
+            from_histograms(&histogram(&bp, k), &histogram(&bq, k))
+        })
+        .collect();
+    let se = std_dev(&draws);
+    Ok((
+        value,
+        [(value - 1.96 * se).max(0.0), (value + 1.96 * se).min(1.0)],
+    ))
+}
+
+/// The sample standard deviation (NaN for fewer than two values).
+fn std_dev(x: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// The share of `labels` in each of `k` clusters.
+fn histogram(labels: &[usize], k: usize) -> Vec<f64> {
+    let mut h = vec![0.0; k];
+    for &c in labels {
+        h[c] += 1.0 / labels.len() as f64;
+    }
+    h
+}
+
+/// The k-means cluster of every natural and every generated embedding, and k.
+fn quantise(
+    p: &[Vec<f32>],
+    q: &[Vec<f32>],
+    clusters: usize,
+) -> Result<(Vec<usize>, Vec<usize>, usize)> {
     let d = p.first().map_or(0, Vec::len);
     let n = p.len() + q.len();
     if p.is_empty() || q.is_empty() || d == 0 {
@@ -66,22 +127,17 @@ pub fn mauve(p: &[Vec<f32>], q: &[Vec<f32>], clusters: usize) -> Result<f64> {
         .tolerance(1e-4)
         .fit(&ds)
         .map_err(|e| Error::Other(format!("k-means for MAUVE: {e}")))?;
-    let labels = model.predict(&ds);
-    let (mut hp, mut hq) = (vec![0.0; k], vec![0.0; k]);
-    for (i, &c) in labels.iter().enumerate() {
-        if i < p.len() {
-            hp[c] += 1.0 / p.len() as f64;
-        } else {
-            hq[c] += 1.0 / q.len() as f64;
-        }
-    }
-    Ok(from_histograms(&hp, &hq))
+    let labels = model.predict(&ds).to_vec();
+    let lq = labels[p.len()..].to_vec();
+    let mut lp = labels;
+    lp.truncate(p.len());
+    Ok((lp, lq, k))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
+    use crate::reward::eval::interval95;
 
     #[test]
     fn identical_is_one_and_shifted_is_lower() {
@@ -102,5 +158,64 @@ mod tests {
         let shifted = mauve(&a, &cloud(400, 0.7), 20).unwrap();
         assert!(same > 0.9, "same distribution: {same}");
         assert!(shifted < same - 0.3, "shifted {shifted} vs same {same}");
+    }
+
+    /// Points in `k` tight, far-apart blobs (k-means recovers them exactly), blob j drawn with
+    /// probability `probs[j]`.
+    fn blobs(probs: &[f64], n: usize, rng: &mut impl Rng) -> (Vec<Vec<f32>>, Vec<usize>) {
+        let mut pts = Vec::new();
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let (mut u, mut j) = (rng.random::<f64>(), 0);
+            while j + 1 < probs.len() && u >= probs[j] {
+                u -= probs[j];
+                j += 1;
+            }
+            let x = 10.0 * j as f32 + 0.01 * rng.random::<f32>();
+            pts.push(vec![x, 0.01 * rng.random::<f32>()]);
+            ids.push(j);
+        }
+        (pts, ids)
+    }
+
+    /// The bootstrap interval against the spread of MAUVE over independent fresh samples of the
+    /// same two distributions, computed on the known blob histograms (no k-means, no bootstrap).
+    #[test]
+    fn interval_matches_the_spread_of_fresh_samples() {
+        let (pp, pq) = ([0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]);
+        let n = 300;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (p, _) = blobs(&pp, n, &mut rng);
+        let (q, _) = blobs(&pq, n, &mut rng);
+        let (value, [lo, hi]) = mauve_interval(&p, &q, 4, 1000, 3).unwrap();
+        let direct = mauve(&p, &q, 4).unwrap();
+        assert!((value - direct).abs() < 1e-12, "{value} vs {direct}");
+        assert!(lo <= value && value <= hi, "{value} outside [{lo}, {hi}]");
+        let fresh: Vec<f64> = (0..400)
+            .map(|_| {
+                let hist = |probs: &[f64], rng: &mut ChaCha8Rng| {
+                    let mut h = vec![0.0; 4];
+                    for j in blobs(probs, n, rng).1 {
+                        h[j] += 1.0 / n as f64;
+                    }
+                    h
+                };
+                let (hp, hq) = (hist(&pp, &mut rng), hist(&pq, &mut rng));
+                from_histograms(&hp, &hq)
+            })
+            .collect();
+        let [flo, fhi] = interval95(fresh);
+        let (width, fresh_width) = (hi - lo, fhi - flo);
+        assert!(
+            width > 0.7 * fresh_width && width < 1.4 * fresh_width,
+            "bootstrap width {width:.4} vs fresh samples' {fresh_width:.4}"
+        );
+        let ten = |v: &[Vec<f32>]| -> Vec<Vec<f32>> { (0..10).flat_map(|_| v.to_vec()).collect() };
+        let (_, [blo, bhi]) = mauve_interval(&ten(&p), &ten(&q), 4, 1000, 3).unwrap();
+        assert!(
+            bhi - blo < 0.5 * width,
+            "10x the samples: {} vs {width}",
+            bhi - blo
+        );
     }
 }

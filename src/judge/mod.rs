@@ -176,6 +176,10 @@ pub struct JudgeRow {
     pub c2st: c2st::C2st,
     #[serde(with = "crate::util::nan_as_null")]
     pub mauve: f64,
+    /// MAUVE's bootstrap 95% interval over the samples on the same clusters (absent in files
+    /// written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mauve_ci95: Option<[f64; 2]>,
     #[serde(with = "crate::util::nan_as_null")]
     pub word_validity: f64,
     #[serde(with = "crate::util::nan_as_null")]
@@ -195,6 +199,21 @@ pub struct JudgeRow {
     /// 1 / slope), when the judge calibrated it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_of_calibration: Option<Calibration>,
+}
+
+impl JudgeRow {
+    /// MAUVE with its interval when measured: "0.701 [0.65-0.75]".
+    pub fn mauve_text(&self) -> String {
+        with_interval(self.mauve, self.mauve_ci95)
+    }
+}
+
+/// A measurement with its 95% interval when there is one: "0.701 [0.65-0.75]".
+pub fn with_interval(value: f64, ci95: Option<[f64; 2]>) -> String {
+    match ci95 {
+        Some([lo, hi]) => format!("{value:.3} [{lo:.2}-{hi:.2}]"),
+        None => format!("{value:.3}"),
+    }
 }
 
 /// What `judge` measured.
@@ -475,7 +494,8 @@ fn judge_row(
     let (fa, fb) = (j.features(&train_gen), j.features(&test_gen));
     let nat = &j.natural_features;
     let c2st = c2st::test([&nat[0].rows, &nat[1].rows], [&fa.rows, &fb.rows], seed);
-    let mauve = mauve::mauve(&nat[1].embeddings, &fb.embeddings, cfg.clusters)?;
+    let (mauve, mauve_ci95) =
+        mauve::mauve_interval(&nat[1].embeddings, &fb.embeddings, cfg.clusters, 1000, seed)?;
     let texts: Vec<String> = test_gen.iter().map(|w| j.tokenizer.decode(w)).collect();
     let natural: Vec<String> = j.natural[1].iter().map(|w| j.tokenizer.decode(w)).collect();
     let all: Vec<Vec<u32>> = j.natural[1].iter().chain(&test_gen).cloned().collect();
@@ -492,6 +512,7 @@ fn judge_row(
         temperature,
         c2st,
         mauve,
+        mauve_ci95: Some(mauve_ci95),
         word_validity: text::word_validity(&j.lexicon, &texts),
         distinct_2: text::distinct_n(&texts, 2),
         distinct_3: text::distinct_n(&texts, 3),

@@ -211,6 +211,9 @@ pub struct RoundSummary {
     pub c2st_auroc: f64,
     #[serde(default = "nan", with = "crate::util::nan_as_null")]
     pub mauve: f64,
+    /// MAUVE's bootstrap 95% interval (absent in summaries written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mauve_ci95: Option<[f64; 2]>,
     #[serde(default = "nan", with = "crate::util::nan_as_null")]
     pub word_validity: f64,
     #[serde(default = "nan", with = "crate::util::nan_as_null")]
@@ -450,6 +453,7 @@ fn judge_round(
     if let Some(row) = report.rows.first() {
         s.c2st_auroc = row.c2st.auroc;
         s.mauve = row.mauve;
+        s.mauve_ci95 = row.mauve_ci95;
         s.word_validity = row.word_validity;
         s.rm_auroc_policy = row.reward_model_auroc.first().copied().unwrap_or(f64::NAN);
         println!(
@@ -464,8 +468,12 @@ fn judge_round(
 /// A judged row in one line: C2ST AUROC with its interval, MAUVE, word validity.
 fn verdict(row: &judge::JudgeRow) -> String {
     format!(
-        "C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {:.3}, word validity {:.3}",
-        row.c2st.auroc, row.c2st.ci95[0], row.c2st.ci95[1], row.mauve, row.word_validity
+        "C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {}, word validity {:.3}",
+        row.c2st.auroc,
+        row.c2st.ci95[0],
+        row.c2st.ci95[1],
+        row.mauve_text(),
+        row.word_validity
     )
 }
 
@@ -665,6 +673,7 @@ fn summary(r: usize, generator: &Path, plan: &RoundPlan, o: &RoundOutcome) -> Re
         grpo_seconds: o.grpo.seconds,
         c2st_auroc: f64::NAN,
         mauve: f64::NAN,
+        mauve_ci95: None,
         word_validity: f64::NAN,
         rm_auroc_policy: f64::NAN,
         best_of_c2st_auroc: f64::NAN,
@@ -698,15 +707,17 @@ fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String 
     if let Some(b) = base {
         let ((c, tc), (m, tm)) = base_frontier(b);
         let at_one = b.rows.iter().find(|r| (r.temperature - 1.0).abs() < 1e-9);
+        let best = b.rows.iter().find(|r| r.mauve == m);
+        let m = best.map_or(format!("{m:.3}"), |r| r.mauve_text());
         md.push_str(&format!(
-            "| 0 (base) | | | | | | {} | {c:.3} (best, T={tc}) | {m:.3} (best, T={tm}) | {} | | |\n",
+            "| 0 (base) | | | | | | {} | {c:.3} (best, T={tc}) | {m} (best, T={tm}) | {} | | |\n",
             at_one.map_or(String::new(), |r| format!("{:.4}", r.val_loss)),
             at_one.map_or(String::new(), |r| format!("{:.3} (T=1)", r.word_validity)),
         ));
     }
     for s in rounds {
         md.push_str(&format!(
-            "| {} | {:.4} ({:.4}) | {:.3} ({:.3}) | {:.3} | {:.4} → {:.4} | {:.4} | {:.4} → {:.4} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            "| {} | {:.4} ({:.4}) | {:.3} ({:.3}) | {:.3} | {:.4} → {:.4} | {:.4} | {:.4} → {:.4} | {:.3} | {} | {:.3} | {:.3} | {:.3} |\n",
             s.round,
             s.rm_mae,
             s.rm_mae_baseline,
@@ -719,7 +730,7 @@ fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String 
             s.policy_val_loss_start,
             s.policy_val_loss_end,
             s.c2st_auroc,
-            s.mauve,
+            judge::with_interval(s.mauve, s.mauve_ci95),
             s.word_validity,
             s.best_of_c2st_auroc,
             s.best_of_mauve

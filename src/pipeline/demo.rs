@@ -299,8 +299,12 @@ fn judge_line(j: &JudgeReport) -> String {
     let row = |i: usize| {
         j.rows.get(i).map_or(String::new(), |r| {
             format!(
-                "C2ST AUROC {:.3} [{:.2}-{:.2}], MAUVE {:.3}, words {:.3}",
-                r.c2st.auroc, r.c2st.ci95[0], r.c2st.ci95[1], r.mauve, r.word_validity
+                "C2ST AUROC {:.3} [{:.2}-{:.2}], MAUVE {}, words {:.3}",
+                r.c2st.auroc,
+                r.c2st.ci95[0],
+                r.c2st.ci95[1],
+                r.mauve_text(),
+                r.word_validity
             )
         })
     };

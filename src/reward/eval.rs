@@ -71,15 +71,21 @@ pub fn auroc(scores: &[f64], labels: &[bool]) -> f64 {
 pub fn auroc_interval(scores: &[f64], labels: &[bool], resamples: usize, seed: u64) -> [f64; 2] {
     let n = scores.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut draws: Vec<f64> = (0..resamples)
+    let draws: Vec<f64> = (0..resamples)
         .map(|_| {
             let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
             let s: Vec<f64> = idx.iter().map(|&i| scores[i]).collect();
             let l: Vec<bool> = idx.iter().map(|&i| labels[i]).collect();
             auroc(&s, &l)
         })
-        .filter(|a| a.is_finite())
         .collect();
+    interval95(draws)
+}
+
+/// The 2.5% and 97.5% percentiles of bootstrap `draws` (non-finite draws left out; NaN when
+/// none is left).
+pub fn interval95(mut draws: Vec<f64>) -> [f64; 2] {
+    draws.retain(|a| a.is_finite());
     draws.sort_by(f64::total_cmp);
     if draws.is_empty() {
         return [f64::NAN; 2];
