@@ -10,7 +10,10 @@ reward model) are rows named "best-of-N τ=T", paired against the base's best li
     [JUDGE_SEEDS="131 132 133"] python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
 
 With JUDGE_SEEDS set (as judge_seeds.sh is run), only those judge seeds count: the table of that run,
-whatever parts earlier judge seeds were judged with.
+whatever parts earlier judge seeds were judged with. With SELECT_FROM=JUDGE.json (e.g. the cycle's
+own CYCLE/judge_base/judge.json), the base's best temperatures are those of that judgement (lowest
+C2ST, highest MAUVE there), held out from the samples they are measured on here: the maximum of
+noisy values over temperatures, taken on the same samples, favours the base.
 """
 import json
 import os
@@ -88,6 +91,20 @@ def table_order(gens):
     return sorted(gens, key=lambda k: (not k.startswith("base"), first[stem(k)], temp(k)))
 
 
+def selected(path, bases):
+    """The base's rows named for the temperatures of lowest C2ST and highest MAUVE in the
+    judgement at `path` (judge.json)."""
+    rows = json.load(open(path))["rows"]
+    if not rows:
+        sys.exit(f"{path} holds no judged rows")
+    picks = [min(rows, key=lambda r: r["c2st"]["auroc"]), max(rows, key=lambda r: r["mauve"])]
+    keys = ["base T=%.1f" % r["temperature"] for r in picks]
+    for k in keys:
+        if k not in bases:
+            sys.exit(f"{path} selects {k}, which the judge seeds did not judge: add its temperature to BASE_TEMPERATURES")
+    return keys
+
+
 def paired(rows, ref, field):
     return [field(a) - field(b) for a, b in zip(rows, ref)]
 
@@ -103,8 +120,12 @@ def main(root, controls):
     bases = [k for k in gens if k.startswith("base")]
     best = min(bases, key=lambda k: statistics.mean(map(c2st, gens[k])))
     best_m = max(bases, key=lambda k: statistics.mean(map(mauve, gens[k])))
+    how = ""
+    if os.environ.get("SELECT_FROM"):
+        best, best_m = selected(os.environ["SELECT_FROM"], bases)
+        how = f" (selected by {os.environ['SELECT_FROM']}, held out)"
     ctl = controls[0] if controls else None
-    print(f"{len(seeds)} judge seeds ({', '.join(seeds)}); the base's best C2ST at {best}, best MAUVE at {best_m}\n")
+    print(f"{len(seeds)} judge seeds ({', '.join(seeds)}); the base's best C2ST at {best}, best MAUVE at {best_m}{how}\n")
     print("| generator | C2ST | MAUVE | words | val | − base's best: C2ST (negative) | − base's best: MAUVE"
           + (f" | − {ctl}: C2ST (negative), MAUVE, words |" if ctl else " |"))
     print("|---|---|---|---|---|---|---" + ("|---|" if ctl else "|"))

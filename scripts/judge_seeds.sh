@@ -18,7 +18,8 @@
 # J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees; "16:cal"
 # fits τ instead on the cycle's held-out reward text, CYCLE/heldout_val.bin, which the reward
 # model never trained on — only for cycles whose reward text is reward.bin, so that it is not the
-# judge's val.bin).
+# judge's val.bin). SELECT_FROM=CYCLE/judge_base/judge.json: the base's best temperatures taken
+# from the cycle's own judgement instead of from these judge seeds' means (scripts/judge_seeds.py).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(cd "$1" && pwd); SEED=$2; NAME=$3; shift 3

@@ -277,6 +277,77 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     assert!(only.starts_with("2 judge seeds (111, 112);"), "{only}");
 }
 
+/// SELECT_FROM: the base's best temperatures come from another judgement (the cycle's own), not
+/// from the means over the judge seeds, and every difference is paired against those rows.
+#[test]
+fn judge_seeds_pairs_against_temperatures_selected_elsewhere() {
+    if !common::python_with(&[], "scripts/judge_seeds.py") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("gen/ckpt");
+    let round = tmp.path().join("rec/cycle_1/grpo/ckpt");
+    // Per judge seed: the means pick T = 1.0 for C2ST and T = 0.9 for MAUVE ...
+    let base09 = [(0.93, 0.70), (0.94, 0.66)];
+    let base10 = [(0.91, 0.62), (0.925, 0.64)];
+    let r1 = [(0.915, 0.61), (0.935, 0.69)];
+    for (i, j) in ["101", "102"].iter().enumerate() {
+        let d = tmp.path().join("judge_seeds").join(j);
+        write_part(
+            &d.join("base"),
+            &[
+                row(&base, 0.9, base09[i].0, base09[i].1),
+                row(&base, 1.0, base10[i].0, base10[i].1),
+            ],
+        );
+        write_part(&d.join("runs"), &[row(&round, 1.0, r1[i].0, r1[i].1)]);
+    }
+    // ... while the cycle's own judgement picks T = 0.9 for C2ST and T = 1.0 for MAUVE.
+    let cycle = tmp.path().join("judge_base");
+    write_part(
+        &cycle,
+        &[
+            row(&base, 0.9, 0.80, 0.50),
+            row(&base, 1.0, 0.85, 0.70),
+            row(&base, 1.1, 0.90, 0.60),
+        ],
+    );
+    let run = |select: &Path| {
+        let mut c = common::python_command("judge_seeds.py");
+        c.arg(tmp.path().join("judge_seeds"))
+            .env("SELECT_FROM", select)
+            .env_remove("JUDGE_SEEDS");
+        c.output().unwrap()
+    };
+    let out = run(&cycle.join("judge.json"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with(
+            "2 judge seeds (101, 102); the base's best C2ST at base T=0.9, best MAUVE at base T=1.0 (selected by"
+        ),
+        "{text}"
+    );
+    let rows = table_rows(&text, &["| generator"]);
+    assert_eq!(rows[2][1], "round 1");
+    let c2st = |x: &[(f64, f64)]| x.iter().map(|p| p.0).collect::<Vec<_>>();
+    let mauve = |x: &[(f64, f64)]| x.iter().map(|p| p.1).collect::<Vec<_>>();
+    check(&rows[2][6], paired(&c2st(&r1), &c2st(&base09)), 4, true);
+    check(&rows[2][7], paired(&mauve(&r1), &mauve(&base10)), 3, false);
+    // A selected temperature the judge seeds never judged: a one-line error that says what to do.
+    write_part(&cycle, &[row(&base, 1.1, 0.5, 0.9)]);
+    let out = run(&cycle.join("judge.json"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("BASE_TEMPERATURES"),
+        "{err}"
+    );
+}
+
 /// A judged cycle's files: the base at T = 0.8 / 1.0 / 1.2 as (C2ST, MAUVE, words, val), the
 /// rounds' (C2ST, MAUVE, words), and the final policy's val loss on the judge's windows.
 fn write_cycle(
