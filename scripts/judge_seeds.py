@@ -76,7 +76,7 @@ def load(root, controls):
                 key = name(r, bases, controls, part)
                 if key not in seen:
                     seen.add(key)
-                    gens.setdefault(key, []).append(r)
+                    gens.setdefault(key, []).append(dict(r, judge_seed=j))
     return seeds, gens
 
 
@@ -106,7 +106,9 @@ def selected(path, bases):
 
 
 def paired(rows, ref, field):
-    return [field(a) - field(b) for a, b in zip(rows, ref)]
+    """field(row) − field(ref's row) for every judge seed both were judged under."""
+    by_seed = {b["judge_seed"]: b for b in ref}
+    return [field(a) - field(by_seed[a["judge_seed"]]) for a in rows if a["judge_seed"] in by_seed]
 
 
 def main(root, controls):

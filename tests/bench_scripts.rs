@@ -302,6 +302,15 @@ fn judge_seeds_pairs_against_temperatures_selected_elsewhere() {
         );
         write_part(&d.join("runs"), &[row(&round, 1.0, r1[i].0, r1[i].1)]);
     }
+    // Judge seed 100 judged the base at T = 1.0 only: its rows pair against T = 1.0 alone (a
+    // pairing by position would set its round against seed 101's base at T = 0.9).
+    let (r100, base10_100) = ((0.95, 0.40), (0.90, 0.80));
+    let d = tmp.path().join("judge_seeds/100");
+    write_part(
+        &d.join("base"),
+        &[row(&base, 1.0, base10_100.0, base10_100.1)],
+    );
+    write_part(&d.join("runs"), &[row(&round, 1.0, r100.0, r100.1)]);
     // ... while the cycle's own judgement picks T = 0.9 for C2ST and T = 1.0 for MAUVE.
     let cycle = tmp.path().join("judge_base");
     write_part(
@@ -328,7 +337,7 @@ fn judge_seeds_pairs_against_temperatures_selected_elsewhere() {
     );
     assert!(
         text.starts_with(
-            "2 judge seeds (101, 102); the base's best C2ST at base T=0.9, best MAUVE at base T=1.0 (selected by"
+            "3 judge seeds (100, 101, 102); the base's best C2ST at base T=0.9, best MAUVE at base T=1.0 (selected by"
         ),
         "{text}"
     );
@@ -337,7 +346,16 @@ fn judge_seeds_pairs_against_temperatures_selected_elsewhere() {
     let c2st = |x: &[(f64, f64)]| x.iter().map(|p| p.0).collect::<Vec<_>>();
     let mauve = |x: &[(f64, f64)]| x.iter().map(|p| p.1).collect::<Vec<_>>();
     check(&rows[2][6], paired(&c2st(&r1), &c2st(&base09)), 4, true);
-    check(&rows[2][7], paired(&mauve(&r1), &mauve(&base10)), 3, false);
+    let with_100 = |x: &[(f64, f64)], first: (f64, f64)| [vec![first], x.to_vec()].concat();
+    check(
+        &rows[2][7],
+        paired(
+            &mauve(&with_100(&r1, r100)),
+            &mauve(&with_100(&base10, base10_100)),
+        ),
+        3,
+        false,
+    );
     // A selected temperature the judge seeds never judged: a one-line error that says what to do.
     write_part(&cycle, &[row(&base, 1.1, 0.5, 0.9)]);
     let out = run(&cycle.join("judge.json"));
