@@ -206,6 +206,18 @@ impl JudgeRow {
     pub fn mauve_text(&self) -> String {
         with_interval(self.mauve, self.mauve_ci95)
     }
+
+    /// The row in one line: C2ST AUROC with its interval, MAUVE (with its), word validity.
+    pub fn verdict(&self) -> String {
+        format!(
+            "C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {}, word validity {:.3}",
+            self.c2st.auroc,
+            self.c2st.ci95[0],
+            self.c2st.ci95[1],
+            self.mauve_text(),
+            self.word_validity
+        )
+    }
 }
 
 /// A measurement with its 95% interval when there is one: "0.701 [0.65-0.75]".

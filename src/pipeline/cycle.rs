@@ -458,23 +458,11 @@ fn judge_round(
         s.rm_auroc_policy = row.reward_model_auroc.first().copied().unwrap_or(f64::NAN);
         println!(
             "round {r} judge: {}; the round's reward model on the policy's samples: AUROC {:.3}",
-            verdict(row),
+            row.verdict(),
             s.rm_auroc_policy
         );
     }
     Ok(())
-}
-
-/// A judged row in one line: C2ST AUROC with its interval, MAUVE, word validity.
-fn verdict(row: &judge::JudgeRow) -> String {
-    format!(
-        "C2ST AUROC {:.3} [{:.3}-{:.3}], MAUVE {}, word validity {:.3}",
-        row.c2st.auroc,
-        row.c2st.ci95[0],
-        row.c2st.ci95[1],
-        row.mauve_text(),
-        row.word_validity
-    )
 }
 
 /// Best-of-n sampling of round `r`'s starting generator, picked by the round's reward model,
@@ -524,7 +512,7 @@ fn judge_best_of(
             } else {
                 ""
             },
-            verdict(row)
+            row.verdict()
         );
     }
     Ok(())

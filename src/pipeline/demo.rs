@@ -296,17 +296,6 @@ fn round_stages(outcome: &round::RoundOutcome) -> Vec<(&'static str, f64, String
 
 /// The judge's summary line: base and policy rows.
 fn judge_line(j: &JudgeReport) -> String {
-    let row = |i: usize| {
-        j.rows.get(i).map_or(String::new(), |r| {
-            format!(
-                "C2ST AUROC {:.3} [{:.2}-{:.2}], MAUVE {}, words {:.3}",
-                r.c2st.auroc,
-                r.c2st.ci95[0],
-                r.c2st.ci95[1],
-                r.mauve_text(),
-                r.word_validity
-            )
-        })
-    };
+    let row = |i: usize| j.rows.get(i).map_or(String::new(), |r| r.verdict());
     format!("base: {}; policy: {}", row(0), row(1))
 }
