@@ -399,6 +399,15 @@ fn token_head_trains_saves_and_scores() {
     // Scores do not depend on the batch a window is scored in.
     let one = rm.score(&seqs[..1]).unwrap();
     assert!((one[0] - p[0]).abs() < 1e-5);
+    // Nor on how many workers split them (two workers score a batch each, in place).
+    let many: Vec<Vec<u32>> = (0..9u32)
+        .map(|i| (0..16).map(|j| (i * 5 + j * 3) % 13).collect())
+        .collect();
+    let (alone, tokens_alone) = (rm.score(&many).unwrap(), rm.score_tokens(&many).unwrap());
+    let mut rm = rm;
+    rm.workers = 2;
+    assert_eq!(rm.score(&many).unwrap(), alone);
+    assert_eq!(rm.score_tokens(&many).unwrap(), tokens_alone);
     let ev = nanoreward::reward::evaluate_checkpoint(
         &out.checkpoint,
         &model,

@@ -156,16 +156,19 @@ pub fn mixture_stats_states(
     }
 }
 
-/// `f` of `windows` in batches of `batch` on the worker threads, the batches' statistics and
-/// states concatenated in order.
+/// `f` of `windows` in batches of at most `batch` on the spare threads (as many batches as
+/// threads where there are windows enough: one batch runs on one thread), the batches'
+/// statistics and states concatenated in order.
 fn batched(
     windows: &[Vec<u32>],
     batch: usize,
     f: impl Fn(&[Vec<u32>]) -> (Vec<Vec<TokenStats>>, Vec<f32>) + Sync,
 ) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
-    let starts: Vec<usize> = (0..windows.len()).step_by(batch.max(1)).collect();
-    let parts = device::par_map(&starts, device::workers(0), |&s| {
-        f(&windows[s..(s + batch.max(1)).min(windows.len())])
+    let workers = device::spare_threads();
+    let batch = batch.min(windows.len().div_ceil(workers)).max(1);
+    let starts: Vec<usize> = (0..windows.len()).step_by(batch).collect();
+    let parts = device::par_map(&starts, workers, |&s| {
+        f(&windows[s..(s + batch).min(windows.len())])
     });
     let (mut stats, mut hidden) = (Vec::with_capacity(windows.len()), Vec::new());
     for (st, h) in parts {

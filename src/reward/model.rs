@@ -412,7 +412,10 @@ impl RewardModel {
         })
     }
 
-    /// Checks lengths and ids, and groups the sequences into batches of one length.
+    /// Checks lengths and ids, and groups the sequences into batches of one length: at most
+    /// `batch_size` sequences each, and at least `workers` batches of a length where it has that
+    /// many sequences, so that every worker scores some (a GRPO step's 64 windows in one batch
+    /// ran on one thread). A window's score does not depend on its batch.
     fn batches(&self, seqs: &[Vec<u32>]) -> Result<Vec<Vec<usize>>> {
         let bs = self.model.config.block_size;
         let vs = self.model.config.vocab_size;
@@ -431,7 +434,10 @@ impl RewardModel {
         order.sort_by_key(|&i| seqs[i].len());
         Ok(order
             .chunk_by(|&a, &b| seqs[a].len() == seqs[b].len())
-            .flat_map(|group| group.chunks(self.batch_size.max(1)))
+            .flat_map(|group| {
+                let share = group.len().div_ceil(self.workers.max(1));
+                group.chunks(self.batch_size.min(share).max(1))
+            })
             .map(<[usize]>::to_vec)
             .collect())
     }
