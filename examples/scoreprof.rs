@@ -22,10 +22,11 @@ fn gpt(n_layer: usize, n_head: usize, n_embd: usize, seed: u64) -> GPT {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("numbers: THREADS B [B ...]"))
-        .collect();
+    let args: Option<Vec<usize>> = std::env::args().skip(1).map(|a| a.parse().ok()).collect();
+    let Some(args) = args.filter(|a| a.len() >= 2) else {
+        eprintln!("usage: cargo run --release --example scoreprof -- THREADS B [B ...]");
+        std::process::exit(2);
+    };
     device::set_threads(args[0]);
     let (small, strong) = (gpt(4, 4, 128, 1), gpt(6, 6, 192, 2));
     let windows: Vec<Vec<u32>> = (0..64u32)
