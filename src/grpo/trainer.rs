@@ -486,7 +486,7 @@ impl Trainer<'_> {
     /// Completes every row to `len` tokens with `model` (the rows split over the workers).
     fn rollout(&self, model: &GPT, rows: &[Row], len: usize) -> Result<Vec<Vec<u32>>> {
         let batching = Batching {
-            batch_size: rows.len().div_ceil(self.workers).max(1),
+            batch_size: device::batch_per_worker(rows.len(), usize::MAX, self.workers),
             workers: self.workers,
         };
         let opts = SampleOptions {

@@ -165,7 +165,7 @@ fn batched(
     f: impl Fn(&[Vec<u32>]) -> (Vec<Vec<TokenStats>>, Vec<f32>) + Sync,
 ) -> (Vec<Vec<TokenStats>>, Vec<f32>) {
     let workers = device::spare_threads();
-    let batch = batch.min(windows.len().div_ceil(workers)).max(1);
+    let batch = device::batch_per_worker(windows.len(), batch, workers);
     let starts: Vec<usize> = (0..windows.len()).step_by(batch).collect();
     let parts = device::par_map(&starts, workers, |&s| {
         f(&windows[s..(s + batch).min(windows.len())])

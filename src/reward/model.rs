@@ -435,8 +435,11 @@ impl RewardModel {
         Ok(order
             .chunk_by(|&a, &b| seqs[a].len() == seqs[b].len())
             .flat_map(|group| {
-                let share = group.len().div_ceil(self.workers.max(1));
-                group.chunks(self.batch_size.min(share).max(1))
+                group.chunks(device::batch_per_worker(
+                    group.len(),
+                    self.batch_size,
+                    self.workers,
+                ))
             })
             .map(<[usize]>::to_vec)
             .collect())

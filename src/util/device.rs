@@ -124,11 +124,40 @@ pub fn row_ranges(rows: usize, workers: usize) -> Vec<(usize, usize)> {
     (0..n).map(|i| (i * rows / n, (i + 1) * rows / n)).collect()
 }
 
+/// The batch size that splits `items` over `workers`: at most `cap`, and small enough that every
+/// worker gets a batch where there are items enough (one batch runs on one thread).
+pub fn batch_per_worker(items: usize, cap: usize, workers: usize) -> usize {
+    cap.min(items.div_ceil(workers.max(1))).max(1)
+}
+
 /// The number of worker threads for `threads` (0 = one per core).
 pub fn workers(threads: usize) -> usize {
     if threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
         threads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_per_worker;
+
+    #[test]
+    fn batches_split_over_the_workers_up_to_the_cap() {
+        assert_eq!(
+            batch_per_worker(64, 64, 2),
+            32,
+            "one batch of 64 would leave a worker idle"
+        );
+        assert_eq!(batch_per_worker(9, 64, 2), 5);
+        assert_eq!(batch_per_worker(1000, 64, 2), 64, "the cap holds");
+        assert_eq!(batch_per_worker(64, 64, 1), 64);
+        assert_eq!(batch_per_worker(0, 64, 2), 1, "never an empty batch size");
+        assert_eq!(
+            batch_per_worker(7, usize::MAX, 0),
+            7,
+            "no workers reads as one"
+        );
     }
 }
