@@ -4,7 +4,7 @@
 //! earlier in it) and the Jensen–Shannon divergence of character 3-gram distributions.
 
 use crate::reward::lexicon::{Lexicon, words};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// The share of the whole words of `texts` (runs not cut by a window's ends) that `lex` knows.
 pub fn word_validity(lex: &Lexicon, texts: &[String]) -> f64 {
@@ -63,9 +63,9 @@ pub fn repetition_rate(texts: &[String]) -> f64 {
     shares.iter().sum::<f64>() / shares.len().max(1) as f64
 }
 
-/// Character 3-gram counts of `texts`.
-fn trigrams(texts: &[String]) -> HashMap<[char; 3], f64> {
-    let mut counts = HashMap::new();
+/// Character 3-gram counts of `texts`, in a fixed order so that sums over them are reproducible.
+fn trigrams(texts: &[String]) -> BTreeMap<[char; 3], f64> {
+    let mut counts = BTreeMap::new();
     for t in texts {
         let c: Vec<char> = t.chars().collect();
         for g in c.windows(3) {
@@ -83,7 +83,7 @@ pub fn trigram_jsd(a: &[String], b: &[String]) -> f64 {
     if na == 0.0 || nb == 0.0 {
         return f64::NAN;
     }
-    let keys: HashSet<&[char; 3]> = ca.keys().chain(cb.keys()).collect();
+    let keys: BTreeSet<&[char; 3]> = ca.keys().chain(cb.keys()).collect();
     let mut js = 0.0;
     for k in keys {
         let p = ca.get(k).copied().unwrap_or(0.0) / na;
@@ -120,5 +120,28 @@ mod tests {
         // JSD: 0 for the same distribution, ln 2 for disjoint ones.
         assert!(trigram_jsd(&s(&["abcd"]), &s(&["abcd"])).abs() < 1e-12);
         assert!((trigram_jsd(&s(&["aaaa"]), &s(&["bbbb"])) - 2f64.ln()).abs() < 1e-12);
+    }
+
+    /// The divergence is a float sum over trigrams: the same texts must give the same bits
+    /// every time (a hash map's order changes between maps, and the last digits moved with it).
+    #[test]
+    fn trigram_jsd_is_bitwise_reproducible() {
+        let text = |seed: u64| -> Vec<String> {
+            let mut x = seed;
+            let line = (0..4000)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    char::from(b'a' + ((x >> 33) % 9) as u8)
+                })
+                .collect();
+            vec![line]
+        };
+        let (a, b) = (text(1), text(2));
+        let first = trigram_jsd(&a, &b).to_bits();
+        for _ in 0..50 {
+            assert_eq!(trigram_jsd(&a, &b).to_bits(), first);
+        }
     }
 }
