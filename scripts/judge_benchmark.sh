@@ -59,7 +59,8 @@ run_seed() {
 keep_results() {
   local f
   rm -rf "$2.tmp"; mkdir -p "$2.tmp"
-  (cd "$1" && find . \( -name judge.json -o -name cycle_summary.json -o -path './cycle_*/summary.json' \) \
+  (cd "$1" && find . \( -name judge.json -o -name cycle_summary.json -o -name selection.json \
+    -o -path './cycle_*/summary.json' \) \
     -print) | while read -r f; do mkdir -p "$2.tmp/$(dirname "$f")"; cp "$1/$f" "$2.tmp/$f"; done
   {
     echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"

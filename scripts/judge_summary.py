@@ -5,7 +5,9 @@ and the acceptance checks of BENCHMARKS.md (policy C2ST at least 0.05 below the 
 MAUVE above the base's best, val loss within +0.05 nats, word validity up). Cycles judged with
 `[judge] best_of = N` add each round's best-of-N C2ST AUROC and MAUVE, and round 1's (the base
 sampled best of N by round 1's reward model) against the base's frontier; a column a run lacks
-reads nan.
+reads nan. Cycles run with `[judge] select_seeds` (out_dir/selection.json) add the kept round
+(chosen on the validation judge seeds) measured by the cycle's own judgement, which the choice
+never saw, against the same frontier, and how many runs' kept rounds meet the targets.
 
     python3 scripts/judge_summary.py GROUP=CYCLE_OUT_DIR ...
 """
@@ -49,10 +51,32 @@ def load(d):
         if r.get("best_of_c2st_auroc") is not None:
             f[f"r{r['round']} best-of C2ST"] = r["best_of_c2st_auroc"]
             f[f"r{r['round']} best-of MAUVE"] = r.get("best_of_mauve") or float("nan")
+    kept(d, rounds, f)
     if rounds[0].get("best_of_c2st_auroc") is not None:
         f["r1 best-of ΔC2ST vs best"] = f["r1 best-of C2ST"] - f["base C2ST best"]
         f["r1 best-of ΔMAUVE vs best"] = f["r1 best-of MAUVE"] - f["base MAUVE best"]
     return f
+
+
+def kept(d, rounds, f):
+    """The kept round of a cycle with a selection (selection.json) against the base's frontier."""
+    path = os.path.join(d, "selection.json")
+    if not os.path.exists(path):
+        return
+    k = json.load(open(path))["selected"]
+    f["kept round"] = k
+    f["kept ΔC2ST vs best"] = f[f"r{k} C2ST"] - f["base C2ST best"]
+    f["kept ΔMAUVE vs best"] = f[f"r{k} MAUVE"] - f["base MAUVE best"]
+    judged = os.path.join(d, f"cycle_{k}", "judge", "judge.json")
+    val = json.load(open(judged))["rows"][0]["val_loss"] if os.path.exists(judged) else float("nan")
+    f["kept Δval"] = val - f["base val"]
+    f["kept Δwords"] = (rounds[k - 1].get("word_validity") or float("nan")) - f["base words"]
+
+
+def meets(f, prefix=""):
+    """Whether a run's (or its kept round's) figures meet every acceptance target."""
+    return (f[prefix + "ΔC2ST vs best"] <= -0.05 and f[prefix + "ΔMAUVE vs best"] > 0
+            and f[prefix + "Δval"] <= 0.05 and f[prefix + "Δwords"] > 0)
 
 
 def spread(v):
@@ -79,15 +103,20 @@ def main(args):
         for d, f in runs:
             print(f"| {name} ({d}) | " + " | ".join(f"{f[k]:.3f}" for k in keys) + " |")
     print()
-    print("| configuration (runs) | " + " | ".join(keys) + " | target met |")
-    print("|---" * (len(keys) + 2) + "|")
+    selected = "kept round" in keys
+    print("| configuration (runs) | " + " | ".join(keys) + " | target met |"
+          + (" kept round: target met |" if selected else ""))
+    print("|---" * (len(keys) + 2 + selected) + "|")
     for name, runs in groups.items():
         cells = []
         for k in keys:
             cells.append(spread([f[k] for _, f in runs]))
-        met = [f["ΔC2ST vs best"] <= -0.05 and f["ΔMAUVE vs best"] > 0 and f["Δval"] <= 0.05 and f["Δwords"] > 0
-               for _, f in runs]
-        print(f"| {name} ({len(runs)}) | " + " | ".join(cells) + f" | {sum(met)} of {len(met)} |")
+        met = [meets(f) for _, f in runs]
+        line = f"| {name} ({len(runs)}) | " + " | ".join(cells) + f" | {sum(met)} of {len(met)} |"
+        if selected:
+            with_sel = [f for _, f in runs if not math.isnan(f["kept round"])]
+            line += f" {sum(meets(f, 'kept ') for f in with_sel)} of {len(with_sel)} |"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -446,6 +446,13 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
     }
     rounds_b[2]["best_of_c2st_auroc"] = serde_json::Value::Null;
     std::fs::write(&summary_b, rounds_b.to_string()).unwrap();
+    // Run a kept round 2 on its validation judge seeds (C2ST 0.90, MAUVE 0.6, words 0.6, val
+    // 2.01): level with the base's lowest C2ST, below its best MAUVE; run b has no selection.
+    std::fs::write(a.join("selection.json"), json!({"selected": 2}).to_string()).unwrap();
+    std::fs::create_dir_all(a.join("cycle_2/judge")).unwrap();
+    let kept =
+        json!({"rows": [{"generator": "cycle_2/grpo/ckpt", "temperature": 1.0, "val_loss": 2.01}]});
+    std::fs::write(a.join("cycle_2/judge/judge.json"), kept.to_string()).unwrap();
     let arg = |d: &Path| PathBuf::from(format!("g={}", d.display()));
     let text = script("judge_summary.py", &[&arg(&a), &arg(&b)]);
     let header = text.lines().next().unwrap().to_string();
@@ -482,7 +489,20 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
         format!("{:.3} ± {:.3}", (d[0] + d[1]) / 2.0, sd)
     );
     assert!(group[1].starts_with("g (2)"), "{text}");
-    assert_eq!(group[group.len() - 2], "1 of 2", "{text}");
+    assert_eq!(group[group.len() - 3], "1 of 2", "{text}");
+    // The kept round: run a's against its frontier, none for run b; neither meets the targets.
+    for (k, v) in [
+        ("kept round", 2.0),
+        ("kept ΔC2ST vs best", 0.90 - 0.90),
+        ("kept ΔMAUVE vs best", 0.6 - 0.70),
+        ("kept Δval", 2.01 - 2.0),
+        ("kept Δwords", 0.6 - 0.60),
+    ] {
+        let got: f64 = rows[0][col(k)].parse().unwrap();
+        assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
+        assert_eq!(rows[1][col(k)], "nan", "{k}\n{text}");
+    }
+    assert_eq!(group[group.len() - 2], "0 of 1", "{text}");
     // Best-of columns: run a (not judged so) reads nan; run b's round 1 against its base's
     // frontier (lowest C2ST 0.92, best MAUVE 0.65); no column for round 3.
     for (k, v) in [

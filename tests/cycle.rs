@@ -148,7 +148,7 @@ fn judged_cycle_with_an_ensemble() {
     let text = ensemble_toml(d.path(), &ck)
     .replace(
         "[judge]\nenabled = false",
-        "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4\nbest_of = 3",
+        "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4\nbest_of = 3\nselect_seeds = [5, 6]",
     );
     let cfg = write_config(d.path(), &text);
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
@@ -222,6 +222,84 @@ fn judged_cycle_with_an_ensemble() {
     assert!(
         table.contains("0 (base)") && table.contains("best-of MAUVE"),
         "{table}"
+    );
+    the_kept_round_follows_the_rule(&out, &[5, 6], 2, 0.05);
+    assert!(table.contains("kept: round"), "{table}");
+}
+
+/// The cycle's selection (`[judge] select_seeds`) recomputed from its validation judgements:
+/// the base temperature with the best mean MAUVE, every round's mean differences from it
+/// paired by judge seed, and the kept round (the highest MAUVE gain among the rounds `margin`
+/// below the base's C2ST, else the lowest C2ST).
+fn the_kept_round_follows_the_rule(out: &Path, seeds: &[u64], rounds: usize, margin: f64) {
+    let json = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .unwrap()
+    };
+    let points = |v: &serde_json::Value| -> Vec<(f64, f64)> {
+        let rows = v["rows"].as_array().unwrap();
+        rows.iter()
+            .map(|r| {
+                (
+                    r["c2st"]["auroc"].as_f64().unwrap(),
+                    r["mauve"].as_f64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (mut base, mut pol) = (Vec::new(), Vec::new());
+    for &j in seeds {
+        let b = json(out.join(format!("select/{j}/base/judge.json")));
+        let r = json(out.join(format!("select/{j}/rounds/judge.json")));
+        assert_eq!(
+            b["seed"], j,
+            "judged under the validation seed, not the cycle's"
+        );
+        assert_eq!(r["seed"], j);
+        base.push(points(&b));
+        pol.push(points(&r));
+        assert_eq!(pol.last().unwrap().len(), rounds);
+    }
+    let n = seeds.len() as f64;
+    let temps = base[0].len();
+    let mean_mauve = |t: usize| base.iter().map(|b| b[t].1).sum::<f64>() / n;
+    let mut t = 0;
+    for u in 1..temps {
+        if mean_mauve(u) > mean_mauve(t) {
+            t = u;
+        }
+    }
+    let sel = json(out.join("selection.json"));
+    let mut kept_within: Option<(usize, f64)> = None;
+    let mut lowest: Option<(usize, f64)> = None;
+    for r in 0..rounds {
+        let dc = (0..seeds.len())
+            .map(|j| pol[j][r].0 - base[j][t].0)
+            .sum::<f64>()
+            / n;
+        let dm = (0..seeds.len())
+            .map(|j| pol[j][r].1 - base[j][t].1)
+            .sum::<f64>()
+            / n;
+        let got = &sel["rounds"][r];
+        assert!((got["c2st"].as_f64().unwrap() - dc).abs() < 1e-12, "{got}");
+        assert!((got["mauve"].as_f64().unwrap() - dm).abs() < 1e-12, "{got}");
+        if dc <= -margin && kept_within.is_none_or(|(_, m)| dm > m) {
+            kept_within = Some((r + 1, dm));
+        }
+        if lowest.is_none_or(|(_, c)| dc < c) {
+            lowest = Some((r + 1, dc));
+        }
+    }
+    let kept = kept_within.or(lowest).unwrap().0;
+    assert_eq!(sel["selected"], kept, "{sel}");
+    assert_eq!(sel["within_margin"], kept_within.is_some());
+    let policy = sel["policy"].as_str().unwrap();
+    assert!(
+        policy.ends_with(&format!("cycle_{kept}/grpo/ckpt")),
+        "{policy}"
     );
 }
 
@@ -376,6 +454,10 @@ fn missing_inputs_fail_before_any_work() {
             "round_steps has 2 entries for 1 rounds",
         ),
         ("--round_steps=0", "at least 1"),
+        ("--judge.select_seeds=3,3", "repeats a seed"),
+        ("--judge.select_margin=-1", "select_margin must be a number"),
+        ("--judge.select_temperatures=0", "must be numbers > 0"),
+        ("--judge.select_temperatures=-1", "must be numbers > 0"),
     ] {
         let e = expect_clean_error(&run(&["cycle", cfg.to_str().unwrap(), bad], d.path()));
         assert!(e.contains(says), "{bad}: {e}");

@@ -47,5 +47,11 @@ pub fn cycle(a: ConfigArgs) -> Result<()> {
         rounds.len(),
         cfg.out_dir
     );
+    if !cfg.judge.select_seeds.is_empty() {
+        println!(
+            "the round kept on the validation judge seeds: {}/selection.json",
+            cfg.out_dir
+        );
+    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! skipped when the command is run again, an unfinished one resumes its stages.
 
 use super::round::{self, Replay, RoundEvent, RoundOutcome, RoundPlan};
+use super::select::{self, Selection};
 use crate::checkpoint;
 use crate::data;
 use crate::grpo::{self, GrpoConfig};
@@ -59,6 +60,14 @@ pub struct JudgeSection {
     /// validation text, which the round's reward model never trained on (needs
     /// `reward_text = "reward"`, so that the judge's natural text is other text).
     pub best_of_calibrate: bool,
+    /// Early stopping on a validation judge (see `pipeline::select`): after the rounds, the
+    /// base at `select_temperatures` (empty: `base_temperatures`) and every round's policy are
+    /// judged again under these judge seeds, and the round with the highest MAUVE gain among
+    /// those at least `select_margin` below the base's C2ST AUROC is kept (out_dir/selection.json).
+    /// Empty: no selection; the last round is the cycle's policy.
+    pub select_seeds: Vec<u64>,
+    pub select_temperatures: Vec<f64>,
+    pub select_margin: f64,
 }
 
 impl JudgeSection {
@@ -74,7 +83,56 @@ impl JudgeSection {
                 "[judge] best_of_calibrate fits on the reward data's validation text, which is the judge's natural text unless reward_text = \"reward\": set it (prepare --reward-split) or leave best_of_calibrate off".into(),
             ));
         }
-        crate::reward::best_of::Pick::from_temperature(self.best_of_temperature).map(|_| ())
+        crate::reward::best_of::Pick::from_temperature(self.best_of_temperature)?;
+        self.check_selection()
+    }
+
+    /// Rejects selection settings that cannot run.
+    fn check_selection(&self) -> Result<()> {
+        if !(self.select_margin.is_finite() && self.select_margin >= 0.0) {
+            return Err(Error::Config(format!(
+                "[judge] select_margin must be a number ≥ 0 (0.05: 0.05 below the base's C2ST AUROC), got {}",
+                self.select_margin
+            )));
+        }
+        let t = &self.select_temperatures;
+        if t.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
+            return Err(Error::Config(format!(
+                "[judge] select_temperatures {t:?} must be numbers > 0 (empty: base_temperatures)"
+            )));
+        }
+        if self.select_seeds.is_empty() {
+            return Ok(());
+        }
+        if !self.enabled {
+            return Err(Error::Config(
+                "[judge] select_seeds needs the judge: set [judge] enabled = true or leave select_seeds empty".into(),
+            ));
+        }
+        let mut seen = self.select_seeds.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != self.select_seeds.len() {
+            return Err(Error::Config(format!(
+                "[judge] select_seeds {:?} repeats a seed: give distinct judge seeds",
+                self.select_seeds
+            )));
+        }
+        if self.selection_temperatures().is_empty() {
+            return Err(Error::Config(
+                "[judge] the selection needs base temperatures: set select_temperatures or base_temperatures".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The base temperatures the selection judges.
+    fn selection_temperatures(&self) -> &[f64] {
+        if self.select_temperatures.is_empty() {
+            &self.base_temperatures
+        } else {
+            &self.select_temperatures
+        }
     }
 }
 
@@ -93,6 +151,9 @@ impl Default for JudgeSection {
             best_of: j.best_of,
             best_of_temperature: j.best_of_temperature,
             best_of_calibrate: false,
+            select_seeds: Vec::new(),
+            select_temperatures: Vec::new(),
+            select_margin: 0.05,
         }
     }
 }
@@ -341,7 +402,8 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         summaries.push(s);
         generator = grpo::trainer::dirs(&dir.join("grpo")).0;
     }
-    write_report(&out, &summaries, base_judge.as_ref())?;
+    let selection = select_round(cfg, &out, &sources)?;
+    write_report(&out, &summaries, base_judge.as_ref(), selection.as_ref())?;
     if !cfg.tensorboard.is_empty() {
         let mut tb =
             crate::tensorboard::EventWriter::create(&Path::new(&cfg.tensorboard).join("cycle"))?;
@@ -355,6 +417,32 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         }
     }
     Ok(summaries)
+}
+
+/// Early stopping on the validation judge seeds (none without `[judge] select_seeds`).
+fn select_round(
+    cfg: &CycleConfig,
+    out: &Path,
+    sources: &(PathBuf, PathBuf),
+) -> Result<Option<Selection>> {
+    let j = &cfg.judge;
+    if j.select_seeds.is_empty() || !j.enabled {
+        return Ok(None);
+    }
+    let policies: Vec<PathBuf> = (1..=cfg.rounds)
+        .map(|r| grpo::trainer::dirs(&round_dir(out, r).join("grpo")).0)
+        .collect();
+    let plan = select::Plan {
+        seeds: &j.select_seeds,
+        temperatures: j.selection_temperatures(),
+        margin: j.select_margin,
+        base: Path::new(&cfg.base),
+        policies: &policies,
+        policy_temperature: cfg.grpo.temperature,
+        out,
+        judge: judge_config(cfg, sources),
+    };
+    select::run(&plan).map(Some)
 }
 
 /// The natural text the judge tests on: text neither the generators nor the reward models
@@ -727,12 +815,22 @@ fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String 
     md
 }
 
-/// Writes `cycle_summary.json`, a Markdown table and a plot across rounds.
-fn write_report(out: &Path, rounds: &[RoundSummary], base: Option<&JudgeReport>) -> Result<()> {
+/// Writes `cycle_summary.json`, a Markdown table (with the selection's, when there is one) and a
+/// plot across rounds.
+fn write_report(
+    out: &Path,
+    rounds: &[RoundSummary],
+    base: Option<&JudgeReport>,
+    selection: Option<&Selection>,
+) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(rounds)
         .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
     fsutil::write_bytes_atomic(&out.join("cycle_summary.json"), &bytes)?;
-    let md = summary_table(rounds, base);
+    let mut md = summary_table(rounds, base);
+    if let Some(s) = selection {
+        md.push('\n');
+        md.push_str(&s.table());
+    }
     fsutil::write_bytes_atomic(&out.join("cycle_summary.md"), md.as_bytes())?;
     println!("{md}");
     let series = |name: &str, f: &dyn Fn(&RoundSummary) -> f64| Series {

@@ -5,3 +5,4 @@
 pub mod cycle;
 pub mod demo;
 pub mod round;
+pub mod select;
