@@ -1,7 +1,8 @@
 """The table of a cycle judged again under several judge seeds (scripts/judge_seeds.sh): per
 generator, C2ST AUROC and MAUVE (mean ± sd over the judge seeds), word validity and val loss
 (means); for every policy and control, its C2ST and MAUVE minus the base's at the base's best
-temperature (lowest mean C2ST; highest mean MAUVE), paired by judge seed (mean ± s.e., and on how
+temperature (lowest mean C2ST; highest mean MAUVE, the means over the judge seeds that judged
+every base temperature), paired by judge seed (mean ± s.e., and on how
 many judge seeds the C2ST difference is negative); for every other generator at T = 1 (the rounds'
 policies and the later controls, e.g. a round rerun by scripts/round_arm.sh), the same against the
 first control. Best-of-n parts (judge_seeds.sh's BEST_OF: the base at T = 1 best of N by round 1's
@@ -120,8 +121,15 @@ def main(root, controls):
     mauve = lambda r: r["mauve"]
     words = lambda r: r["word_validity"]
     bases = [k for k in gens if k.startswith("base")]
-    best = min(bases, key=lambda k: statistics.mean(map(c2st, gens[k])))
-    best_m = max(bases, key=lambda k: statistics.mean(map(mauve, gens[k])))
+    # The base's best temperatures from means over the judge seeds that judged every base
+    # temperature: a mean over more judge seeds is not comparable with one over fewer.
+    common = set.intersection(*({r["judge_seed"] for r in gens[k]} for k in bases))
+    if not common:
+        sys.exit(f"{root}: no judge seed judged the base at every temperature ({', '.join(bases)}): "
+                 "set JUDGE_SEEDS to seeds judged alike, or SELECT_FROM")
+    over_common = lambda k, f: statistics.mean(f(r) for r in gens[k] if r["judge_seed"] in common)
+    best = min(bases, key=lambda k: over_common(k, c2st))
+    best_m = max(bases, key=lambda k: over_common(k, mauve))
     how = ""
     if os.environ.get("SELECT_FROM"):
         best, best_m = selected(os.environ["SELECT_FROM"], bases)

@@ -356,6 +356,23 @@ fn judge_seeds_pairs_against_temperatures_selected_elsewhere() {
         3,
         false,
     );
+    // Without SELECT_FROM the base's best temperatures come from the means over the judge seeds
+    // that judged every base temperature (101 and 102): MAUVE 0.68 at T = 0.9 against 0.63 at
+    // T = 1.0. Seed 100's T = 1.0 (0.80) would lift T = 1.0's mean to 0.687 over three seeds, a
+    // mean not comparable with T = 0.9's over two.
+    let mut c = common::python_command("judge_seeds.py");
+    c.arg(tmp.path().join("judge_seeds"))
+        .env_remove("JUDGE_SEEDS")
+        .env_remove("SELECT_FROM");
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(
+            "3 judge seeds (100, 101, 102); the base's best C2ST at base T=1.0, best MAUVE at base T=0.9"
+        ),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A selected temperature the judge seeds never judged: a one-line error that says what to do.
     write_part(&cycle, &[row(&base, 1.1, 0.5, 0.9)]);
     let out = run(&cycle.join("judge.json"));
