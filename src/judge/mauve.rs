@@ -85,7 +85,7 @@ pub fn mauve_interval(
 }
 
 /// The sample standard deviation (NaN for fewer than two values).
-fn std_dev(x: &[f64]) -> f64 {
+pub(crate) fn std_dev(x: &[f64]) -> f64 {
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n;
     (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()

@@ -90,15 +90,14 @@ impl Selection {
     }
 }
 
-/// Mean and standard error (sample standard deviation over √n; 0 for one value).
+/// Mean and standard error (the sample standard deviation over √n; 0 for one value).
 fn mean_se(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
     let mean = xs.iter().sum::<f64>() / n;
     if xs.len() < 2 {
         return (mean, 0.0);
     }
-    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
+    (mean, crate::judge::mauve::std_dev(xs) / n.sqrt())
 }
 
 /// The rule on judgements `base[t][j]` (base temperature t, judge seed j) and `rounds[r][j]`:
