@@ -419,14 +419,15 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     Ok(summaries)
 }
 
-/// Early stopping on the validation judge seeds (none without `[judge] select_seeds`).
+/// Early stopping on the validation judge seeds (none without `[judge] select_seeds`; with the
+/// judge off, `JudgeSection::check` has already refused them).
 fn select_round(
     cfg: &CycleConfig,
     out: &Path,
     sources: &(PathBuf, PathBuf),
 ) -> Result<Option<Selection>> {
     let j = &cfg.judge;
-    if j.select_seeds.is_empty() || !j.enabled {
+    if j.select_seeds.is_empty() {
         return Ok(None);
     }
     let policies: Vec<PathBuf> = (1..=cfg.rounds)

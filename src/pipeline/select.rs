@@ -139,7 +139,7 @@ pub fn pick(
         .iter()
         .filter(|d| d.c2st <= -margin)
         .max_by(|a, b| a.mauve.total_cmp(&b.mauve).then(earlier(a, b)));
-    let kept = match within {
+    let (kept, within_margin) = match within {
         Some(d) => (d.round, true),
         None => {
             let lowest = deltas
@@ -149,7 +149,7 @@ pub fn pick(
             (lowest, false)
         }
     };
-    (t, deltas, kept.0, kept.1)
+    (t, deltas, kept, within_margin)
 }
 
 /// What the selection judges: validation judge seeds, the base at its temperatures, every
