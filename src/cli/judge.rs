@@ -15,10 +15,10 @@ pub fn judge(a: ConfigArgs) -> Result<()> {
     {
         *g = checkpoint::resolve(Path::new(g)).display().to_string();
     }
-    cfg.validate()?;
     if printed(&a, &cfg)? {
         return Ok(());
     }
+    cfg.validate()?;
     let r = judge::run(&cfg)?;
     report::judged(&r);
     println!("wrote {0}/judge.json and {0}/frontier.svg", cfg.out_dir);

@@ -4,7 +4,7 @@ use anyhow::Result;
 use nanoreward::bench::{BenchResult, RewardBenchResult};
 use nanoreward::data::PrepareReport;
 use nanoreward::grpo::GrpoOutcome;
-use nanoreward::judge::JudgeReport;
+use nanoreward::judge::{self, JudgeReport};
 use nanoreward::metrics;
 use nanoreward::pipeline::demo::DemoReport;
 use nanoreward::reward::dataset::{Inspection, Metadata};
@@ -427,6 +427,13 @@ pub fn judged(r: &JudgeReport) {
         "  natural text: words {:.3}, dist3 {:.3}, rep {:.3}  (C2ST AUROC 0.5 and MAUVE 1 = indistinguishable)",
         r.natural_word_validity, r.natural_distinct_3, r.natural_repetition
     );
+    if let Some(m) = &r.natural_mauve {
+        println!(
+            "  natural text in a generator's place (MAUVE's reach on this judge): MAUVE {} (the other half), {} (train.bin)",
+            judge::with_interval(m.other_half, Some(m.other_half_ci95)),
+            judge::with_interval(m.train_text, Some(m.train_text_ci95))
+        );
+    }
 }
 
 /// The demo's closing report (after its GRPO run's own report).

@@ -249,6 +249,24 @@ pub struct JudgeReport {
     /// Present when the generators' windows were best of n by a reward model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_of: Option<BestOf>,
+    /// MAUVE's reach on this judge: natural text scored in a generator's place (absent from
+    /// reports written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub natural_mauve: Option<NaturalMauve>,
+}
+
+/// What natural text scores in a generator's place, against the same natural test windows, on
+/// the same number of windows, clusters and bootstrap: the most MAUVE a generator can reach
+/// on this judge (MAUVE's finite-sample ceiling), with its 95% interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NaturalMauve {
+    /// The first half's natural windows (the C2ST detector's training text): unseen text of the
+    /// same file, another part of it.
+    pub other_half: f64,
+    pub other_half_ci95: [f64; 2],
+    /// Windows of train.bin: the text the generators learned (and the judge trunk too).
+    pub train_text: f64,
+    pub train_text_ci95: [f64; 2],
 }
 
 impl JudgeReport {
@@ -267,6 +285,8 @@ struct Judge {
     n: usize,
     natural: Halves,
     natural_features: [Features; 2],
+    /// Windows of train.bin, as many as of each half (natural text in a generator's place).
+    train: Vec<Vec<u32>>,
     /// Best-of-n sampling: the reward model that picks, n and how.
     best_of: Option<Picker>,
 }
@@ -384,8 +404,8 @@ fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String
     let data_dir = PathBuf::from(&cfg.data_dir);
     let tokenizer = data::data_tokenizer(&data_dir)?;
     let (trunk, trunk_path) = judge_trunk(cfg, dev)?;
-    let train_text = tokenizer.decode(&TokenFile::open(&data_dir.join("train.bin"))?.to_vec());
-    let lexicon = Lexicon::from_text(&train_text);
+    let train_tokens = TokenFile::open(&data_dir.join("train.bin"))?.to_vec();
+    let lexicon = Lexicon::from_text(&tokenizer.decode(&train_tokens));
     let natural_path = if cfg.natural.is_empty() {
         data_dir.join("val.bin")
     } else {
@@ -399,6 +419,9 @@ fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String
         windows_of(&tokens[..half], n, cfg.windows, &mut rng)?,
         windows_of(&tokens[half..], n, cfg.windows, &mut rng)?,
     ];
+    // Its own stream, so that every other draw is what it was before it was measured.
+    let mut train_rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed ^ 0x0074_7261_696e));
+    let train = windows_of(&train_tokens, n, cfg.windows, &mut train_rng)?;
     let mut j = Judge {
         trunk,
         lexicon,
@@ -415,6 +438,7 @@ fn judge(cfg: &JudgeConfig, dev: &burn::tensor::Device) -> Result<(Judge, String
                 embeddings: Vec::new(),
             },
         ],
+        train,
         best_of: None,
     };
     if cfg.best_of > 1 {
@@ -536,6 +560,28 @@ fn judge_row(
     })
 }
 
+/// MAUVE of natural text in a generator's place (see [`NaturalMauve`]).
+fn natural_mauve(cfg: &JudgeConfig, j: &Judge) -> Result<NaturalMauve> {
+    let test = &j.natural_features[1].embeddings;
+    let seed = mix(cfg.seed ^ 0x006e_6174);
+    let (other_half, other_half_ci95) = mauve::mauve_interval(
+        test,
+        &j.natural_features[0].embeddings,
+        cfg.clusters,
+        1000,
+        seed,
+    )?;
+    let train = j.features(&j.train).embeddings;
+    let (train_text, train_text_ci95) =
+        mauve::mauve_interval(test, &train, cfg.clusters, 1000, seed)?;
+    Ok(NaturalMauve {
+        other_half,
+        other_half_ci95,
+        train_text,
+        train_text_ci95,
+    })
+}
+
 /// The generator's mean loss on `batches` random windows of val.bin.
 fn val_loss(cfg: &JudgeConfig, g: &GPT) -> Result<f64> {
     let val = TokenFile::open(&PathBuf::from(&cfg.data_dir).join("val.bin"))?;
@@ -591,6 +637,7 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
             temperature: cfg.best_of_temperature,
             calibrated_on: cfg.best_of_calibration.clone(),
         }),
+        natural_mauve: Some(natural_mauve(cfg, &j)?),
     };
     let out = PathBuf::from(&cfg.out_dir);
     fsutil::create_dir_all(&out)?;
