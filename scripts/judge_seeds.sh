@@ -12,7 +12,8 @@
 # JUDGE_SEEDS ("101 102 103 104 105"; when set, the table is of those judge seeds only),
 # BASE_TEMPERATURES (0.8,0.9,1.0,1.1), FRONTIER_TEMPERATURES (unset: none; e.g. 1.1,1.2 judges the
 # base and the final round's policy at those temperatures too, into J/frontier/judge.json: the
-# policy's own temperature frontier beside the base's), BEST_OF (unset: none; e.g. "16:0 16:1"
+# policy's own temperature frontier beside the base's; FRONTIER_ROUNDS="2 3" judges those rounds'
+# policies there instead of the base and the final round), BEST_OF (unset: none; e.g. "16:0 16:1"
 # judges the base at T = 1 best of 16 by round 1's reward model — the detector of the base's own
 # text — keeping the most natural (τ = 0) or importance-resampled at τ = 1, into
 # J/best_of_16_tau0/judge.json: whether the reward model carries what the judge sees; "16:cal"
@@ -43,7 +44,13 @@ for j in ${JUDGE_SEEDS:-101 102 103 104 105}; do
     case $part in
       base) g="$d/gen/ckpt"; t=${BASE_TEMPERATURES:-0.8,0.9,1.0,1.1} ;;
       runs) g=$gens; t=1.0 ;;
-      frontier) g="$d/gen/ckpt,$final"; t=$FRONTIER_TEMPERATURES ;;
+      frontier) g="$d/gen/ckpt,$final"; t=$FRONTIER_TEMPERATURES
+        if [ -n "${FRONTIER_ROUNDS:-}" ]; then
+          g=$(for r in $FRONTIER_ROUNDS; do
+            [ -f "$cyc/cycle_$r/grpo/ckpt/config.json" ] || { echo "FRONTIER_ROUNDS: $cyc has no round $r policy" >&2; exit 1; }
+            echo "$cyc/cycle_$r/grpo/ckpt"
+          done | paste -sd,)
+        fi ;;
       best_of_*) g="$d/gen/ckpt"; t=1.0; n=${part#best_of_}; tau=${n##*_tau}
         extra=(--best_of="${n%%_tau*}" --best_of_model="$cyc/cycle_1/reward/ckpt")
         if [ "$tau" = cal ]; then

@@ -647,6 +647,36 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
     Ok(report)
 }
 
+/// The judgement `cfg` asks for: out_dir/judge.json when an earlier run wrote it (a resumed
+/// pipeline), which must hold the same generators at the same temperatures, else a fresh [`run`].
+pub fn run_or_reuse(cfg: &JudgeConfig) -> Result<JudgeReport> {
+    let done = Path::new(&cfg.out_dir).join("judge.json");
+    if !done.exists() {
+        return run(cfg);
+    }
+    let report = JudgeReport::read(&done)?;
+    let expected = cfg
+        .generators
+        .iter()
+        .flat_map(|g| cfg.temperatures.iter().map(move |&t| (g, t)));
+    let same = report.rows.len() == cfg.generators.len() * cfg.temperatures.len()
+        && report
+            .rows
+            .iter()
+            .zip(expected)
+            .all(|(row, (g, t))| &row.generator == g && (row.temperature - t).abs() < 1e-9);
+    if !same {
+        return Err(Error::format(
+            &done,
+            format!(
+                "judges other generators or temperatures than asked for now: delete {} to judge again",
+                cfg.out_dir
+            ),
+        ));
+    }
+    Ok(report)
+}
+
 /// Fails on the first input that cannot be read (generators, the judge trunk, the corpus's
 /// train.bin, the natural text), before the judge trunk trains.
 fn check_inputs(cfg: &JudgeConfig) -> Result<()> {
@@ -701,4 +731,75 @@ pub fn plot_frontier(report: &JudgeReport, path: &Path) -> Result<()> {
             ),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(generator: &str, temperature: f64) -> JudgeRow {
+        JudgeRow {
+            generator: generator.into(),
+            temperature,
+            c2st: c2st::C2st {
+                auroc: 0.9,
+                ci95: [0.88, 0.92],
+            },
+            mauve: 0.6,
+            mauve_ci95: None,
+            word_validity: 0.7,
+            distinct_2: 0.5,
+            distinct_3: 0.8,
+            repetition: 0.1,
+            trigram_jsd: 0.05,
+            val_loss: 1.9,
+            reward_model_auroc: Vec::new(),
+            best_of_calibration: None,
+        }
+    }
+
+    /// A finished judgement is read back instead of judged again (the generators named here do
+    /// not exist, so a fresh run would fail), and one of other generators or temperatures is
+    /// refused with the folder to delete.
+    #[test]
+    fn a_finished_judgement_is_reused_only_when_it_judged_the_same_thing() {
+        let d = tempfile::tempdir().unwrap();
+        let report = JudgeReport {
+            rows: vec![row("a", 0.9), row("a", 1.0), row("b", 0.9), row("b", 1.0)],
+            natural_word_validity: 0.8,
+            natural_distinct_3: 0.9,
+            natural_repetition: 0.05,
+            trunk: "trunk".into(),
+            windows: 8,
+            window_len: 16,
+            seed: Some(1),
+            best_of: None,
+            natural_mauve: None,
+        };
+        let text = serde_json::to_string(&report).unwrap();
+        std::fs::write(d.path().join("judge.json"), text).unwrap();
+        let cfg = |generators: &[&str], temperatures: &[f64]| JudgeConfig {
+            generators: generators.iter().map(|g| g.to_string()).collect(),
+            temperatures: temperatures.to_vec(),
+            out_dir: d.path().display().to_string(),
+            ..Default::default()
+        };
+        let again = run_or_reuse(&cfg(&["a", "b"], &[0.9, 1.0])).unwrap();
+        assert_eq!(again.rows.len(), 4);
+        assert_eq!(again.rows[2].generator, "b");
+        for other in [
+            cfg(&["a", "b"], &[0.9, 1.1]),
+            cfg(&["b", "a"], &[0.9, 1.0]),
+            cfg(&["a"], &[0.9, 1.0]),
+        ] {
+            let e = run_or_reuse(&other).unwrap_err().to_string();
+            assert!(e.contains("delete"), "{e}");
+        }
+        // Without a judge.json it judges, and fails on the missing generator.
+        let fresh = JudgeConfig {
+            out_dir: d.path().join("new").display().to_string(),
+            ..cfg(&["a"], &[1.0])
+        };
+        assert!(run_or_reuse(&fresh).is_err());
+    }
 }

@@ -496,16 +496,12 @@ fn judge_base(
         return Ok(None);
     }
     let dir = out.join("judge_base");
-    let done = dir.join("judge.json");
-    if done.exists() {
-        return Ok(Some(JudgeReport::read(&done)?));
-    }
     println!("== round 0: the judge on the base model across temperatures");
     let mut jc = judge_config(cfg, sources);
     if cfg.judge.trunk.is_empty() {
         jc.trunk = String::new();
     }
-    let report = judge::run(&JudgeConfig {
+    let report = judge::run_or_reuse(&JudgeConfig {
         generators: vec![base.display().to_string()],
         temperatures: cfg.judge.base_temperatures.clone(),
         out_dir: dir.display().to_string(),

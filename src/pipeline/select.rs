@@ -8,7 +8,7 @@
 //! `margin` below the base's (differences paired by judge seed); when no round is, the round
 //! with the lowest C2ST.
 
-use crate::judge::{self, JudgeConfig, JudgeReport};
+use crate::judge::{self, JudgeConfig};
 use crate::util::fsutil;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -166,43 +166,20 @@ pub struct Plan<'a> {
     pub judge: JudgeConfig,
 }
 
-/// A judgement of `generators` at `temperatures` in `dir`, reused when `dir` holds one of the
-/// same generators and temperatures; its points, generator-major.
+/// A judgement of `generators` at `temperatures` in `dir` (reused when `dir` holds it); its
+/// points, generator-major.
 fn judged(
     dir: &Path,
     generators: &[String],
     temperatures: &[f64],
     jc: &JudgeConfig,
 ) -> Result<Vec<Point>> {
-    let done = dir.join("judge.json");
-    let report = if done.exists() {
-        JudgeReport::read(&done)?
-    } else {
-        judge::run(&JudgeConfig {
-            generators: generators.to_vec(),
-            temperatures: temperatures.to_vec(),
-            out_dir: dir.display().to_string(),
-            ..jc.clone()
-        })?
-    };
-    let expected = generators
-        .iter()
-        .flat_map(|g| temperatures.iter().map(move |&t| (g, t)));
-    let same = report.rows.len() == generators.len() * temperatures.len()
-        && report
-            .rows
-            .iter()
-            .zip(expected)
-            .all(|(row, (g, t))| &row.generator == g && (row.temperature - t).abs() < 1e-9);
-    if !same {
-        return Err(Error::format(
-            &done,
-            format!(
-                "judges other generators or temperatures than this cycle's selection: delete {} to judge again",
-                dir.display()
-            ),
-        ));
-    }
+    let report = judge::run_or_reuse(&JudgeConfig {
+        generators: generators.to_vec(),
+        temperatures: temperatures.to_vec(),
+        out_dir: dir.display().to_string(),
+        ..jc.clone()
+    })?;
     Ok(report
         .rows
         .iter()
