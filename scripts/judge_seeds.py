@@ -11,7 +11,8 @@ reward model) are rows named "best-of-N τ=T", paired against the base's best li
     [JUDGE_SEEDS="131 132 133"] python3 scripts/judge_seeds.py SEED_DIR/judge_seeds [CONTROL_NAME ...]
 
 With JUDGE_SEEDS set (as judge_seeds.sh is run), only those judge seeds count: the table of that run,
-whatever parts earlier judge seeds were judged with. With SELECT_FROM=JUDGE.json (e.g. the cycle's
+whatever parts earlier judge seeds were judged with; a part (frontier, best-of) that some of them lack
+is left out of the table instead of those judge seeds. With SELECT_FROM=JUDGE.json (e.g. the cycle's
 own CYCLE/judge_base/judge.json), the base's best temperatures are those of that judgement (lowest
 C2ST, highest MAUVE there), held out from the samples they are measured on here: the maximum of
 noisy values over temperatures, taken on the same samples, favours the base.
@@ -66,6 +67,9 @@ def load(root, controls):
                 set(controls) <= {name(r, set(), controls) for r in rows["runs"]}:
             judged[j] = rows
     optional = sorted({p for r in judged.values() for p in r if p not in ("base", "runs")})
+    if only:
+        # The judge seeds named are the table: a part some of them lack is left out, not they.
+        optional = [p for p in optional if all(p in r for r in judged.values())]
     parts = ["base", "runs"] + optional
     seeds = sorted(j for j, rows in judged.items() if all(p in rows for p in parts))
     for j in seeds:
@@ -147,8 +151,9 @@ def main(root, controls):
         cells = ["", ""] + ([""] if ctl else [])
         if not k.startswith("base"):
             dc, dm = paired(rows, gens[best], c2st), paired(rows, gens[best_m], mauve)
-            cells[0] = f"{mean_se(dc)[0]:+.4f} ± {mean_se(dc)[1]:.4f} ({sum(x < 0 for x in dc)}/{len(dc)})"
-            cells[1] = f"{mean_se(dm)[0]:+.3f} ± {mean_se(dm)[1]:.3f}"
+            none = "no judge seed in common"
+            cells[0] = f"{mean_se(dc)[0]:+.4f} ± {mean_se(dc)[1]:.4f} ({sum(x < 0 for x in dc)}/{len(dc)})" if dc else none
+            cells[1] = f"{mean_se(dm)[0]:+.3f} ± {mean_se(dm)[1]:.3f}" if dm else none
             if ctl and k != ctl and " T=" not in k:
                 cc = paired(rows, gens[ctl], c2st)
                 cm, cw = paired(rows, gens[ctl], mauve), paired(rows, gens[ctl], words)

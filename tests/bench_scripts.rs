@@ -275,6 +275,24 @@ fn judge_seeds_table_pairs_every_difference_by_judge_seed() {
     );
     let only = two(Some("111 112"));
     assert!(only.starts_with("2 judge seeds (111, 112);"), "{only}");
+    // Judge seeds named with and without a frontier and a best-of part: all of them count, and
+    // the parts that some lack are left out of the table.
+    let mixed = two(Some("101 102 111 112"));
+    assert!(
+        mixed.starts_with("4 judge seeds (101, 102, 111, 112);"),
+        "{mixed}"
+    );
+    assert!(
+        !mixed.contains("T=1.2") && !mixed.contains("best-of"),
+        "{mixed}"
+    );
+    // The base's best MAUVE is at T = 0.9, judged under 101 and 102 only; a generator judged
+    // under 111 and 112 only has no difference to pair with it, and says so.
+    let third_row = table_rows(&mixed, &["| generator"])
+        .into_iter()
+        .find(|r| r[1].ends_with("noptx600/ckpt"))
+        .unwrap();
+    assert_eq!(third_row[7], "no judge seed in common", "{mixed}");
 }
 
 /// SELECT_FROM: the base's best temperatures come from another judgement (the cycle's own), not
