@@ -225,6 +225,17 @@ fn judged_cycle_with_an_ensemble() {
     );
     the_kept_round_follows_the_rule(&out, &[5, 6], 2, 0.05);
     assert!(table.contains("kept: round"), "{table}");
+    // MAUVE's reach under the table: the round-0 judgement's natural text in a generator's place.
+    let reach = &base["natural_mauve"];
+    let line = format!(
+        "MAUVE's reach on this judge (natural text in a generator's place): {:.3} [",
+        reach["other_half"].as_f64().unwrap()
+    );
+    assert!(table.contains(&line), "{line} not in {table}");
+    assert!(
+        table.contains(&format!("{:.3} [", reach["train_text"].as_f64().unwrap())),
+        "{table}"
+    );
 }
 
 /// The cycle's selection (`[judge] select_seeds`) recomputed from its validation judgements:
