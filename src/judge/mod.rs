@@ -734,10 +734,11 @@ pub fn plot_frontier(report: &JudgeReport, path: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(generator: &str, temperature: f64) -> JudgeRow {
+    /// A judged row with made-up figures (for tests of what reads reports).
+    pub(crate) fn row(generator: &str, temperature: f64) -> JudgeRow {
         JudgeRow {
             generator: generator.into(),
             temperature,

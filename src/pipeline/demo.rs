@@ -294,8 +294,60 @@ fn round_stages(outcome: &round::RoundOutcome) -> Vec<(&'static str, f64, String
     ]
 }
 
-/// The judge's summary line: base and policy rows.
+/// The judge's summary line: base and policy rows, and the MAUVE natural text reaches on the
+/// same judge (its other half in a generator's place), to read theirs against.
 fn judge_line(j: &JudgeReport) -> String {
     let row = |i: usize| j.rows.get(i).map_or(String::new(), |r| r.verdict());
-    format!("base: {}; policy: {}", row(0), row(1))
+    let reach = j.natural_mauve.as_ref().map_or(String::new(), |m| {
+        format!(
+            "; natural text: MAUVE {}",
+            judge::with_interval(m.other_half, Some(m.other_half_ci95))
+        )
+    });
+    format!("base: {}; policy: {}{reach}", row(0), row(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::judge::{NaturalMauve, tests::row};
+
+    #[test]
+    fn the_judge_line_names_both_rows_and_what_natural_text_reaches() {
+        let mut policy = row("policy", 1.0);
+        policy.mauve = 0.75;
+        let mut j = JudgeReport {
+            rows: vec![row("base", 1.0), policy],
+            natural_word_validity: 0.9,
+            natural_distinct_3: 0.9,
+            natural_repetition: 0.02,
+            trunk: "t".into(),
+            windows: 8,
+            window_len: 16,
+            seed: None,
+            best_of: None,
+            natural_mauve: Some(NaturalMauve {
+                other_half: 0.812,
+                other_half_ci95: [0.71, 0.91],
+                train_text: 0.5,
+                train_text_ci95: [0.4, 0.6],
+            }),
+        };
+        let line = judge_line(&j);
+        assert!(line.starts_with("base: C2ST AUROC 0.900"), "{line}");
+        assert!(
+            line.contains("; policy: C2ST AUROC 0.900 [0.880-0.920], MAUVE 0.750"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("; natural text: MAUVE 0.812 [0.71-0.91]"),
+            "{line}"
+        );
+        j.natural_mauve = None;
+        assert!(
+            judge_line(&j).ends_with("word validity 0.700"),
+            "{}",
+            judge_line(&j)
+        );
+    }
 }
