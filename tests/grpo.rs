@@ -204,6 +204,11 @@ fn resumed_run_equals_uninterrupted() {
     assert_eq!(out.steps, 12);
     let diff = common::max_weight_diff(&d.path().join("a/ckpt"), &d.path().join("b/ckpt"));
     assert!(diff < 1e-6, "resumed run differs by {diff}");
+    // The resumed run's recorded config names where the run started, not "resume", so that it
+    // reruns the run (scripts/round_config.py, round_arm.sh).
+    let state = checkpoint::dir::read_state(&d.path().join("b/ckpt")).unwrap();
+    let recorded = &state.config.as_ref().unwrap()["init_from"];
+    assert_eq!(recorded.as_str(), Some(ck.display().to_string().as_str()));
     let a = checkpoint::safetensors::read(&d.path().join("a/ckpt/model.safetensors")).unwrap();
     let start = checkpoint::safetensors::read(&ck.join("model.safetensors")).unwrap();
     let moved = a["transformer.wte.weight"]

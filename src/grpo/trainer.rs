@@ -312,6 +312,9 @@ struct Trainer<'a> {
     eval: EvalSet,
     tokenizer: Tokenizer,
     ckpt_dir: PathBuf,
+    /// Where the run started (`init_from`; when resuming, the start the reference recorded), so
+    /// that the recorded config reruns it.
+    started_from: String,
     workers: usize,
     lcfg: LossConfig,
     /// completions.jsonl, when `log_completions` asks for it.
@@ -441,8 +444,11 @@ fn setup<'a>(
     }
     val.require_window(policy.config.block_size)?;
     let teacher = load_teacher(cfg, &policy, &dev)?;
+    let mut started_from = cfg.init_from.clone();
     let mut reference = if cfg.init_from == "resume" {
-        Checkpoint::open(&ref_dir)?.model(&dev)?
+        let ck = Checkpoint::open(&ref_dir)?;
+        started_from = ck.state.from.clone().unwrap_or(started_from);
+        ck.model(&dev)?
     } else {
         fsutil::create_dir_all(&out_dir)?;
         let state = TrainState {
@@ -468,6 +474,7 @@ fn setup<'a>(
         eval,
         tokenizer,
         ckpt_dir,
+        started_from,
         workers: device::workers(cfg.threads),
         lcfg: cfg.loss_config(),
         completions: (cfg.log_completions > 0)
@@ -526,11 +533,16 @@ impl Trainer<'_> {
         Ok((rec, ours))
     }
 
-    /// Saves the policy and its optimizer at `step`.
+    /// Saves the policy and its optimizer at `step`, with the config that reruns the run from
+    /// its start (a resumed run's `init_from` is where it first started, not "resume").
     fn save(&self, inference: &GPT, step: usize) -> Result<()> {
+        let recorded = GrpoConfig {
+            init_from: self.started_from.clone(),
+            ..self.cfg.clone()
+        };
         let state = TrainState {
             step: Some(step),
-            config: serde_json::to_value(self.cfg).ok(),
+            config: serde_json::to_value(&recorded).ok(),
             ..Default::default()
         };
         let opt = Some(self.opt.to_state());
