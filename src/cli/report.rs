@@ -4,7 +4,7 @@ use anyhow::Result;
 use nanoreward::bench::{BenchResult, RewardBenchResult};
 use nanoreward::data::PrepareReport;
 use nanoreward::grpo::GrpoOutcome;
-use nanoreward::judge::{self, JudgeReport};
+use nanoreward::judge::JudgeReport;
 use nanoreward::metrics;
 use nanoreward::pipeline::demo::DemoReport;
 use nanoreward::reward::dataset::{Inspection, Metadata};
@@ -429,9 +429,8 @@ pub fn judged(r: &JudgeReport) {
     );
     if let Some(m) = &r.natural_mauve {
         println!(
-            "  natural text in a generator's place (MAUVE's reach on this judge): MAUVE {} (the other half), {} (train.bin)",
-            judge::with_interval(m.other_half, Some(m.other_half_ci95)),
-            judge::with_interval(m.train_text, Some(m.train_text_ci95))
+            "  natural text in a generator's place (MAUVE's reach on this judge): MAUVE {}",
+            m.text()
         );
     }
 }

@@ -444,11 +444,14 @@ fn setup<'a>(
     }
     val.require_window(policy.config.block_size)?;
     let teacher = load_teacher(cfg, &policy, &dev)?;
-    let mut started_from = cfg.init_from.clone();
-    let mut reference = if cfg.init_from == "resume" {
+    let (mut reference, started_from) = if cfg.init_from == "resume" {
         let ck = Checkpoint::open(&ref_dir)?;
-        started_from = ck.state.from.clone().unwrap_or(started_from);
-        ck.model(&dev)?
+        let from = ck
+            .state
+            .from
+            .clone()
+            .unwrap_or_else(|| cfg.init_from.clone());
+        (ck.model(&dev)?, from)
     } else {
         fsutil::create_dir_all(&out_dir)?;
         let state = TrainState {
@@ -458,7 +461,7 @@ fn setup<'a>(
         };
         let parts = CheckpointParts::generator(&policy, &tokenizer, None, state);
         checkpoint::save(&ref_dir, &parts)?;
-        policy.clone()
+        (policy.clone(), cfg.init_from.clone())
     };
     reference.precision = cfg.dtype;
     opt.config.weight_decay = cfg.weight_decay;

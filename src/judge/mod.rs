@@ -269,6 +269,17 @@ pub struct NaturalMauve {
     pub train_text_ci95: [f64; 2],
 }
 
+impl NaturalMauve {
+    /// Both readings with their intervals: "0.808 [0.71-0.91] (the other half), 0.671 [...] (train.bin)".
+    pub fn text(&self) -> String {
+        format!(
+            "{} (the other half), {} (train.bin)",
+            with_interval(self.other_half, Some(self.other_half_ci95)),
+            with_interval(self.train_text, Some(self.train_text_ci95))
+        )
+    }
+}
+
 impl JudgeReport {
     /// Reads a `judge.json`.
     pub fn read(path: &Path) -> Result<Self> {

@@ -811,9 +811,8 @@ fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String 
     }
     if let Some(m) = base.and_then(|b| b.natural_mauve.as_ref()) {
         md.push_str(&format!(
-            "\nMAUVE's reach on this judge (natural text in a generator's place): {} (val's other half), {} (train.bin)\n",
-            judge::with_interval(m.other_half, Some(m.other_half_ci95)),
-            judge::with_interval(m.train_text, Some(m.train_text_ci95)),
+            "\nMAUVE's reach on this judge (natural text in a generator's place): {}\n",
+            m.text()
         ));
     }
     md

@@ -97,7 +97,7 @@ fn mean_se(xs: &[f64]) -> (f64, f64) {
     if xs.len() < 2 {
         return (mean, 0.0);
     }
-    (mean, crate::judge::mauve::std_dev(xs) / n.sqrt())
+    (mean, judge::mauve::std_dev(xs) / n.sqrt())
 }
 
 /// The rule on judgements `base[t][j]` (base temperature t, judge seed j) and `rounds[r][j]`:
