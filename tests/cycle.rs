@@ -194,6 +194,12 @@ fn judged_cycle_with_an_ensemble() {
         )
         .unwrap();
         assert_eq!(b["best_of"]["n"], 3);
+        // The reach depends on the judge alone: round 0 records it, the rounds do not repeat it.
+        for j in ["judge", "judge_best_of"] {
+            let p = out.join(format!("cycle_{r}/{j}/judge.json"));
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            assert!(v.get("natural_mauve").is_none(), "{}", p.display());
+        }
         let picker = b["best_of"]["model"].as_str().unwrap();
         assert!(
             picker.ends_with(&format!("cycle_{r}/reward/ckpt")),
@@ -235,6 +241,18 @@ fn judged_cycle_with_an_ensemble() {
     assert!(
         table.contains(&format!("{:.3} [", reach["train_text"].as_f64().unwrap())),
         "{table}"
+    );
+    // Run again: every judgement is reused, and round 0 says so.
+    let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
+    expect_success(&o);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("== round 0: the judge on the base model: already done"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("cycle_summary.md")).unwrap(),
+        table
     );
 }
 

@@ -84,6 +84,9 @@ pub struct JudgeConfig {
     /// pick temperature is fitted for each generator and temperature (reward::best_of::calibrate
     /// on `windows` of its windows and as many plain samples) instead of `best_of_temperature`.
     pub best_of_calibration: String,
+    /// Also score natural text in a generator's place (MAUVE's reach on this judge, see
+    /// [`NaturalMauve`]): a few seconds; false leaves `natural_mauve` out of judge.json.
+    pub natural_mauve: bool,
     #[serde(deserialize_with = "crate::config::seed")]
     pub seed: u64,
     pub device: String,
@@ -111,6 +114,7 @@ impl Default for JudgeConfig {
             best_of_model: String::new(),
             best_of_temperature: 0.0,
             best_of_calibration: String::new(),
+            natural_mauve: true,
             seed: 2718,
             device: "auto".into(),
             threads: 0,
@@ -648,7 +652,10 @@ pub fn run(cfg: &JudgeConfig) -> Result<JudgeReport> {
             temperature: cfg.best_of_temperature,
             calibrated_on: cfg.best_of_calibration.clone(),
         }),
-        natural_mauve: Some(natural_mauve(cfg, &j)?),
+        natural_mauve: cfg
+            .natural_mauve
+            .then(|| natural_mauve(cfg, &j))
+            .transpose()?,
     };
     let out = PathBuf::from(&cfg.out_dir);
     fsutil::create_dir_all(&out)?;

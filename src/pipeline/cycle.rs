@@ -496,7 +496,14 @@ fn judge_base(
         return Ok(None);
     }
     let dir = out.join("judge_base");
-    println!("== round 0: the judge on the base model across temperatures");
+    if dir.join("judge.json").exists() {
+        println!(
+            "== round 0: the judge on the base model: already done (delete {} to redo it)",
+            dir.display()
+        );
+    } else {
+        println!("== round 0: the judge on the base model across temperatures");
+    }
     let mut jc = judge_config(cfg, sources);
     if cfg.judge.trunk.is_empty() {
         jc.trunk = String::new();
@@ -533,6 +540,8 @@ fn judge_round(
         temperatures: vec![cfg.grpo.temperature],
         reward_models: vec![dir.join("reward/ckpt").display().to_string()],
         out_dir: dir.join("judge").display().to_string(),
+        // The reach depends on the judge alone, the same in every round: round 0 records it.
+        natural_mauve: false,
         ..judge_config(cfg, sources)
     })?;
     if let Some(row) = report.rows.first() {
@@ -579,6 +588,7 @@ fn judge_best_of(
             String::new()
         },
         out_dir: dir.join("judge_best_of").display().to_string(),
+        natural_mauve: false,
         ..judge_config(cfg, sources)
     })?;
     if let Some(row) = report.rows.first() {
