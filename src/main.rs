@@ -53,6 +53,9 @@ enum Command {
     /// Write a checkpoint as a Hugging Face GPT-2 directory (GPT2LMHeadModel.from_pretrained);
     /// a reward model adds its head, its config and a README of how to score.
     ExportHf(cli::interop::ExportHfArgs),
+    /// Interpolate two generators of one architecture, weight by weight: A + alpha·(B − A)
+    /// (WiSE-FT, rewarded soups; e.g. the midpoint of two rounds' policies).
+    Interpolate(cli::interop::InterpolateArgs),
     /// One self-contained HTML page of a train, train-reward, grpo or cycle directory.
     Report(cli::base::ReportArgs),
 }
@@ -80,6 +83,7 @@ fn main() {
         Command::ImportNanogpt(a) => cli::interop::import(a),
         Command::ExportNanogpt(a) => cli::interop::export(a),
         Command::ExportHf(a) => cli::interop::export_hf(a),
+        Command::Interpolate(a) => cli::interop::interpolate(a),
         Command::Report(a) => cli::base::report(a),
     };
     if let Err(e) = result {

@@ -602,3 +602,109 @@ fn hf_export_refuses_a_missing_checkpoint_cleanly() {
     assert!(err.contains("no_such_ckpt"), "{err}");
     assert!(!out.exists());
 }
+
+/// `interpolate` against a reference computed from the two files' tensors: every weight is
+/// A + α·(B − A) evaluated in f64 and rounded once (so α = 0 is A to the bit), for interpolation
+/// and extrapolation; the result loads with A's tokenizer and records where it came from. Two
+/// architectures, a reward model, a missing checkpoint and a non-number α each fail with one
+/// line and write nothing.
+#[test]
+fn interpolate_mixes_two_generators_weight_by_weight() {
+    let (d, base, a) = common::tiny_base();
+    let (_, b) = common::save_reference(d.path(), &base, &a, 11);
+    let read = |p: &Path| checkpoint::safetensors::read(&p.join("model.safetensors")).unwrap();
+    let (wa, wb) = (read(&a), read(&b));
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    for alpha in [0.0, 1.0, 0.5, 1.5] {
+        let out = d.path().join(format!("mix{alpha}"));
+        let o = run(
+            &[
+                "interpolate",
+                &path(&a),
+                &path(&b),
+                &format!("--alpha={alpha}"),
+                "--out",
+                &path(&out),
+            ],
+            d.path(),
+        );
+        expect_success(&o);
+        let w = read(&out);
+        assert_eq!(w.len(), wa.len());
+        let mut moved = 0usize;
+        for (k, t) in &w {
+            assert_eq!(t.shape, wa[k].shape, "{k}");
+            for ((x, y), z) in wa[k].data.iter().zip(&wb[k].data).zip(&t.data) {
+                let want = (*x as f64 + alpha * (*y as f64 - *x as f64)) as f32;
+                assert_eq!(*z, want, "{k} at α {alpha}: {x} → {y}");
+                moved += usize::from(z != x);
+            }
+        }
+        assert_eq!(moved == 0, alpha == 0.0, "α {alpha}: {moved} weights moved");
+        let ck = checkpoint::Checkpoint::open(&out).unwrap();
+        let (Tokenizer::Char(v), Tokenizer::Char(va)) = (
+            ck.tokenizer().unwrap(),
+            checkpoint::Checkpoint::open(&a)
+                .unwrap()
+                .tokenizer()
+                .unwrap(),
+        ) else {
+            panic!("a character-level tokenizer")
+        };
+        assert_eq!(v, va);
+        let recorded = ck.state.config.clone().unwrap();
+        assert_eq!(recorded["alpha"], alpha);
+        assert_eq!(recorded["interpolate"][1], path(&b));
+        assert!(ck.model(&burn::tensor::Device::flex()).is_ok());
+    }
+    let wide = GPT::new(
+        &GPTConfig {
+            n_embd: 64,
+            ..base.config.clone()
+        },
+        &burn::tensor::Device::flex(),
+        3,
+    )
+    .unwrap();
+    let tok = checkpoint::Checkpoint::open(&a)
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let wide_ck = d.path().join("wide");
+    common::save_model(&wide_ck, &wide, Some(&tok), None);
+    let rm = GPT::new(
+        &GPTConfig {
+            mode: Mode::Reward,
+            reward_head_hidden_dim: 8,
+            ..base.config.clone()
+        },
+        &burn::tensor::Device::flex(),
+        4,
+    )
+    .unwrap();
+    let rm_ck = d.path().join("rm");
+    common::save_model(&rm_ck, &rm, Some(&tok), None);
+    let out = d.path().join("refused");
+    for (other, alpha, says) in [
+        (path(&wide_ck), "0.5", "different architectures"),
+        (path(&rm_ck), "0.5", "only generators"),
+        (path(&d.path().join("missing")), "0.5", "missing"),
+        (path(&b), "nan", "alpha must be a number"),
+    ] {
+        let o = run(
+            &[
+                "interpolate",
+                &path(&a),
+                &other,
+                "--alpha",
+                alpha,
+                "--out",
+                &path(&out),
+            ],
+            d.path(),
+        );
+        let line = expect_clean_error(&o);
+        assert!(line.contains(says), "{line}");
+        assert!(!out.exists(), "{line}: wrote {}", out.display());
+    }
+}

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub mod dir;
 pub mod hf;
+pub mod interpolate;
 pub mod nanogpt;
 pub mod safetensors;
 pub mod weights;

@@ -1,8 +1,8 @@
-//! `import-nanogpt`, `export-nanogpt` and `export-hf`.
+//! `import-nanogpt`, `export-nanogpt`, `export-hf` and `interpolate`: checkpoints in and out.
 
 use anyhow::Result;
 use clap::Args;
-use nanoreward::checkpoint::{hf, nanogpt};
+use nanoreward::checkpoint::{hf, interpolate as interp, nanogpt};
 use nanoreward::model::Mode;
 use std::path::PathBuf;
 
@@ -77,5 +77,34 @@ pub fn export_hf(a: ExportHfArgs) -> Result<()> {
             "a reward model: the trunk loads with GPT2Model.from_pretrained(\"{dir}\"); {dir}/README.md shows how to score with its head"
         ),
     }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct InterpolateArgs {
+    /// The first generator (α = 0): a directory, a training out_dir holding ckpt/, or a ckpt.pt.
+    a: PathBuf,
+    /// The second generator (α = 1), of the same architecture and tokenizer.
+    b: PathBuf,
+    /// The weight of B: 0.5 is the midpoint; above 1 extrapolates from A through B.
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    alpha: f64,
+    /// The checkpoint directory to write (replaced atomically if it exists).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn interpolate(a: InterpolateArgs) -> Result<()> {
+    let c = interp::interpolate(&a.a, &a.b, a.alpha, &a.out)?;
+    println!(
+        "wrote {} = {} + {}·({} − {}) ({} layers, {} wide)",
+        a.out.display(),
+        a.a.display(),
+        a.alpha,
+        a.b.display(),
+        a.a.display(),
+        c.n_layer,
+        c.n_embd
+    );
     Ok(())
 }
