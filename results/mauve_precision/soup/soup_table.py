@@ -3,7 +3,7 @@
 
     python3 soup_table.py BENCH_OUT ARM "SEEDS" "JUDGE_SEEDS" [MARGIN]
 
-Reads BENCH_OUT/seedS/soup_judge/J/judge.json (rows: B, R1, R3, candidates, all at T 1.0) and prints, per training
+Reads BENCH_OUT/seedS/soup_judge/ARM/J/judge.json (rows: B, R1, R3, candidates, all at T 1.0) and prints, per training
 seed and pooled over every (seed, judge seed) pair, mean ± s.e. of ΔC2ST and ΔMAUVE against B in the same judge run.
 With MARGIN (0.05 in the plan) it names the candidate the plan's rule chooses from the pooled means. With JUDGE_SEEDS
 "own" it prints each candidate judged under its cycle's own judge against the base's best over temperatures in
@@ -23,7 +23,7 @@ def load(p):
 
 def name(gen):
     parts = gen.rstrip("/").split("/")
-    if parts[-2] == "soup":
+    if "soup" in parts:
         return parts[-1]
     if parts[-1] == "ckpt" and parts[-2] == "grpo":
         return "R" + parts[-3].split("_")[-1]
@@ -36,12 +36,12 @@ def mse(xs):
     return f"{st.mean(xs):+.4f} ± {st.stdev(xs) / len(xs) ** 0.5:.4f}"
 
 
-def paired(out, seeds, jseeds):
+def paired(out, arm, seeds, jseeds):
     """{generator: {seed: [(dC2ST, dMAUVE), ...]}} against B in the same judge run."""
     d = {}
     for s in seeds:
         for j in jseeds:
-            rows = load(f"{out}/seed{s}/soup_judge/{j}/judge.json")["rows"]
+            rows = load(f"{out}/seed{s}/soup_judge/{arm}/{j}/judge.json")["rows"]
             base = rows[0]
             assert name(base["generator"]) == "B", base["generator"]
             for r in rows[1:]:
@@ -60,7 +60,7 @@ def own(out, arm, seeds, cands):
         lo = min(r["c2st"]["auroc"] for r in rows)
         hi = max(r["mauve"] for r in rows)
         gens = [(f"R{r}", f"{cyc}/cycle_{r}/judge/judge.json") for r in (1, 3)]
-        gens += [(c, f"{out}/seed{s}/soup_judge/own/{c}/judge.json") for c in cands]
+        gens += [(c, f"{out}/seed{s}/soup_judge/{arm}/own/{c}/judge.json") for c in cands]
         for g, p in gens:
             r = load(p)["rows"][0]
             c, m = r["c2st"]["auroc"], r["mauve"]
@@ -70,10 +70,10 @@ def own(out, arm, seeds, cands):
 def main():
     out, arm, seeds, jseeds = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
     if jseeds == ["own"]:
-        cands = sorted(os.listdir(f"{out}/seed{seeds[0]}/soup_judge/own"))
+        cands = sorted(os.listdir(f"{out}/seed{seeds[0]}/soup_judge/{arm}/own"))
         own(out, arm, seeds, [c for c in cands if not c.endswith(".log") and not c.startswith(".")])
         return
-    d = paired(out, seeds, jseeds)
+    d = paired(out, arm, seeds, jseeds)
     print(f"judge seeds {', '.join(jseeds)}; differences from the base at T 1.0 in the same judge run, mean ± s.e.")
     print()
     print("| generator | " + " | ".join(f"seed {s}: ΔC2ST / ΔMAUVE" for s in seeds) + " | pooled ΔC2ST | pooled ΔMAUVE |")
