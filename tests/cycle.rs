@@ -146,6 +146,7 @@ fn two_rounds_end_to_end_then_resume_at_round_level() {
 fn judged_cycle_with_an_ensemble() {
     let (d, _m, ck) = common::tiny_base_with_data();
     let text = ensemble_toml(d.path(), &ck)
+    .replace("ensemble = true", "ensemble = true\ninterpolate_round = 1")
     .replace(
         "[judge]\nenabled = false",
         "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4\nbest_of = 3\nselect_seeds = [5, 6]",
@@ -242,6 +243,42 @@ fn judged_cycle_with_an_ensemble() {
         table.contains(&format!("{:.3} [", reach["train_text"].as_f64().unwrap())),
         "{table}"
     );
+    // The interpolated policy: every weight round 1's + 0.5·(round 2's − round 1's), computed
+    // here from the two files; judged like a round, its row under the rounds.
+    let w = |p: &str| {
+        nanoreward::checkpoint::safetensors::read(&out.join(p).join("model.safetensors")).unwrap()
+    };
+    let (w1, w2, wi) = (
+        w("cycle_1/grpo/ckpt"),
+        w("cycle_2/grpo/ckpt"),
+        w("interpolated/ckpt"),
+    );
+    assert_eq!(wi.len(), w1.len());
+    for (k, t) in &wi {
+        for ((x, y), z) in w1[k].data.iter().zip(&w2[k].data).zip(&t.data) {
+            assert_eq!(
+                *z,
+                (*x as f64 + 0.5 * (*y as f64 - *x as f64)) as f32,
+                "{k}"
+            );
+        }
+    }
+    let mixed: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("interpolated/judge/judge.json")).unwrap())
+            .unwrap();
+    let row = &mixed["rows"][0];
+    assert!(
+        row["generator"]
+            .as_str()
+            .unwrap()
+            .ends_with("interpolated/ckpt")
+    );
+    let line = format!(
+        "| R1 + 0.5·(R2 − R1) | | | | | | {:.4} | {:.3} |",
+        row["val_loss"].as_f64().unwrap(),
+        row["c2st"]["auroc"].as_f64().unwrap()
+    );
+    assert!(table.contains(&line), "{line} not in {table}");
     // Run again: every judgement is reused, and round 0 says so.
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
@@ -474,7 +511,7 @@ fn missing_inputs_fail_before_any_work() {
         assert!(!cyc.exists(), "{bad}: the cycle wrote {}", cyc.display());
     }
     // The cycle's own settings: at least one round, replay_share in 0..=10, one GRPO step count
-    // per round, each at least 1.
+    // per round, each at least 1, an interpolated round before the last and a number for α.
     for (bad, says) in [
         ("--rounds=0", "rounds must be at least 1"),
         ("--replay_share=11", "replay_share must be between 0 and 10"),
@@ -483,6 +520,14 @@ fn missing_inputs_fail_before_any_work() {
             "round_steps has 2 entries for 1 rounds",
         ),
         ("--round_steps=0", "at least 1"),
+        (
+            "--interpolate_round=1",
+            "interpolate_round is 1 with 1 rounds",
+        ),
+        (
+            "--interpolate_alpha=nan",
+            "interpolate_alpha must be a number",
+        ),
         ("--judge.select_seeds=3,3", "repeats a seed"),
         ("--judge.select_margin=-1", "select_margin must be a number"),
         ("--judge.select_temperatures=0", "must be numbers > 0"),

@@ -8,7 +8,7 @@ use super::select::{self, Selection};
 use crate::checkpoint;
 use crate::data;
 use crate::grpo::{self, GrpoConfig};
-use crate::judge::{self, JudgeConfig, JudgeReport};
+use crate::judge::{self, JudgeConfig, JudgeReport, JudgeRow};
 use crate::metrics::{self, Series};
 use crate::reward::RewardTrainConfig;
 use crate::reward::prepare::{InputMode, RewardPrepOptions};
@@ -208,6 +208,12 @@ pub struct CycleConfig {
     /// GRPO steps of each round, one entry per round (empty: `[grpo] max_steps` every round),
     /// e.g. a long first round from the base and shorter ones after.
     pub round_steps: Vec<usize>,
+    /// After the rounds, also the policy whose weights are round `interpolate_round`'s moved
+    /// `interpolate_alpha` of the way to the last round's (`nanoreward interpolate`), in
+    /// out_dir/interpolated/ckpt and judged like a round (0: none). Round 1 keeps more MAUVE
+    /// than the last round, which lowers C2ST more (BENCHMARKS.md, issue 14).
+    pub interpolate_round: usize,
+    pub interpolate_alpha: f64,
     /// Natural and generated windows each for the reward model's AUROC.
     pub eval_windows: usize,
     #[serde(deserialize_with = "crate::config::seed")]
@@ -234,6 +240,8 @@ impl Default for CycleConfig {
             ensemble: false,
             replay_share: 0.0,
             round_steps: Vec::new(),
+            interpolate_round: 0,
+            interpolate_alpha: 0.5,
             eval_windows: 128,
             seed: 1337,
             device: "auto".into(),
@@ -358,6 +366,15 @@ fn check_settings(cfg: &CycleConfig) -> Result<()> {
             "round_steps must be at least 1 in every round".into(),
         ));
     }
+    if cfg.interpolate_round > 0 && cfg.interpolate_round >= cfg.rounds {
+        return Err(Error::Config(format!(
+            "interpolate_round is {} with {} rounds: name a round before the last, or 0 for none",
+            cfg.interpolate_round, cfg.rounds
+        )));
+    }
+    if !cfg.interpolate_alpha.is_finite() {
+        return Err(Error::Config("interpolate_alpha must be a number".into()));
+    }
     Ok(())
 }
 
@@ -402,8 +419,15 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         summaries.push(s);
         generator = grpo::trainer::dirs(&dir.join("grpo")).0;
     }
+    let mixed = interpolated(cfg, &out, &sources)?;
     let selection = select_round(cfg, &out, &sources)?;
-    write_report(&out, &summaries, base_judge.as_ref(), selection.as_ref())?;
+    write_report(
+        &out,
+        &summaries,
+        base_judge.as_ref(),
+        mixed.as_ref(),
+        selection.as_ref(),
+    )?;
     if !cfg.tensorboard.is_empty() {
         let mut tb =
             crate::tensorboard::EventWriter::create(&Path::new(&cfg.tensorboard).join("cycle"))?;
@@ -417,6 +441,47 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         }
     }
     Ok(summaries)
+}
+
+/// The interpolated policy (`interpolate_round`), written once and judged at GRPO's
+/// temperature like a round (reused when done): its label and judgement (None without a judge).
+fn interpolated(
+    cfg: &CycleConfig,
+    out: &Path,
+    sources: &(PathBuf, PathBuf),
+) -> Result<Option<(String, JudgeRow)>> {
+    let (from, to) = (cfg.interpolate_round, cfg.rounds);
+    if from == 0 {
+        return Ok(None);
+    }
+    let policy = |r| grpo::trainer::dirs(&round_dir(out, r).join("grpo")).0;
+    let label = format!("R{from} + {}·(R{to} − R{from})", cfg.interpolate_alpha);
+    let dir = out.join("interpolated");
+    let ckpt = dir.join("ckpt");
+    if !ckpt.join(checkpoint::CONFIG).exists() {
+        println!("== interpolated: {label}, into {}", ckpt.display());
+        checkpoint::interpolate::interpolate(
+            &policy(from),
+            &policy(to),
+            cfg.interpolate_alpha,
+            &ckpt,
+        )?;
+    }
+    if !cfg.judge.enabled {
+        return Ok(None);
+    }
+    let report = judge::run_or_reuse(&JudgeConfig {
+        generators: vec![ckpt.display().to_string()],
+        temperatures: vec![cfg.grpo.temperature],
+        out_dir: dir.join("judge").display().to_string(),
+        natural_mauve: false,
+        ..judge_config(cfg, sources)
+    })?;
+    let row = report.rows.into_iter().next();
+    if let Some(r) = &row {
+        println!("interpolated judge ({label}): {}", r.verdict());
+    }
+    Ok(row.map(|r| (label, r)))
 }
 
 /// Early stopping on the validation judge seeds (none without `[judge] select_seeds`; with the
@@ -783,7 +848,11 @@ pub fn base_frontier(r: &JudgeReport) -> ((f64, f64), (f64, f64)) {
 }
 
 /// The Markdown table across rounds (round 0: the base model's best point over temperatures).
-fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String {
+fn summary_table(
+    rounds: &[RoundSummary],
+    base: Option<&JudgeReport>,
+    mixed: Option<&(String, JudgeRow)>,
+) -> String {
     let mut md = String::from(
         "| round | RM MAE (0.5 baseline) | RM AUROC (loglik baseline) | RM AUROC on the policy | policy reward start → end | natural | policy val loss start → end | C2ST AUROC | MAUVE | word validity | best-of C2ST AUROC | best-of MAUVE |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
@@ -819,6 +888,15 @@ fn summary_table(rounds: &[RoundSummary], base: Option<&JudgeReport>) -> String 
             s.best_of_mauve
         ));
     }
+    if let Some((label, r)) = mixed {
+        md.push_str(&format!(
+            "| {label} | | | | | | {:.4} | {:.3} | {} | {:.3} | | |\n",
+            r.val_loss,
+            r.c2st.auroc,
+            r.mauve_text(),
+            r.word_validity
+        ));
+    }
     if let Some(m) = base.and_then(|b| b.natural_mauve.as_ref()) {
         md.push_str(&format!(
             "\nMAUVE's reach on this judge (natural text in a generator's place): {}\n",
@@ -834,12 +912,13 @@ fn write_report(
     out: &Path,
     rounds: &[RoundSummary],
     base: Option<&JudgeReport>,
+    mixed: Option<&(String, JudgeRow)>,
     selection: Option<&Selection>,
 ) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(rounds)
         .map_err(|e| Error::Other(format!("cannot serialise summary: {e}")))?;
     fsutil::write_bytes_atomic(&out.join("cycle_summary.json"), &bytes)?;
-    let mut md = summary_table(rounds, base);
+    let mut md = summary_table(rounds, base, mixed);
     if let Some(s) = selection {
         md.push('\n');
         md.push_str(&s.table());
