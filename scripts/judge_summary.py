@@ -7,7 +7,9 @@ MAUVE above the base's best, val loss within +0.05 nats, word validity up). Cycl
 sampled best of N by round 1's reward model) against the base's frontier; a column a run lacks
 reads nan. Cycles run with `[judge] select_seeds` (out_dir/selection.json) add the kept round
 (chosen on the validation judge seeds) measured by the cycle's own judgement, which the choice
-never saw, against the same frontier, and how many runs' kept rounds meet the targets.
+never saw, against the same frontier, and how many runs' kept rounds meet the targets. Cycles
+run with `interpolate_round` (out_dir/interpolated) add the interpolated policy ("mix") by the
+cycle's own judgement against the same frontier, and how many runs' mixes meet the targets.
 
     python3 scripts/judge_summary.py GROUP=CYCLE_OUT_DIR ...
 """
@@ -52,6 +54,7 @@ def load(d):
             f[f"r{r['round']} best-of C2ST"] = r["best_of_c2st_auroc"]
             f[f"r{r['round']} best-of MAUVE"] = r.get("best_of_mauve") or float("nan")
     kept(d, rounds, f)
+    interpolated(d, f)
     if rounds[0].get("best_of_c2st_auroc") is not None:
         f["r1 best-of ΔC2ST vs best"] = f["r1 best-of C2ST"] - f["base C2ST best"]
         f["r1 best-of ΔMAUVE vs best"] = f["r1 best-of MAUVE"] - f["base MAUVE best"]
@@ -71,6 +74,20 @@ def kept(d, rounds, f):
     val = json.load(open(judged))["rows"][0]["val_loss"] if os.path.exists(judged) else float("nan")
     f["kept Δval"] = val - f["base val"]
     f["kept Δwords"] = (rounds[k - 1].get("word_validity") or float("nan")) - f["base words"]
+
+
+def interpolated(d, f):
+    """The interpolated policy of a cycle with `interpolate_round` against the base's frontier."""
+    path = os.path.join(d, "interpolated", "judge", "judge.json")
+    if not os.path.exists(path):
+        return
+    row = json.load(open(path))["rows"][0]
+    f["mix C2ST"] = row["c2st"]["auroc"]
+    f["mix MAUVE"] = row["mauve"]
+    f["mix ΔC2ST vs best"] = f["mix C2ST"] - f["base C2ST best"]
+    f["mix ΔMAUVE vs best"] = f["mix MAUVE"] - f["base MAUVE best"]
+    f["mix Δval"] = row["val_loss"] - f["base val"]
+    f["mix Δwords"] = row["word_validity"] - f["base words"]
 
 
 def meets(f, prefix=""):
@@ -104,9 +121,11 @@ def main(args):
             print(f"| {name} ({d}) | " + " | ".join(f"{f[k]:.3f}" for k in keys) + " |")
     print()
     selected = "kept round" in keys
+    mixed = "mix C2ST" in keys
     print("| configuration (runs) | " + " | ".join(keys) + " | target met |"
-          + (" kept round: target met |" if selected else ""))
-    print("|---" * (len(keys) + 2 + selected) + "|")
+          + (" kept round: target met |" if selected else "")
+          + (" interpolated: target met |" if mixed else ""))
+    print("|---" * (len(keys) + 2 + selected + mixed) + "|")
     for name, runs in groups.items():
         cells = []
         for k in keys:
@@ -116,6 +135,9 @@ def main(args):
         if selected:
             with_sel = [f for _, f in runs if not math.isnan(f["kept round"])]
             line += f" {sum(meets(f, 'kept ') for f in with_sel)} of {len(with_sel)} |"
+        if mixed:
+            with_mix = [f for _, f in runs if not math.isnan(f["mix C2ST"])]
+            line += f" {sum(meets(f, 'mix ') for f in with_mix)} of {len(with_mix)} |"
         print(line)
 
 

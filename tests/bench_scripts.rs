@@ -488,6 +488,12 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
     let kept =
         json!({"rows": [{"generator": "cycle_2/grpo/ckpt", "temperature": 1.0, "val_loss": 2.01}]});
     std::fs::write(a.join("cycle_2/judge/judge.json"), kept.to_string()).unwrap();
+    // Run b also judged its interpolated policy (C2ST 0.86, MAUVE 0.66, words 0.58, val 1.92):
+    // beyond its base's frontier on every target; run a has none.
+    std::fs::create_dir_all(b.join("interpolated/judge")).unwrap();
+    let mix = json!({"rows": [{"generator": "interpolated/ckpt", "temperature": 1.0,
+                     "c2st": {"auroc": 0.86}, "mauve": 0.66, "word_validity": 0.58, "val_loss": 1.92}]});
+    std::fs::write(b.join("interpolated/judge/judge.json"), mix.to_string()).unwrap();
     let arg = |d: &Path| PathBuf::from(format!("g={}", d.display()));
     let text = script("judge_summary.py", &[&arg(&a), &arg(&b)]);
     let header = text.lines().next().unwrap().to_string();
@@ -524,7 +530,7 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
         format!("{:.3} ± {:.3}", (d[0] + d[1]) / 2.0, sd)
     );
     assert!(group[1].starts_with("g (2)"), "{text}");
-    assert_eq!(group[group.len() - 3], "1 of 2", "{text}");
+    assert_eq!(group[group.len() - 4], "1 of 2", "{text}");
     // The kept round: run a's against its frontier, none for run b; neither meets the targets.
     for (k, v) in [
         ("kept round", 2.0),
@@ -537,7 +543,20 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
         assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
         assert_eq!(rows[1][col(k)], "nan", "{k}\n{text}");
     }
-    assert_eq!(group[group.len() - 2], "0 of 1", "{text}");
+    assert_eq!(group[group.len() - 3], "0 of 1", "{text}");
+    // The interpolated policy: run b's against its frontier (0.92, 0.65, val 1.9, words 0.55),
+    // none for run a; run b's meets every target.
+    for (k, v) in [
+        ("mix ΔC2ST vs best", 0.86 - 0.92),
+        ("mix ΔMAUVE vs best", 0.66 - 0.65),
+        ("mix Δval", 1.92 - 1.9),
+        ("mix Δwords", 0.58 - 0.55),
+    ] {
+        let got: f64 = rows[1][col(k)].parse().unwrap();
+        assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
+        assert_eq!(rows[0][col(k)], "nan", "{k}\n{text}");
+    }
+    assert_eq!(group[group.len() - 2], "1 of 1", "{text}");
     // Best-of columns: run a (not judged so) reads nan; run b's round 1 against its base's
     // frontier (lowest C2ST 0.92, best MAUVE 0.65); no column for round 3.
     for (k, v) in [
