@@ -310,6 +310,11 @@ pub fn round_dir(out: &Path, r: usize) -> PathBuf {
     out.join(format!("cycle_{r}"))
 }
 
+/// Round `r`'s policy checkpoint (its GRPO run's).
+fn round_policy(out: &Path, r: usize) -> PathBuf {
+    grpo::trainer::dirs(&round_dir(out, r).join("grpo")).0
+}
+
 /// The token files the reward data's natural text comes from.
 fn reward_sources(cfg: &CycleConfig, out: &Path) -> Result<(PathBuf, PathBuf)> {
     let data_dir = PathBuf::from(&cfg.data_dir);
@@ -417,7 +422,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
             s
         };
         summaries.push(s);
-        generator = grpo::trainer::dirs(&dir.join("grpo")).0;
+        generator = round_policy(&out, r);
     }
     let mixed = interpolated(cfg, &out, &sources)?;
     let selection = select_round(cfg, &out, &sources)?;
@@ -454,15 +459,14 @@ fn interpolated(
     if from == 0 {
         return Ok(None);
     }
-    let policy = |r| grpo::trainer::dirs(&round_dir(out, r).join("grpo")).0;
     let label = format!("R{from} + {}·(R{to} − R{from})", cfg.interpolate_alpha);
     let dir = out.join("interpolated");
     let ckpt = dir.join("ckpt");
     if !ckpt.join(checkpoint::CONFIG).exists() {
         println!("== interpolated: {label}, into {}", ckpt.display());
         checkpoint::interpolate::interpolate(
-            &policy(from),
-            &policy(to),
+            &round_policy(out, from),
+            &round_policy(out, to),
             cfg.interpolate_alpha,
             &ckpt,
         )?;
@@ -495,9 +499,7 @@ fn select_round(
     if j.select_seeds.is_empty() {
         return Ok(None);
     }
-    let policies: Vec<PathBuf> = (1..=cfg.rounds)
-        .map(|r| grpo::trainer::dirs(&round_dir(out, r).join("grpo")).0)
-        .collect();
+    let policies: Vec<PathBuf> = (1..=cfg.rounds).map(|r| round_policy(out, r)).collect();
     let plan = select::Plan {
         seeds: &j.select_seeds,
         temperatures: j.selection_temperatures(),
@@ -597,8 +599,7 @@ fn judge_round(
     println!("== round {r}: the judge on the policy");
     let report = judge::run(&JudgeConfig {
         generators: vec![
-            grpo::trainer::dirs(&dir.join("grpo"))
-                .0
+            round_policy(Path::new(&cfg.out_dir), r)
                 .display()
                 .to_string(),
         ],
