@@ -41,14 +41,6 @@ pub fn mix(a: &GPT, b: &GPT, alpha: f64) -> HashMap<String, HostTensor> {
         .collect()
 }
 
-fn same_tokenizer(a: &Tokenizer, b: &Tokenizer) -> bool {
-    match (a, b) {
-        (Tokenizer::Char(x), Tokenizer::Char(y)) => x == y,
-        (Tokenizer::Bpe, Tokenizer::Bpe) => true,
-        _ => false,
-    }
-}
-
 /// Checks that `a` and `b` are generators of one architecture and one tokenizer.
 fn check(a: &Checkpoint, b: &Checkpoint) -> Result<Tokenizer> {
     for ck in [a, b] {
@@ -67,7 +59,7 @@ fn check(a: &Checkpoint, b: &Checkpoint) -> Result<Tokenizer> {
         )));
     }
     let tok = a.tokenizer()?;
-    if !same_tokenizer(&tok, &b.tokenizer()?) {
+    if tok != b.tokenizer()? {
         return Err(Error::Mismatch(format!(
             "{} and {} use different tokenizers (meta.pkl)",
             a.path.display(),

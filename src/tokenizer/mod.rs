@@ -199,7 +199,7 @@ fn itos_from_json(bytes: &[u8]) -> std::result::Result<Vec<char>, String> {
 }
 
 /// Which tokenizer a dataset or model uses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Tokenizer {
     /// Character level with the given vocabulary.
     Char(CharVocab),
