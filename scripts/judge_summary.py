@@ -7,7 +7,9 @@ MAUVE above the base's best, val loss within +0.05 nats, word validity up). Cycl
 sampled best of N by round 1's reward model) against the base's frontier; a column a run lacks
 reads nan. Cycles run with `[judge] select_seeds` (out_dir/selection.json) add the kept round
 (chosen on the validation judge seeds) measured by the cycle's own judgement, which the choice
-never saw, against the same frontier, and how many runs' kept rounds meet the targets. Cycles
+never saw, against the same frontier, and how many runs' kept rounds meet the targets ("kept is
+mix" is 1 where the selection kept the interpolated policy, whose figures are then the kept ones;
+its "kept round" reads nan). Cycles
 run with `interpolate_round` (out_dir/interpolated) add the interpolated policy ("mix") by the
 cycle's own judgement against the same frontier, and how many runs' mixes meet the targets.
 
@@ -53,8 +55,8 @@ def load(d):
         if r.get("best_of_c2st_auroc") is not None:
             f[f"r{r['round']} best-of C2ST"] = r["best_of_c2st_auroc"]
             f[f"r{r['round']} best-of MAUVE"] = r.get("best_of_mauve") or float("nan")
-    kept(d, rounds, f)
     interpolated(d, f)
+    kept(d, rounds, f)
     if rounds[0].get("best_of_c2st_auroc") is not None:
         f["r1 best-of ΔC2ST vs best"] = f["r1 best-of C2ST"] - f["base C2ST best"]
         f["r1 best-of ΔMAUVE vs best"] = f["r1 best-of MAUVE"] - f["base MAUVE best"]
@@ -67,7 +69,15 @@ def kept(d, rounds, f):
     if not os.path.exists(path):
         return
     k = json.load(open(path))["selected"]
+    if k == "interpolated":
+        # The interpolated policy was kept: its figures (the "mix" columns) are the kept ones.
+        f["kept round"] = float("nan")
+        f["kept is mix"] = 1.0
+        for key in ("ΔC2ST vs best", "ΔMAUVE vs best", "Δval", "Δwords"):
+            f["kept " + key] = f.get("mix " + key, float("nan"))
+        return
     f["kept round"] = k
+    f["kept is mix"] = 0.0
     f["kept ΔC2ST vs best"] = f[f"r{k} C2ST"] - f["base C2ST best"]
     f["kept ΔMAUVE vs best"] = f[f"r{k} MAUVE"] - f["base MAUVE best"]
     judged = os.path.join(d, f"cycle_{k}", "judge", "judge.json")
@@ -120,7 +130,7 @@ def main(args):
         for d, f in runs:
             print(f"| {name} ({d}) | " + " | ".join(f"{f[k]:.3f}" for k in keys) + " |")
     print()
-    selected = "kept round" in keys
+    selected = "kept is mix" in keys
     mixed = "mix C2ST" in keys
     print("| configuration (runs) | " + " | ".join(keys) + " | target met |"
           + (" kept round: target met |" if selected else "")
@@ -133,7 +143,7 @@ def main(args):
         met = [meets(f) for _, f in runs]
         line = f"| {name} ({len(runs)}) | " + " | ".join(cells) + f" | {sum(met)} of {len(met)} |"
         if selected:
-            with_sel = [f for _, f in runs if not math.isnan(f["kept round"])]
+            with_sel = [f for _, f in runs if not math.isnan(f["kept ΔC2ST vs best"])]
             line += f" {sum(meets(f, 'kept ') for f in with_sel)} of {len(with_sel)} |"
         if mixed:
             with_mix = [f for _, f in runs if not math.isnan(f["mix C2ST"])]

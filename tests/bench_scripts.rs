@@ -494,6 +494,12 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
     let mix = json!({"rows": [{"generator": "interpolated/ckpt", "temperature": 1.0,
                      "c2st": {"auroc": 0.86}, "mauve": 0.66, "word_validity": 0.58, "val_loss": 1.92}]});
     std::fs::write(b.join("interpolated/judge/judge.json"), mix.to_string()).unwrap();
+    // Run b's selection kept its interpolated policy: the kept figures are the mix's.
+    std::fs::write(
+        b.join("selection.json"),
+        json!({"selected": "interpolated"}).to_string(),
+    )
+    .unwrap();
     let arg = |d: &Path| PathBuf::from(format!("g={}", d.display()));
     let text = script("judge_summary.py", &[&arg(&a), &arg(&b)]);
     let header = text.lines().next().unwrap().to_string();
@@ -531,11 +537,12 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
     );
     assert!(group[1].starts_with("g (2)"), "{text}");
     assert_eq!(group[group.len() - 4], "1 of 2", "{text}");
-    // The kept round: run a's against its frontier, none for run b; neither meets the targets.
-    // The interpolated policy: run b's against its frontier (0.92, 0.65, val 1.9, words 0.55),
-    // none for run a; run b's meets every target.
+    // The kept round: run a's round 2 against its frontier, which misses; run b kept its
+    // interpolated policy (against 0.92, 0.65, val 1.9, words 0.55), which meets every target and
+    // is also its "mix" figures; run a has no mix.
     let kept_a = [
         ("kept round", 2.0),
+        ("kept is mix", 0.0),
         ("kept ΔC2ST vs best", 0.90 - 0.90),
         ("kept ΔMAUVE vs best", 0.6 - 0.70),
         ("kept Δval", 2.01 - 2.0),
@@ -547,14 +554,20 @@ fn judge_summary_sets_each_final_policy_against_its_base_frontier() {
         ("mix Δval", 1.92 - 1.9),
         ("mix Δwords", 0.58 - 0.55),
     ];
-    for (with, without, figures) in [(0, 1, &kept_a[..]), (1, 0, &mix_b[..])] {
-        for &(k, v) in figures {
-            let got: f64 = rows[with][col(k)].parse().unwrap();
-            assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
-            assert_eq!(rows[without][col(k)], "nan", "{k}\n{text}");
-        }
+    for &(k, v) in &kept_a {
+        let got: f64 = rows[0][col(k)].parse().unwrap();
+        assert!((got - v).abs() < 0.0006, "{k}: {got} against {v}\n{text}");
     }
-    assert_eq!(group[group.len() - 3], "0 of 1", "{text}");
+    for &(k, v) in &mix_b {
+        for kk in [k.to_string(), k.replace("mix ", "kept ")] {
+            let got: f64 = rows[1][col(&kk)].parse().unwrap();
+            assert!((got - v).abs() < 0.0006, "{kk}: {got} against {v}\n{text}");
+        }
+        assert_eq!(rows[0][col(k)], "nan", "{k}\n{text}");
+    }
+    assert_eq!(rows[1][col("kept round")], "nan", "{text}");
+    assert_eq!(rows[1][col("kept is mix")], "1.000", "{text}");
+    assert_eq!(group[group.len() - 3], "1 of 2", "{text}");
     assert_eq!(group[group.len() - 2], "1 of 1", "{text}");
     // Best-of columns: run a (not judged so) reads nan; run b's round 1 against its base's
     // frontier (lowest C2ST 0.92, best MAUVE 0.65); no column for round 3.

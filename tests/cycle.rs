@@ -151,10 +151,21 @@ fn judged_cycle_with_an_ensemble() {
         "[judge]\nenabled = false",
         "[judge]\nbase_temperatures = [0.8, 1.2]\nwindows = 16\nwindow_len = 16\ntrunk_iters = 10\nclusters = 4\nbest_of = 3\nselect_seeds = [5, 6]",
     );
-    let cfg = write_config(d.path(), &text);
+    // First without the interpolated policy, as cycles run before it existed; then with it: the
+    // finished rounds and their validation judgements are kept, the mix joins the selection.
+    let cfg = write_config(d.path(), &text.replace("interpolate_round = 1", ""));
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
     expect_success(&o);
     let out = d.path().join("cyc");
+    let rounds_judged = std::fs::read(out.join("select/5/rounds/judge.json")).unwrap();
+    assert!(!out.join("interpolated").exists());
+    std::fs::write(&cfg, &text).unwrap();
+    let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
+    expect_success(&o);
+    assert_eq!(
+        std::fs::read(out.join("select/5/rounds/judge.json")).unwrap(),
+        rounds_judged
+    );
     let base: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("judge_base/judge.json")).unwrap()).unwrap();
     assert_eq!(base["rows"].as_array().unwrap().len(), 2);
@@ -231,7 +242,12 @@ fn judged_cycle_with_an_ensemble() {
         "{table}"
     );
     the_kept_round_follows_the_rule(&out, &[5, 6], 2, 0.05);
-    assert!(table.contains("kept: round"), "{table}");
+    assert!(table.contains("kept: "), "{table}");
+    let selection = &table[table.find("Selection on validation judge seeds").unwrap()..];
+    assert!(
+        selection.contains("R1 + 0.5·(R2 − R1)"),
+        "the interpolated policy is a candidate of the selection: {selection}"
+    );
     // MAUVE's reach under the table: the round-0 judgement's natural text in a generator's place.
     let reach = &base["natural_mauve"];
     let line = format!(
@@ -294,9 +310,10 @@ fn judged_cycle_with_an_ensemble() {
 }
 
 /// The cycle's selection (`[judge] select_seeds`) recomputed from its validation judgements:
-/// the base temperature with the best mean MAUVE, every round's mean differences from it
-/// paired by judge seed, and the kept round (the highest MAUVE gain among the rounds `margin`
-/// below the base's C2ST, else the lowest C2ST).
+/// the base temperature with the best mean MAUVE, every candidate's mean differences from it
+/// paired by judge seed (the rounds, then the interpolated policy where the cycle has one), and
+/// the kept candidate (the highest MAUVE gain among those `margin` below the base's C2ST, else
+/// the lowest C2ST; ties to the earlier).
 fn the_kept_round_follows_the_rule(out: &Path, seeds: &[u64], rounds: usize, margin: f64) {
     let json = |p: std::path::PathBuf| -> serde_json::Value {
         serde_json::from_slice(
@@ -315,6 +332,7 @@ fn the_kept_round_follows_the_rule(out: &Path, seeds: &[u64], rounds: usize, mar
             })
             .collect()
     };
+    let mixed = out.join("interpolated/ckpt").exists();
     let (mut base, mut pol) = (Vec::new(), Vec::new());
     for &j in seeds {
         let b = json(out.join(format!("select/{j}/base/judge.json")));
@@ -327,6 +345,17 @@ fn the_kept_round_follows_the_rule(out: &Path, seeds: &[u64], rounds: usize, mar
         base.push(points(&b));
         pol.push(points(&r));
         assert_eq!(pol.last().unwrap().len(), rounds);
+        if mixed {
+            let m = json(out.join(format!("select/{j}/interpolated/judge.json")));
+            assert_eq!(m["seed"], j);
+            assert!(
+                m["rows"][0]["generator"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("interpolated/ckpt")
+            );
+            pol.last_mut().unwrap().extend(points(&m));
+        }
     }
     let n = seeds.len() as f64;
     let temps = base[0].len();
@@ -340,33 +369,43 @@ fn the_kept_round_follows_the_rule(out: &Path, seeds: &[u64], rounds: usize, mar
     let sel = json(out.join("selection.json"));
     let mut kept_within: Option<(usize, f64)> = None;
     let mut lowest: Option<(usize, f64)> = None;
-    for r in 0..rounds {
+    for c in 0..pol[0].len() {
         let dc = (0..seeds.len())
-            .map(|j| pol[j][r].0 - base[j][t].0)
+            .map(|j| pol[j][c].0 - base[j][t].0)
             .sum::<f64>()
             / n;
         let dm = (0..seeds.len())
-            .map(|j| pol[j][r].1 - base[j][t].1)
+            .map(|j| pol[j][c].1 - base[j][t].1)
             .sum::<f64>()
             / n;
-        let got = &sel["rounds"][r];
+        let got = if c < rounds {
+            &sel["rounds"][c]
+        } else {
+            &sel["interpolated"]
+        };
         assert!((got["c2st"].as_f64().unwrap() - dc).abs() < 1e-12, "{got}");
         assert!((got["mauve"].as_f64().unwrap() - dm).abs() < 1e-12, "{got}");
         if dc <= -margin && kept_within.is_none_or(|(_, m)| dm > m) {
-            kept_within = Some((r + 1, dm));
+            kept_within = Some((c, dm));
         }
-        if lowest.is_none_or(|(_, c)| dc < c) {
-            lowest = Some((r + 1, dc));
+        if lowest.is_none_or(|(_, x)| dc < x) {
+            lowest = Some((c, dc));
         }
     }
     let kept = kept_within.or(lowest).unwrap().0;
-    assert_eq!(sel["selected"], kept, "{sel}");
-    assert_eq!(sel["within_margin"], kept_within.is_some());
     let policy = sel["policy"].as_str().unwrap();
-    assert!(
-        policy.ends_with(&format!("cycle_{kept}/grpo/ckpt")),
-        "{policy}"
-    );
+    if kept < rounds {
+        assert_eq!(sel["selected"], kept + 1, "{sel}");
+        assert!(
+            policy.ends_with(&format!("cycle_{}/grpo/ckpt", kept + 1)),
+            "{policy}"
+        );
+    } else {
+        assert_eq!(sel["selected"], "interpolated", "{sel}");
+        assert!(policy.ends_with("interpolated/ckpt"), "{policy}");
+    }
+    assert_eq!(sel["within_margin"], kept_within.is_some());
+    assert_eq!(sel["interpolated"].is_object(), mixed, "{sel}");
 }
 
 /// The cycle's "strongest reward model" arm: every round's reward model reads a second model of

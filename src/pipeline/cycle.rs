@@ -61,10 +61,11 @@ pub struct JudgeSection {
     /// `reward_text = "reward"`, so that the judge's natural text is other text).
     pub best_of_calibrate: bool,
     /// Early stopping on a validation judge (see `pipeline::select`): after the rounds, the
-    /// base at `select_temperatures` (empty: `base_temperatures`) and every round's policy are
-    /// judged again under these judge seeds, and the round with the highest MAUVE gain among
-    /// those at least `select_margin` below the base's C2ST AUROC is kept (out_dir/selection.json).
-    /// Empty: no selection; the last round is the cycle's policy.
+    /// base at `select_temperatures` (empty: `base_temperatures`), every round's policy and the
+    /// interpolated policy (`interpolate_round`) are judged again under these judge seeds, and
+    /// the candidate with the highest MAUVE gain among those at least `select_margin` below the
+    /// base's C2ST AUROC is kept (out_dir/selection.json). Empty: no selection; the last round is
+    /// the cycle's policy.
     pub select_seeds: Vec<u64>,
     pub select_temperatures: Vec<f64>,
     pub select_margin: f64,
@@ -210,7 +211,8 @@ pub struct CycleConfig {
     pub round_steps: Vec<usize>,
     /// After the rounds, also the policy whose weights are round `interpolate_round`'s moved
     /// `interpolate_alpha` of the way to the last round's (`nanoreward interpolate`), in
-    /// out_dir/interpolated/ckpt and judged like a round (0: none). Round 1 keeps more MAUVE
+    /// out_dir/interpolated/ckpt, judged like a round and a candidate of the selection (0:
+    /// none). Round 1 keeps more MAUVE
     /// than the last round, which lowers C2ST more (BENCHMARKS.md, issue 14).
     pub interpolate_round: usize,
     pub interpolate_alpha: f64,
@@ -425,7 +427,7 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
         generator = round_policy(&out, r);
     }
     let mixed = interpolated(cfg, &out, &sources)?;
-    let selection = select_round(cfg, &out, &sources)?;
+    let selection = select_round(cfg, &out, &sources, mixed.as_ref())?;
     write_report(
         &out,
         &summaries,
@@ -448,6 +450,11 @@ pub fn run(cfg: &CycleConfig) -> Result<Vec<RoundSummary>> {
     Ok(summaries)
 }
 
+/// Where a cycle in `out` keeps its interpolated policy (`interpolate_round`).
+fn interpolated_policy(out: &Path) -> PathBuf {
+    out.join("interpolated").join("ckpt")
+}
+
 /// The interpolated policy (`interpolate_round`), written once and judged at GRPO's
 /// temperature like a round (reused when done): its label and judgement (None without a judge).
 fn interpolated(
@@ -460,8 +467,8 @@ fn interpolated(
         return Ok(None);
     }
     let label = format!("R{from} + {}·(R{to} − R{from})", cfg.interpolate_alpha);
+    let ckpt = interpolated_policy(out);
     let dir = out.join("interpolated");
-    let ckpt = dir.join("ckpt");
     if !ckpt.join(checkpoint::CONFIG).exists() {
         println!("== interpolated: {label}, into {}", ckpt.display());
         checkpoint::interpolate::interpolate(
@@ -488,24 +495,28 @@ fn interpolated(
     Ok(row.map(|r| (label, r)))
 }
 
-/// Early stopping on the validation judge seeds (none without `[judge] select_seeds`; with the
-/// judge off, `JudgeSection::check` has already refused them).
+/// Early stopping on the validation judge seeds among the rounds' policies and the
+/// interpolated policy `mixed` (none without `[judge] select_seeds`; with the judge off,
+/// `JudgeSection::check` has already refused them).
 fn select_round(
     cfg: &CycleConfig,
     out: &Path,
     sources: &(PathBuf, PathBuf),
+    mixed: Option<&(String, JudgeRow)>,
 ) -> Result<Option<Selection>> {
     let j = &cfg.judge;
     if j.select_seeds.is_empty() {
         return Ok(None);
     }
     let policies: Vec<PathBuf> = (1..=cfg.rounds).map(|r| round_policy(out, r)).collect();
+    let mix_ckpt = interpolated_policy(out);
     let plan = select::Plan {
         seeds: &j.select_seeds,
         temperatures: j.selection_temperatures(),
         margin: j.select_margin,
         base: Path::new(&cfg.base),
         policies: &policies,
+        interpolated: mixed.map(|(label, _)| (label.as_str(), mix_ckpt.as_path())),
         policy_temperature: cfg.grpo.temperature,
         out,
         judge: judge_config(cfg, sources),
