@@ -158,6 +158,7 @@ fn judged_cycle_with_an_ensemble() {
     expect_success(&o);
     let out = d.path().join("cyc");
     let rounds_judged = std::fs::read(out.join("select/5/rounds/judge.json")).unwrap();
+    let fresh_summary = std::fs::read(out.join("cycle_summary.json")).unwrap();
     assert!(!out.join("interpolated").exists());
     std::fs::write(&cfg, &text).unwrap();
     let o = run(&["cycle", cfg.to_str().unwrap()], d.path());
@@ -166,6 +167,12 @@ fn judged_cycle_with_an_ensemble() {
         std::fs::read(out.join("select/5/rounds/judge.json")).unwrap(),
         rounds_judged
     );
+    // The rounds' figures read back from their files are the figures written, to the last digit.
+    assert!(
+        std::fs::read(out.join("cycle_summary.json")).unwrap() == fresh_summary,
+        "cycle_summary.json changed when the finished rounds were read back"
+    );
+    let selection_json = std::fs::read(out.join("selection.json")).unwrap();
     let base: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("judge_base/judge.json")).unwrap()).unwrap();
     assert_eq!(base["rows"].as_array().unwrap().len(), 2);
@@ -306,6 +313,10 @@ fn judged_cycle_with_an_ensemble() {
     assert_eq!(
         std::fs::read_to_string(out.join("cycle_summary.md")).unwrap(),
         table
+    );
+    assert!(
+        std::fs::read(out.join("selection.json")).unwrap() == selection_json,
+        "selection.json changed when its judgements were read back"
     );
 }
 
