@@ -55,7 +55,7 @@ run_seed() {
   done
 }
 # keep_results RUN_DIR DEST SEED SPEC: RUN_DIR's judged figures copied to DEST (through DEST.tmp),
-# with provenance.txt: the commit, the command's settings and the seed's lines of the log.
+# with provenance.txt: the commit, the command's settings, the CPU and the seed's lines of the log.
 keep_results() {
   local f
   rm -rf "$2.tmp"; mkdir -p "$2.tmp"
@@ -66,9 +66,19 @@ keep_results() {
     echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)"
     echo "command: THREADS=$THREADS BASE_STEPS=${BASE_STEPS:-0} scripts/judge_benchmark.sh OUT \"$3\" \"$4\""
     echo "binary: $("$NR" --version 2>/dev/null || echo "$NR")"
+    # Another CPU may round differently (BENCHMARKS.md, thirty-fourth session): say which one ran it.
+    echo "cpu: $(cpu_line)"
     grep -E "seed $3:" "$OUT/benchmark.log" || true
   } > "$2.tmp/provenance.txt"
   rm -rf "$2"; mv "$2.tmp" "$2"
+}
+# cpu_line: the CPU's model, its core count and its widest vector extension (Linux; "unknown"
+# elsewhere).
+cpu_line() {
+  local model simd
+  model=$(grep -m1 '^model name' /proc/cpuinfo 2>/dev/null | sed 's/^[^:]*: *//')
+  simd=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -o -w -E 'avx512f|avx2|neon' | sort -u | tr '\n' ' ')
+  echo "${model:-unknown}, $(nproc 2>/dev/null || echo '?') cores, ${simd:-no avx2/avx512f}"
 }
 SPECS=("$@")
 if [ "$JOBS" -gt 1 ] && [[ "${SPECS[*]}" == *@TRUNKS* ]]; then

@@ -833,6 +833,11 @@ fn judge_benchmark_keeps_each_seeds_figures_and_summarises_seeds_of_several_runs
     let provenance = std::fs::read_to_string(kept(1).join("provenance.txt")).unwrap();
     assert!(provenance.contains("seed 1: cycle arm"), "{provenance}");
     assert!(provenance.contains("THREADS=1"), "{provenance}");
+    let cpu = provenance
+        .lines()
+        .find(|l| l.starts_with("cpu: "))
+        .unwrap_or_else(|| panic!("no cpu line: {provenance}"));
+    assert!(cpu.contains(" cores"), "{cpu}");
     assert!(!kept(2).exists(), "a failed seed's figures were kept");
     std::fs::remove_dir_all(&first_out).unwrap();
     let second_out = bench.tmp.path().join("machine2");
