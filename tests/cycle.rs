@@ -480,18 +480,11 @@ fn a_cycle_whose_reward_models_read_a_reference() {
 
 /// Every file under `dir` whose name ends in one of `exts`, relative to `dir`, sorted.
 fn files_ending(dir: &Path, exts: &[&str]) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if exts.iter().any(|x| p.to_string_lossy().ends_with(x)) {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
+    let mut out: Vec<_> = common::entries_under(dir)
+        .into_iter()
+        .filter(|p| p.is_file() && exts.iter().any(|x| p.to_string_lossy().ends_with(x)))
+        .map(|p| p.strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
     out.sort();
     out
 }

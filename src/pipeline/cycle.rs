@@ -212,8 +212,8 @@ pub struct CycleConfig {
     /// After the rounds, also the policy whose weights are round `interpolate_round`'s moved
     /// `interpolate_alpha` of the way to the last round's (`nanoreward interpolate`), in
     /// out_dir/interpolated/ckpt, judged like a round and a candidate of the selection (0:
-    /// none). Round 1 keeps more MAUVE
-    /// than the last round, which lowers C2ST more (BENCHMARKS.md, issue 14).
+    /// none). Round 1 keeps more MAUVE than the last round, which lowers C2ST more
+    /// (BENCHMARKS.md, issue 14).
     pub interpolate_round: usize,
     pub interpolate_alpha: f64,
     /// Natural and generated windows each for the reward model's AUROC.

@@ -140,23 +140,31 @@ pub fn expect_clean_error(out: &Output) -> String {
     lines[0].to_string()
 }
 
-/// Files whose names mark an unfinished write (temporary names) anywhere under `dir`.
-pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+/// Every file and folder under `dir`, at any depth (none when `dir` cannot be read).
+pub fn entries_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.contains(".tmp.") || name.contains(".old.") {
-                out.push(p.clone());
-            }
             if p.is_dir() {
-                stack.push(p);
+                stack.push(p.clone());
             }
+            out.push(p);
         }
     }
     out
+}
+
+/// Files whose names mark an unfinished write (temporary names) anywhere under `dir`.
+pub fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    entries_under(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.contains(".tmp.") || name.contains(".old.")
+        })
+        .collect()
 }
 
 /// A folder holding `input.txt` (the tiny corpus) and `base/`, a saved tiny char-level generator
