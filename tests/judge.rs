@@ -96,20 +96,6 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
     assert_eq!(on_disk.rows.len(), r.rows.len());
     assert!(d.path().join("judge/frontier.svg").exists());
     // Deterministic under the seed; without the reach, every other figure stays the same.
-    let again = judge::run(&JudgeConfig {
-        out_dir: d.path().join("judge2").display().to_string(),
-        natural_mauve: false,
-        ..cfg.clone()
-    })
-    .unwrap();
-    assert_eq!(again.rows[0].c2st, same.c2st);
-    assert_eq!(again.rows[1].mauve, greedy.mauve);
-    assert_eq!(again.rows[1].mauve_ci95, greedy.mauve_ci95);
-    assert_eq!(again.natural_mauve, None);
-    assert!(r.natural_mauve.is_some());
-    // A row's samples are seeded by the judge seed and the row's place (generator index,
-    // temperature index): the same place repeats its figures whatever else the run judges,
-    // and the same temperature in another place is a fresh draw.
     let placed = |name: &str, temperatures: Vec<f64>| {
         judge::run(&JudgeConfig {
             out_dir: d.path().join(name).display().to_string(),
@@ -119,6 +105,15 @@ fn same_generator_is_chance_and_a_degenerate_one_is_caught() {
         })
         .unwrap()
     };
+    let again = placed("judge2", cfg.temperatures.clone());
+    assert_eq!(again.rows[0].c2st, same.c2st);
+    assert_eq!(again.rows[1].mauve, greedy.mauve);
+    assert_eq!(again.rows[1].mauve_ci95, greedy.mauve_ci95);
+    assert_eq!(again.natural_mauve, None);
+    assert!(r.natural_mauve.is_some());
+    // A row's samples are seeded by the judge seed and the row's place (generator index,
+    // temperature index): the same place repeats its figures whatever else the run judges,
+    // and the same temperature in another place is a fresh draw.
     let other_second = placed("judge3", vec![1.0, 0.5]);
     assert_eq!(other_second.rows[0].c2st, same.c2st);
     assert_eq!(other_second.rows[0].mauve, same.mauve);

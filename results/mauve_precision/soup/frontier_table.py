@@ -17,7 +17,7 @@ from soup_table import load, mse, name
 
 
 def frontier(out, s, jseeds):
-    """{judge seed: {temperature: (c2st, mauve)}} of the base, after checking its T 1.0 row against run.sh's."""
+    """{judge seed: {temperature: (c2st, mauve)}} of the base."""
     f = {}
     for j in jseeds:
         rows = load(f"{out}/seed{s}/soup_judge/base_frontier/{j}/judge.json")["rows"]
@@ -25,8 +25,9 @@ def frontier(out, s, jseeds):
     return f
 
 
-def check_t1(f, out, arm, s, j):
-    base = load(f"{out}/seed{s}/soup_judge/{arm}/{j}/judge.json")["rows"][0]
+def check_t1(f, rows, arm, s, j):
+    """Exits unless run.sh's base row (rows[0]) equals the frontier's T 1.0 row."""
+    base = rows[0]
     assert name(base["generator"]) == "B", base["generator"]
     got = (base["c2st"]["auroc"], base["mauve"])
     if got != f[j][1.0]:
@@ -42,7 +43,8 @@ def best_temperatures(f):
 def main():
     out, arms, seeds, jseeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4].split()
     margin = float(sys.argv[5]) if len(sys.argv) > 5 else 0.05
-    picks = {s: best_temperatures(frontier(out, s, jseeds)) for s in seeds}
+    fronts = {s: frontier(out, s, jseeds) for s in seeds}
+    picks = {s: best_temperatures(fronts[s]) for s in seeds}
     print(f"judge seeds {', '.join(jseeds)}; the base's mean C2ST / MAUVE by temperature")
     print()
     print("| T | " + " | ".join(f"seed {s}" for s in seeds) + " |")
@@ -55,13 +57,14 @@ def main():
     print("| seed | T_C / T_M | arm | policy | ΔC2ST vs B(T_C) | ΔMAUVE vs B(T_M) | met |")
     print("|---|---|---|---|---|---|---|")
     for s in seeds:
-        f = frontier(out, s, jseeds)
+        f = fronts[s]
         tc, tm, _ = picks[s]
         for arm in arms:
             runs = {}
             for j in jseeds:
-                check_t1(f, out, arm, s, j)
-                for r in load(f"{out}/seed{s}/soup_judge/{arm}/{j}/judge.json")["rows"][1:]:
+                rows = load(f"{out}/seed{s}/soup_judge/{arm}/{j}/judge.json")["rows"]
+                check_t1(f, rows, arm, s, j)
+                for r in rows[1:]:
                     runs.setdefault(name(r["generator"]), []).append(
                         (r["c2st"]["auroc"] - f[j][tc][0], r["mauve"] - f[j][tm][1])
                     )
@@ -69,6 +72,7 @@ def main():
                 dc, dm = [x[0] for x in runs[g]], [x[1] for x in runs[g]]
                 met = st.mean(dc) <= -margin and st.mean(dm) > 0
                 print(f"| {s} | {tc:g} / {tm:g} | {arm} | {g} | {mse(dc)} | {mse(dm)} | {'yes' if met else 'no'} |")
+
 
 if __name__ == "__main__":
     main()
